@@ -1,0 +1,140 @@
+#include "common/cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out, Error *err) {
+    char *end = NULL;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || *end != '\0')
+        return error_set(err, "--%s: '%s' is not a whole number", opt, s);
+    if (v < lo || v > hi)
+        return error_set(err, "--%s: %ld is out of range [%ld, %ld]", opt, v, lo, hi);
+    *out = v;
+    return 0;
+}
+
+int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out, Error *err) {
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v))
+        return error_set(err, "--%s: '%s' is not a number", opt, s);
+    if (v < lo || v > hi)
+        return error_set(err, "--%s: %g is out of range [%g, %g]", opt, v, lo, hi);
+    *out = v;
+    return 0;
+}
+
+static int set_value(const CliOption *o, const char *arg, Error *err) {
+    long l;
+    double d;
+    switch (o->type) {
+    case CLI_INT:
+        if (cli_parse_int(o->name, arg, (long)o->lo, (long)o->hi, &l, err)) return -1;
+        *(int *)o->dest = (int)l;
+        return 0;
+    case CLI_FLOAT:
+        if (cli_parse_float(o->name, arg, o->lo, o->hi, &d, err)) return -1;
+        *(float *)o->dest = (float)d;
+        return 0;
+    case CLI_STRING:
+        if (arg[0] == '\0') return error_set(err, "--%s: empty value", o->name);
+        *(const char **)o->dest = arg;
+        return 0;
+    case CLI_FLAG:
+        *(int *)o->dest = 1;
+        return 0;
+    }
+    return error_set(err, "--%s: unknown option type", o->name);
+}
+
+int cli_parse(const char *prog, const CliOption *opts, int n_opts, int argc, char **argv,
+              int *first_positional, Error *err) {
+    struct option *longopts = calloc((size_t)n_opts + 2, sizeof *longopts);
+    if (!longopts) return error_set(err, "out of memory");
+    for (int i = 0; i < n_opts; i++) {
+        longopts[i].name = opts[i].name;
+        longopts[i].has_arg = opts[i].type == CLI_FLAG ? no_argument : required_argument;
+        longopts[i].val = 1000 + i;
+    }
+    longopts[n_opts].name = "help";
+    longopts[n_opts].val = 'h';
+    optind = 1;
+    opterr = 0;
+    int rc = 0, c, idx;
+    while (rc == 0 && (c = getopt_long(argc, argv, "+h", longopts, &idx)) != -1) {
+        if (c == 'h') {
+            rc = 1;
+        } else if (c >= 1000 && c < 1000 + n_opts) {
+            rc = set_value(&opts[c - 1000], optarg, err);
+        } else if (c == '?' && optopt >= 1000) {
+            rc = error_set(err, "--%s needs a value (see %s --help)", opts[optopt - 1000].name, prog);
+        } else {
+            rc = error_set(err, "unknown option '%s' (see %s --help)", argv[optind - 1], prog);
+        }
+    }
+    if (rc == 0) {
+        if (first_positional) {
+            *first_positional = optind;
+        } else if (optind < argc) {
+            rc = error_set(err, "unexpected argument '%s' (see %s --help)", argv[optind], prog);
+        }
+    }
+    free(longopts);
+    return rc;
+}
+
+static void format_value(char *buf, size_t n, const CliOption *o) {
+    switch (o->type) {
+    case CLI_INT: snprintf(buf, n, "%d", *(int *)o->dest); break;
+    case CLI_FLOAT: snprintf(buf, n, "%g", *(float *)o->dest); break;
+    case CLI_STRING: {
+        const char *s = *(const char **)o->dest;
+        snprintf(buf, n, "%s", s ? s : "");
+        break;
+    }
+    case CLI_FLAG: snprintf(buf, n, "%s", *(int *)o->dest ? "on" : "off"); break;
+    }
+}
+
+void cli_print_help(FILE *fp, const char *prog, const char *summary, const CliOption *opts,
+                    int n_opts) {
+    fprintf(fp, "usage: %s [options]\n%s\n\noptions:\n", prog, summary);
+    for (int i = 0; i < n_opts; i++) {
+        const CliOption *o = &opts[i];
+        char value[512], lhs[128];
+        format_value(value, sizeof value, o);
+        snprintf(lhs, sizeof lhs, "--%s%s", o->name,
+                 o->type == CLI_INT ? " N" : o->type == CLI_FLOAT ? " X" : o->type == CLI_STRING ? " S" : "");
+        fprintf(fp, "  %-22s %s", lhs, o->help);
+        if (o->type == CLI_FLAG) fprintf(fp, "\n");
+        else if (o->type == CLI_STRING) fprintf(fp, " (default: %s)\n", value[0] ? value : "none");
+        else fprintf(fp, " (default: %s; range %g..%g)\n", value, o->lo, o->hi);
+    }
+    fprintf(fp, "  %-22s %s\n", "--help", "show this help and exit");
+}
+
+const char *cli_peek(int argc, char **argv, const char *name) {
+    size_t n = strlen(name);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--") == 0) break;
+        if (a[0] != '-' || a[1] != '-' || strncmp(a + 2, name, n) != 0) continue;
+        if (a[2 + n] == '=') return a + 3 + n;
+        if (a[2 + n] == '\0' && i + 1 < argc) return argv[i + 1];
+    }
+    return NULL;
+}
+
+void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts) {
+    for (int i = 0; i < n_opts; i++) {
+        char value[512];
+        format_value(value, sizeof value, &opts[i]);
+        fprintf(fp, "%s = %s\n", opts[i].name, value);
+    }
+}

@@ -1,0 +1,42 @@
+// One declarative option table per executable drives getopt_long, range
+// checks, --help (with every default) and config.txt, so the four are never
+// out of step.
+#ifndef COMMON_CLI_H
+#define COMMON_CLI_H
+
+#include <stdio.h>
+
+#include "common/error.h"
+
+typedef enum { CLI_INT, CLI_FLOAT, CLI_STRING, CLI_FLAG } CliType;
+
+typedef struct {
+    const char *name;  // long option name, without dashes
+    CliType type;
+    void *dest;        // int*, float*, const char**, int* (flag: set to 1)
+    double lo, hi;     // accepted range for CLI_INT / CLI_FLOAT
+    const char *help;
+} CliOption;
+
+// Parses argv against opts. "--help" prints help and returns 1; a bad or
+// unknown option returns -1 with a message; 0 otherwise. Positional arguments
+// are left in argv[*first_positional .. argc) when first_positional is non-NULL;
+// without it, any positional argument is an error.
+int cli_parse(const char *prog, const CliOption *opts, int n_opts, int argc, char **argv,
+              int *first_positional, Error *err);
+
+void cli_print_help(FILE *fp, const char *prog, const char *summary, const CliOption *opts,
+                    int n_opts);
+
+// Value of "--name VALUE" or "--name=VALUE" in argv, or NULL; for options such
+// as --config that must be applied before the others are parsed.
+const char *cli_peek(int argc, char **argv, const char *name);
+
+// Writes "name = value" for every option: a run's config.txt.
+void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts);
+
+// Single-value parsers with range checks; the message names the option.
+int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out, Error *err);
+int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out, Error *err);
+
+#endif

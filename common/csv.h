@@ -1,0 +1,23 @@
+// metrics.csv: a header row, then one row of numbers per logged step.
+#ifndef COMMON_CSV_H
+#define COMMON_CSV_H
+
+#include <stdio.h>
+
+#include "common/error.h"
+
+typedef struct {
+    FILE *fp;
+    int n_cols;
+} CsvWriter;
+
+// header is the comma-separated column names. With append set and an existing
+// file, rows are added after what is there (a resumed run) and no header is
+// written again.
+int csv_open(CsvWriter *w, const char *path, const char *header, int append, Error *err);
+// Writes n_cols values (NaN is written as an empty field); flushed at once so
+// a killed run keeps every row it logged.
+void csv_row(CsvWriter *w, const double *values);
+void csv_close(CsvWriter *w);
+
+#endif

@@ -1,0 +1,142 @@
+#include "common/fileio.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int atomic_open(AtomicFile *af, const char *path, Error *err) {
+    memset(af, 0, sizeof *af);
+    if (strlen(path) >= sizeof af->path)
+        return error_set(err, "%s: path too long", path);
+    snprintf(af->path, sizeof af->path, "%s", path);
+    snprintf(af->tmp_path, sizeof af->tmp_path, "%s.tmp.%ld", path, (long)getpid());
+    af->fp = fopen(af->tmp_path, "wb");
+    if (!af->fp)
+        return error_set(err, "%s: cannot create temporary file %s: %s", path, af->tmp_path,
+                         strerror(errno));
+    return 0;
+}
+
+int atomic_write(AtomicFile *af, const void *buf, size_t n, Error *err) {
+    if (af->failed) return -1;
+    if (n && fwrite(buf, 1, n, af->fp) != n) {
+        af->failed = errno ? errno : EIO;
+        return error_set(err, "%s: write failed: %s", af->path, strerror(af->failed));
+    }
+    return 0;
+}
+
+static void fsync_parent_dir(const char *path) {
+    char copy[4096];
+    snprintf(copy, sizeof copy, "%s", path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY);
+    if (fd >= 0) {
+        fsync(fd);
+        close(fd);
+    }
+}
+
+int atomic_commit(AtomicFile *af, Error *err) {
+    int rc = 0;
+    if (af->failed) {
+        rc = error_set(err, "%s: write failed: %s", af->path, strerror(af->failed));
+    } else if (fflush(af->fp) != 0 || fsync(fileno(af->fp)) != 0) {
+        rc = error_set(err, "%s: write failed: %s", af->path, strerror(errno));
+    }
+    if (fclose(af->fp) != 0 && rc == 0)
+        rc = error_set(err, "%s: write failed: %s", af->path, strerror(errno));
+    af->fp = NULL;
+    if (rc == 0 && rename(af->tmp_path, af->path) != 0)
+        rc = error_set(err, "%s: cannot rename temporary file into place: %s", af->path,
+                       strerror(errno));
+    if (rc != 0) {
+        unlink(af->tmp_path);
+        return rc;
+    }
+    fsync_parent_dir(af->path);
+    return 0;
+}
+
+void atomic_abort(AtomicFile *af) {
+    if (af->fp) fclose(af->fp);
+    af->fp = NULL;
+    unlink(af->tmp_path);
+}
+
+int write_file_atomic(const char *path, const void *buf, size_t n, Error *err) {
+    AtomicFile af;
+    if (atomic_open(&af, path, err) != 0) return -1;
+    if (atomic_write(&af, buf, n, err) != 0) {
+        atomic_abort(&af);
+        return -1;
+    }
+    return atomic_commit(&af, err);
+}
+
+int read_file(const char *path, size_t max_bytes, unsigned char **buf, size_t *len, Error *err) {
+    *buf = NULL;
+    *len = 0;
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+        fclose(fp);
+        return error_set(err, "%s: not a regular file", path);
+    }
+    if ((unsigned long long)st.st_size > max_bytes) {
+        fclose(fp);
+        return error_set(err, "%s: file too large (%lld bytes, limit %zu)", path,
+                         (long long)st.st_size, max_bytes);
+    }
+    size_t n = (size_t)st.st_size;
+    unsigned char *data = malloc(n + 1);
+    if (!data) {
+        fclose(fp);
+        return error_set(err, "%s: out of memory reading %zu bytes", path, n);
+    }
+    size_t got = fread(data, 1, n, fp);
+    int read_error = ferror(fp);
+    fclose(fp);
+    if (got != n || read_error) {
+        free(data);
+        return error_set(err, "%s: read failed (got %zu of %zu bytes)", path, got, n);
+    }
+    data[n] = 0;
+    *buf = data;
+    *len = n;
+    return 0;
+}
+
+int make_dirs(const char *path, Error *err) {
+    char buf[4096];
+    if (strlen(path) >= sizeof buf) return error_set(err, "%s: path too long", path);
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return error_set(err, "%s: cannot create folder: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+        return error_set(err, "%s: cannot create folder: %s", buf, strerror(errno));
+    struct stat st;
+    if (stat(buf, &st) != 0 || !S_ISDIR(st.st_mode))
+        return error_set(err, "%s: exists and is not a folder", buf);
+    return 0;
+}
+
+int path_join(char *out, size_t n, const char *dir, const char *name, Error *err) {
+    int w = snprintf(out, n, "%s/%s", dir, name);
+    if (w < 0 || (size_t)w >= n) return error_set(err, "%s/%s: path too long", dir, name);
+    return 0;
+}
+
+int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}

@@ -1,0 +1,40 @@
+// JSON Lines reading with cJSON: one object a line, blank lines skipped, and
+// every error names the file and the line.
+#ifndef COMMON_JSONL_H
+#define COMMON_JSONL_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/error.h"
+
+typedef struct {
+    char path[4096];
+    unsigned char *data;
+    size_t len, pos;
+    long line; // 1-based number of the line last returned
+} JsonlReader;
+
+// Largest JSONL file accepted; a guard against reading a disk image by mistake.
+#define JSONL_MAX_BYTES ((size_t)1 << 30)
+
+int jsonl_open(JsonlReader *r, const char *path, Error *err);
+// Returns 1 and a parsed object in *obj (caller deletes it), 0 at end of file,
+// -1 on a malformed line (a message with file and line in err).
+int jsonl_next(JsonlReader *r, cJSON **obj, Error *err);
+void jsonl_close(JsonlReader *r);
+
+// The string field `name` of obj; NULL (with a message naming file and line)
+// if it is missing or not a string.
+const char *jsonl_string(const JsonlReader *r, const cJSON *obj, const char *name, Error *err);
+// The number field `name` of obj into *out; 0 if present, 1 if absent (when
+// optional), -1 with a message if it has the wrong type or is required and absent.
+int jsonl_number(const JsonlReader *r, const cJSON *obj, const char *name, int optional,
+                 double *out, Error *err);
+
+// Writes obj as one line of JSON to fp; returns -1 on failure.
+int jsonl_write(FILE *fp, const cJSON *obj);
+
+#endif

@@ -1,0 +1,112 @@
+// The GPT-2 style decoder every stage shares: parameters in one contiguous
+// float buffer with a struct of pointers into it (the llm.c layout), forward,
+// backward and the scalar head that the reward model and value head read.
+#ifndef MODEL_GPT_H
+#define MODEL_GPT_H
+
+#include <stddef.h>
+
+#include "common/error.h"
+#include "model/config.h"
+
+// Parameter tensors in checkpoint order. The scalar head is present in every
+// model (C+1 floats) so that one layout serves all kinds: a language model
+// leaves it at zero, a reward model reads it as the reward, a policy as its
+// value head.
+#define NUM_PARAMETER_TENSORS 18
+typedef struct {
+    float *wte;      // (V, C)      token embedding; also the LM head (tied)
+    float *wpe;      // (maxT, C)   position embedding
+    float *ln1w;     // (L, C)
+    float *ln1b;     // (L, C)
+    float *qkvw;     // (L, 3C, C)
+    float *qkvb;     // (L, 3C)
+    float *attprojw; // (L, C, C)
+    float *attprojb; // (L, C)
+    float *ln2w;     // (L, C)
+    float *ln2b;     // (L, C)
+    float *fcw;      // (L, 4C, C)
+    float *fcb;      // (L, 4C)
+    float *fcprojw;  // (L, C, 4C)
+    float *fcprojb;  // (L, C)
+    float *lnfw;     // (C)
+    float *lnfb;     // (C)
+    float *headw;    // (C)         scalar head weight
+    float *headb;    // (1)         scalar head bias
+} ParameterTensors;
+
+// Name, rank and shape of parameter tensor i (0 <= i < NUM_PARAMETER_TENSORS).
+const char *gpt_param_name(int i);
+int gpt_param_shape(const GPTConfig *cfg, int i, size_t shape[3]);
+void gpt_param_sizes(const GPTConfig *cfg, size_t sizes[NUM_PARAMETER_TENSORS]);
+size_t gpt_num_params(const GPTConfig *cfg);
+// Points each tensor of p into mem, which holds gpt_num_params floats.
+void gpt_point_params(ParameterTensors *p, float *mem, const GPTConfig *cfg);
+
+// Activations of one forward pass over a (B,T) batch, kept for backward.
+#define NUM_ACTIVATION_TENSORS 20
+typedef struct {
+    float *encoded;   // (B,T,C)
+    float *ln1;       // (L,B,T,C)
+    float *ln1_mean;  // (L,B,T)
+    float *ln1_rstd;  // (L,B,T)
+    float *qkv;       // (L,B,T,3C)
+    float *atty;      // (L,B,T,C)
+    float *att;       // (L,B,NH,T,T) softmax weights, zero above the diagonal
+    float *attproj;   // (L,B,T,C)
+    float *residual2; // (L,B,T,C)
+    float *ln2;       // (L,B,T,C)
+    float *ln2_mean;  // (L,B,T)
+    float *ln2_rstd;  // (L,B,T)
+    float *fch;       // (L,B,T,4C)
+    float *fch_gelu;  // (L,B,T,4C)
+    float *fcproj;    // (L,B,T,C)
+    float *residual3; // (L,B,T,C)
+    float *lnf;       // (B,T,C)
+    float *lnf_mean;  // (B,T)
+    float *lnf_rstd;  // (B,T)
+    float *logits;    // (B,T,V)
+} ActivationTensors;
+
+typedef struct {
+    GPTConfig config;
+    size_t num_params;
+    ParameterTensors params;
+    float *params_memory;
+    ParameterTensors grads; // allocated by gpt_alloc_training
+    float *grads_memory;
+    float *m_memory;        // AdamW first moment
+    float *v_memory;        // AdamW second moment
+    // Activations for a batch of up to max_B sequences of up to max_T tokens.
+    int max_B, max_T;
+    int B, T;               // shape of the last forward pass
+    ActivationTensors acts;
+    float *acts_memory;
+    ActivationTensors grads_acts;
+    float *grads_acts_memory;
+    float *head;            // (B,T) scalar head output at every position
+    float *dhead;           // (B,T) upstream gradient on head
+    float *scratch;         // per-thread attention scratch, 2*T*T floats each
+    int n_scratch;
+} GPT;
+
+// Allocates parameters (zeroed) for cfg; returns -1 with a message on failure.
+int gpt_create(GPT *m, const GPTConfig *cfg, Error *err);
+// GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L),
+// LayerNorm weights 1, biases and the scalar head 0.
+void gpt_init_random(GPT *m, unsigned long long seed);
+// Allocates gradients, AdamW moments and activations for batches up to (B,T).
+int gpt_alloc_training(GPT *m, int B, int T, Error *err);
+void gpt_free(GPT *m);
+
+// Forward over inputs (B,T). Fills activations, m->head (B,T) and, if
+// want_logits, acts.logits (B,T,V). B <= max_B, T <= max_T.
+void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits);
+// Zeroes parameter gradients.
+void gpt_zero_grad(GPT *m);
+// Backward of the last forward. Upstream gradients are read from
+// grads_acts.logits (B,T,V) if use_dlogits and from m->dhead (B,T) if
+// use_dhead; parameter gradients are accumulated (+=) into m->grads.
+void gpt_backward(GPT *m, const int *inputs, int use_dlogits, int use_dhead);
+
+#endif

@@ -1,0 +1,191 @@
+// Tests of the shared helpers: RNG, byte reader, atomic files, JSONL, options.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/bytes.h"
+#include "common/cli.h"
+#include "common/fileio.h"
+#include "common/jsonl.h"
+#include "common/rng.h"
+
+static void test_rng_reproducible_and_uniform(void **state) {
+    (void)state;
+    Rng a, b;
+    rng_seed(&a, 42);
+    rng_seed(&b, 42);
+    double sum = 0, sumsq = 0;
+    int n = 100000;
+    for (int i = 0; i < n; i++) {
+        float u = rng_uniform(&a);
+        assert_true(u == rng_uniform(&b));
+        assert_true(u >= 0.0f && u < 1.0f);
+        sum += u;
+        sumsq += (double)u * u;
+    }
+    // Uniform(0,1): mean 1/2, variance 1/12; 5 standard errors of slack.
+    assert_true(fabs(sum / n - 0.5) < 5 * sqrt(1.0 / 12 / n));
+    assert_true(fabs(sumsq / n - sum / n * sum / n - 1.0 / 12) < 0.002);
+    Rng c;
+    rng_seed(&c, 43);
+    rng_seed(&a, 42);
+    assert_true(rng_u64(&a) != rng_u64(&c));
+    // rng_below stays in range and hits every value.
+    int seen[7] = {0};
+    for (int i = 0; i < 7000; i++) seen[rng_below(&a, 7)]++;
+    for (int i = 0; i < 7; i++) assert_true(seen[i] > 800 && seen[i] < 1200);
+}
+
+static void test_rng_normal_moments(void **state) {
+    (void)state;
+    Rng r;
+    rng_seed(&r, 7);
+    double sum = 0, sumsq = 0;
+    int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double x = rng_normal(&r);
+        sum += x;
+        sumsq += x * x;
+    }
+    assert_true(fabs(sum / n) < 0.02);
+    assert_true(fabs(sumsq / n - 1.0) < 0.02);
+}
+
+static void test_byte_reader_bounds(void **state) {
+    (void)state;
+    uint8_t buf[12];
+    put_u32(buf, 0xDEADBEEF);
+    put_u64(buf + 4, 0x0102030405060708ull);
+    assert_int_equal(buf[0], 0xEF); // little-endian on any host
+    ByteReader br;
+    br_init(&br, buf, sizeof buf);
+    assert_int_equal(br_u32(&br), 0xDEADBEEF);
+    assert_true(br_u64(&br) == 0x0102030405060708ull);
+    assert_int_equal(br.ok, 1);
+    assert_int_equal(br_u32(&br), 0); // past the end
+    assert_int_equal(br.ok, 0);
+    br_init(&br, buf, sizeof buf);
+    assert_null(br_bytes(&br, SIZE_MAX)); // no overflow in the length check
+    put_f32(buf, -1.5f);
+    assert_true(get_f32(buf) == -1.5f);
+}
+
+static void test_atomic_write_keeps_old_file_on_abort(void **state) {
+    (void)state;
+    char dir[] = "/tmp/minirlhf_test_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[256];
+    snprintf(path, sizeof path, "%s/f.bin", dir);
+    Error err;
+    assert_int_equal(write_file_atomic(path, "old", 3, &err), 0);
+    AtomicFile af;
+    assert_int_equal(atomic_open(&af, path, &err), 0);
+    assert_int_equal(atomic_write(&af, "new!", 4, &err), 0);
+    atomic_abort(&af);
+    unsigned char *data;
+    size_t len;
+    assert_int_equal(read_file(path, 100, &data, &len, &err), 0);
+    assert_int_equal(len, 3);
+    assert_memory_equal(data, "old", 3);
+    free(data);
+    assert_false(file_exists(af.tmp_path));
+    // A size limit is enforced.
+    assert_int_equal(read_file(path, 2, &data, &len, &err), -1);
+    assert_non_null(strstr(err.msg, "too large"));
+    // Writing into a folder that does not exist fails cleanly.
+    char bad[300];
+    snprintf(bad, sizeof bad, "%s/nope/f.bin", dir);
+    assert_int_equal(write_file_atomic(bad, "x", 1, &err), -1);
+    assert_non_null(strstr(err.msg, "nope"));
+    unlink(path);
+    rmdir(dir);
+}
+
+static void write_text(const char *path, const char *text) {
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(text, fp);
+    fclose(fp);
+}
+
+static void test_jsonl_errors_name_file_and_line(void **state) {
+    (void)state;
+    const char *path = "/tmp/minirlhf_test_jsonl.jsonl";
+    write_text(path, "{\"prompt\": \"a\", \"n\": 2}\n\n{\"prompt\": 3}\n{bad json\n");
+    JsonlReader r;
+    Error err;
+    cJSON *o;
+    assert_int_equal(jsonl_open(&r, path, &err), 0);
+    assert_int_equal(jsonl_next(&r, &o, &err), 1);
+    assert_string_equal(jsonl_string(&r, o, "prompt", &err), "a");
+    double n;
+    assert_int_equal(jsonl_number(&r, o, "n", 0, &n, &err), 0);
+    assert_true(n == 2.0);
+    assert_int_equal(jsonl_number(&r, o, "gold", 1, &n, &err), 1);
+    cJSON_Delete(o);
+    assert_int_equal(jsonl_next(&r, &o, &err), 1);
+    assert_null(jsonl_string(&r, o, "prompt", &err));
+    assert_non_null(strstr(err.msg, "jsonl.jsonl:3: field \"prompt\" must be a string"));
+    cJSON_Delete(o);
+    assert_int_equal(jsonl_next(&r, &o, &err), -1);
+    assert_non_null(strstr(err.msg, ":4: malformed JSON"));
+    jsonl_close(&r);
+    unlink(path);
+}
+
+static void test_cli_validates_ranges_and_unknown_options(void **state) {
+    (void)state;
+    int steps = 10, flag = 0;
+    float lr = 1e-3f;
+    const char *out = NULL;
+    CliOption opts[] = {
+        {"steps", CLI_INT, &steps, 1, 1000, "steps"},
+        {"lr", CLI_FLOAT, &lr, 0, 1, "learning rate"},
+        {"out", CLI_STRING, &out, 0, 0, "output"},
+        {"verbose", CLI_FLAG, &flag, 0, 0, "talk"},
+    };
+    Error err;
+    char *ok[] = {"prog", "--steps", "20", "--lr=0.5", "--out", "d", "--verbose"};
+    assert_int_equal(cli_parse("prog", opts, 4, 7, ok, NULL, &err), 0);
+    assert_int_equal(steps, 20);
+    assert_true(lr == 0.5f);
+    assert_string_equal(out, "d");
+    assert_int_equal(flag, 1);
+    char *range[] = {"prog", "--steps", "0"};
+    assert_int_equal(cli_parse("prog", opts, 4, 3, range, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "--steps: 0 is out of range"));
+    char *junk[] = {"prog", "--lr", "0.1x"};
+    assert_int_equal(cli_parse("prog", opts, 4, 3, junk, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "not a number"));
+    char *unknown[] = {"prog", "--bogus", "1"};
+    assert_int_equal(cli_parse("prog", opts, 4, 3, unknown, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "unknown option '--bogus'"));
+    char *missing[] = {"prog", "--steps"};
+    assert_int_equal(cli_parse("prog", opts, 4, 2, missing, NULL, &err), -1);
+    assert_non_null(strstr(err.msg, "--steps needs a value"));
+    char *help[] = {"prog", "--help"};
+    assert_int_equal(cli_parse("prog", opts, 4, 2, help, NULL, &err), 1);
+    char *peek[] = {"prog", "--config=smoke", "--x", "1"};
+    assert_string_equal(cli_peek(4, peek, "config"), "smoke");
+    assert_null(cli_peek(4, peek, "conf"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rng_reproducible_and_uniform),
+        cmocka_unit_test(test_rng_normal_moments),
+        cmocka_unit_test(test_byte_reader_bounds),
+        cmocka_unit_test(test_atomic_write_keeps_old_file_on_abort),
+        cmocka_unit_test(test_jsonl_errors_name_file_and_line),
+        cmocka_unit_test(test_cli_validates_ranges_and_unknown_options),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
