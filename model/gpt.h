@@ -68,26 +68,39 @@ typedef struct {
     float *logits;    // (B,T,V)
 } ActivationTensors;
 
+// Gradient buffers reused by every layer in backward: one running gradient
+// of the residual stream plus per-layer scratch, rather than a mirror of all
+// activations, so nothing large has to be zeroed at each step.
+typedef struct {
+    float *dlogits;   // (B,T,V) upstream gradient on logits, written by a loss
+    float *dhead;     // (B,T)   upstream gradient on the scalar head
+    float *dresidual; // (B,T,C)
+    float *dln;       // (B,T,C)
+    float *datty;     // (B,T,C)
+    float *dqkv;      // (B,T,3C)
+    float *dfch;      // (B,T,4C)
+    float *attn_scratch; // T*T floats per OpenMP thread
+} BackwardBuffers;
+
 typedef struct {
     GPTConfig config;
     size_t num_params;
     ParameterTensors params;
     float *params_memory;
-    ParameterTensors grads; // allocated by gpt_alloc_training
+    // Training state, allocated by gpt_alloc_training.
+    ParameterTensors grads;
     float *grads_memory;
-    float *m_memory;        // AdamW first moment
-    float *v_memory;        // AdamW second moment
-    // Activations for a batch of up to max_B sequences of up to max_T tokens.
+    float *m_memory; // AdamW first moment
+    float *v_memory; // AdamW second moment
+    BackwardBuffers bw;
+    float *bw_memory;
+    int n_threads;   // threads the attention scratch was sized for
+    // Activations for batches of up to max_B sequences of max_T tokens.
     int max_B, max_T;
-    int B, T;               // shape of the last forward pass
+    int B, T;        // shape of the last forward pass
     ActivationTensors acts;
     float *acts_memory;
-    ActivationTensors grads_acts;
-    float *grads_acts_memory;
-    float *head;            // (B,T) scalar head output at every position
-    float *dhead;           // (B,T) upstream gradient on head
-    float *scratch;         // per-thread attention scratch, 2*T*T floats each
-    int n_scratch;
+    float *head;     // (B,T) scalar head output at every position
 } GPT;
 
 // Allocates parameters (zeroed) for cfg; returns -1 with a message on failure.
@@ -95,18 +108,21 @@ int gpt_create(GPT *m, const GPTConfig *cfg, Error *err);
 // GPT-2 initialisation: N(0, 0.02), residual projections scaled by 1/sqrt(2L),
 // LayerNorm weights 1, biases and the scalar head 0.
 void gpt_init_random(GPT *m, unsigned long long seed);
-// Allocates gradients, AdamW moments and activations for batches up to (B,T).
+// Activations for forward passes over batches up to (B,T): enough for
+// inference and scoring.
+int gpt_alloc_activations(GPT *m, int B, int T, Error *err);
+// Activations plus gradients, AdamW moments and backward buffers.
 int gpt_alloc_training(GPT *m, int B, int T, Error *err);
 void gpt_free(GPT *m);
 
-// Forward over inputs (B,T). Fills activations, m->head (B,T) and, if
-// want_logits, acts.logits (B,T,V). B <= max_B, T <= max_T.
+// Forward over inputs (B,T): fills activations, m->head (B,T) and, when
+// want_logits, acts.logits (B,T,V). Needs B <= max_B and T <= max_T.
 void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits);
 // Zeroes parameter gradients.
 void gpt_zero_grad(GPT *m);
-// Backward of the last forward. Upstream gradients are read from
-// grads_acts.logits (B,T,V) if use_dlogits and from m->dhead (B,T) if
-// use_dhead; parameter gradients are accumulated (+=) into m->grads.
+// Backward of the last forward. Upstream gradients are read from bw.dlogits
+// (B,T,V) when use_dlogits and from bw.dhead (B,T) when use_dhead; parameter
+// gradients are accumulated (+=) into m->grads.
 void gpt_backward(GPT *m, const int *inputs, int use_dlogits, int use_dhead);
 
 #endif

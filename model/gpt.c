@@ -1,0 +1,237 @@
+#include "model/gpt.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <omp.h>
+
+#include "common/rng.h"
+#include "model/layers.h"
+
+int gpt_create(GPT *m, const GPTConfig *cfg, Error *err) {
+    memset(m, 0, sizeof *m);
+    if (gpt_config_validate(cfg, err)) return -1;
+    m->config = *cfg;
+    m->num_params = gpt_num_params(cfg);
+    m->params_memory = calloc(m->num_params, sizeof(float));
+    if (!m->params_memory)
+        return error_set(err, "out of memory for %zu parameters", m->num_params);
+    gpt_point_params(&m->params, m->params_memory, cfg);
+    return 0;
+}
+
+void gpt_init_random(GPT *m, unsigned long long seed) {
+    const GPTConfig *cfg = &m->config;
+    Rng rng;
+    rng_seed(&rng, seed);
+    size_t sizes[NUM_PARAMETER_TENSORS];
+    gpt_param_sizes(cfg, sizes);
+    float *p = m->params_memory;
+    float residual_std = 0.02f / sqrtf(2.0f * (float)cfg->n_layer);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        const char *name = gpt_param_name(i);
+        int is_layernorm_weight = !strcmp(name, "ln1w") || !strcmp(name, "ln2w") || !strcmp(name, "lnfw");
+        int is_matrix = !strcmp(name, "wte") || !strcmp(name, "wpe") || !strcmp(name, "qkvw") ||
+                        !strcmp(name, "fcw") || !strcmp(name, "attprojw") || !strcmp(name, "fcprojw");
+        // Residual projections are scaled down so the residual stream's
+        // variance does not grow with depth (GPT-2).
+        float std = (!strcmp(name, "attprojw") || !strcmp(name, "fcprojw")) ? residual_std : 0.02f;
+        for (size_t j = 0; j < sizes[i]; j++)
+            p[j] = is_layernorm_weight ? 1.0f : is_matrix ? std * rng_normal(&rng) : 0.0f;
+        p += sizes[i];
+    }
+}
+
+// Activation sizes for a (B,T) batch, in ActivationTensors order.
+static void activation_sizes(const GPTConfig *cfg, int B, int T, size_t sizes[NUM_ACTIVATION_TENSORS]) {
+    size_t BT = (size_t)B * T, C = cfg->n_embd, L = cfg->n_layer, NH = cfg->n_head;
+    size_t v[NUM_ACTIVATION_TENSORS] = {
+        BT * C,                       // encoded
+        L * BT * C, L * BT, L * BT,   // ln1, ln1_mean, ln1_rstd
+        L * BT * 3 * C,               // qkv
+        L * BT * C,                   // atty
+        L * B * NH * (size_t)T * T,   // att
+        L * BT * C, L * BT * C,       // attproj, residual2
+        L * BT * C, L * BT, L * BT,   // ln2, ln2_mean, ln2_rstd
+        L * BT * 4 * C, L * BT * 4 * C, // fch, fch_gelu
+        L * BT * C, L * BT * C,       // fcproj, residual3
+        BT * C, BT, BT,               // lnf, lnf_mean, lnf_rstd
+        BT * (size_t)cfg->vocab_size, // logits
+    };
+    memcpy(sizes, v, sizeof v);
+}
+
+// Points n consecutive tensors of the given sizes into one new buffer.
+static float *alloc_tensors(float **ptrs[], const size_t *sizes, int n) {
+    size_t total = 0;
+    for (int i = 0; i < n; i++) total += sizes[i];
+    float *mem = malloc(total * sizeof(float));
+    if (!mem) return NULL;
+    float *p = mem;
+    for (int i = 0; i < n; i++) {
+        *ptrs[i] = p;
+        p += sizes[i];
+    }
+    return mem;
+}
+
+int gpt_alloc_activations(GPT *m, int B, int T, Error *err) {
+    if (B < 1 || T < 1 || T > m->config.max_seq_len)
+        return error_set(err, "batch shape (%d,%d) invalid for context %d", B, T, m->config.max_seq_len);
+    free(m->acts_memory);
+    free(m->head);
+    ActivationTensors *a = &m->acts;
+    float **ptrs[NUM_ACTIVATION_TENSORS] = {
+        &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att,
+        &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
+        &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits};
+    size_t sizes[NUM_ACTIVATION_TENSORS];
+    activation_sizes(&m->config, B, T, sizes);
+    m->acts_memory = alloc_tensors(ptrs, sizes, NUM_ACTIVATION_TENSORS);
+    m->head = malloc((size_t)B * T * sizeof(float));
+    if (!m->acts_memory || !m->head)
+        return error_set(err, "out of memory for activations of a (%d,%d) batch", B, T);
+    m->max_B = B;
+    m->max_T = T;
+    return 0;
+}
+
+int gpt_alloc_training(GPT *m, int B, int T, Error *err) {
+    if (gpt_alloc_activations(m, B, T, err)) return -1;
+    size_t n = m->num_params;
+    free(m->grads_memory);
+    free(m->m_memory);
+    free(m->v_memory);
+    free(m->bw_memory);
+    m->grads_memory = calloc(n, sizeof(float));
+    m->m_memory = calloc(n, sizeof(float));
+    m->v_memory = calloc(n, sizeof(float));
+    size_t BT = (size_t)B * T, C = m->config.n_embd;
+    m->n_threads = omp_get_max_threads();
+    BackwardBuffers *g = &m->bw;
+    float **ptrs[] = {&g->dlogits, &g->dhead, &g->dresidual, &g->dln, &g->datty, &g->dqkv,
+                      &g->dfch, &g->attn_scratch};
+    size_t sizes[] = {BT * m->config.vocab_size, BT, BT * C, BT * C, BT * C, BT * 3 * C,
+                      BT * 4 * C, (size_t)m->n_threads * T * T};
+    m->bw_memory = alloc_tensors(ptrs, sizes, 8);
+    if (!m->grads_memory || !m->m_memory || !m->v_memory || !m->bw_memory)
+        return error_set(err, "out of memory for training state");
+    gpt_point_params(&m->grads, m->grads_memory, &m->config);
+    return 0;
+}
+
+void gpt_free(GPT *m) {
+    free(m->params_memory);
+    free(m->grads_memory);
+    free(m->m_memory);
+    free(m->v_memory);
+    free(m->bw_memory);
+    free(m->acts_memory);
+    free(m->head);
+    memset(m, 0, sizeof *m);
+}
+
+// Pointers into the per-layer slices of parameters and activations.
+typedef struct {
+    float *ln1w, *ln1b, *qkvw, *qkvb, *attprojw, *attprojb, *ln2w, *ln2b, *fcw, *fcb, *fcprojw,
+        *fcprojb;
+} LayerParams;
+
+static LayerParams layer_params(const ParameterTensors *p, const GPTConfig *cfg, int l) {
+    size_t C = cfg->n_embd;
+    LayerParams lp = {
+        p->ln1w + l * C, p->ln1b + l * C, p->qkvw + l * 3 * C * C, p->qkvb + l * 3 * C,
+        p->attprojw + l * C * C, p->attprojb + l * C, p->ln2w + l * C, p->ln2b + l * C,
+        p->fcw + l * 4 * C * C, p->fcb + l * 4 * C, p->fcprojw + l * C * 4 * C, p->fcprojb + l * C,
+    };
+    return lp;
+}
+
+typedef struct {
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2, *ln2, *ln2_mean,
+        *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+} LayerActs;
+
+static LayerActs layer_acts(const ActivationTensors *a, const GPTConfig *cfg, int B, int T, int l) {
+    size_t BT = (size_t)B * T, C = cfg->n_embd, NH = cfg->n_head;
+    LayerActs la = {
+        a->ln1 + l * BT * C, a->ln1_mean + l * BT, a->ln1_rstd + l * BT, a->qkv + l * BT * 3 * C,
+        a->atty + l * BT * C, a->att + l * B * NH * (size_t)T * T, a->attproj + l * BT * C,
+        a->residual2 + l * BT * C, a->ln2 + l * BT * C, a->ln2_mean + l * BT, a->ln2_rstd + l * BT,
+        a->fch + l * BT * 4 * C, a->fch_gelu + l * BT * 4 * C, a->fcproj + l * BT * C,
+        a->residual3 + l * BT * C,
+    };
+    return la;
+}
+
+void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits) {
+    const GPTConfig *cfg = &m->config;
+    int C = cfg->n_embd, L = cfg->n_layer, NH = cfg->n_head, V = cfg->vocab_size, BT = B * T;
+    m->B = B;
+    m->T = T;
+    ParameterTensors *p = &m->params;
+    ActivationTensors *a = &m->acts;
+    encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C); // (B,T,C)
+    float *residual = a->encoded;
+    for (int l = 0; l < L; l++) {
+        LayerParams lp = layer_params(p, cfg, l);
+        LayerActs la = layer_acts(a, cfg, B, T, l);
+        layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, residual, lp.ln1w, lp.ln1b, BT, C);
+        matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, BT, C, 3 * C);            // (B,T,3C)
+        attention_forward(la.atty, la.att, la.qkv, B, T, C, NH);                   // (B,T,C)
+        matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, BT, C, C);   // (B,T,C)
+        residual_forward(la.residual2, residual, la.attproj, (size_t)BT * C);
+        layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, BT, C);
+        matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, BT, C, 4 * C);              // (B,T,4C)
+        gelu_forward(la.fch_gelu, la.fch, (size_t)BT * 4 * C);
+        matmul_forward(la.fcproj, la.fch_gelu, lp.fcprojw, lp.fcprojb, BT, 4 * C, C); // (B,T,C)
+        residual_forward(la.residual3, la.residual2, la.fcproj, (size_t)BT * C);
+        residual = la.residual3;
+    }
+    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, p->lnfw, p->lnfb, BT, C);
+    if (want_logits) matmul_forward(a->logits, a->lnf, p->wte, NULL, BT, C, V); // (B,T,V)
+    head_forward(m->head, a->lnf, p->headw, p->headb, BT, C);                    // (B,T)
+}
+
+void gpt_zero_grad(GPT *m) {
+    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+}
+
+void gpt_backward(GPT *m, const int *inputs, int use_dlogits, int use_dhead) {
+    const GPTConfig *cfg = &m->config;
+    int B = m->B, T = m->T, C = cfg->n_embd, L = cfg->n_layer, NH = cfg->n_head;
+    int V = cfg->vocab_size, BT = B * T;
+    ParameterTensors *p = &m->params, *g = &m->grads;
+    ActivationTensors *a = &m->acts;
+    BackwardBuffers *bw = &m->bw;
+    float *dres = bw->dresidual; // gradient of the residual stream, walked down the layers
+
+    // Final LayerNorm, fed by the LM head (tied to wte) and the scalar head.
+    if (use_dlogits) matmul_backward(bw->dln, g->wte, NULL, bw->dlogits, a->lnf, p->wte, BT, C, V);
+    else memset(bw->dln, 0, (size_t)BT * C * sizeof(float));
+    if (use_dhead) head_backward(bw->dln, g->headw, g->headb, bw->dhead, a->lnf, p->headw, BT, C);
+    memset(dres, 0, (size_t)BT * C * sizeof(float));
+    const float *last = L > 0 ? layer_acts(a, cfg, B, T, L - 1).residual3 : a->encoded;
+    layernorm_backward(dres, g->lnfw, g->lnfb, bw->dln, last, p->lnfw, a->lnf_mean, a->lnf_rstd, BT, C);
+
+    for (int l = L - 1; l >= 0; l--) {
+        LayerParams lp = layer_params(p, cfg, l), lg = layer_params(g, cfg, l);
+        LayerActs la = layer_acts(a, cfg, B, T, l);
+        const float *residual = l == 0 ? a->encoded : layer_acts(a, cfg, B, T, l - 1).residual3;
+        // dres: gradient of residual3 = residual2 + fcproj
+        matmul_backward(bw->dfch, lg.fcprojw, lg.fcprojb, dres, la.fch_gelu, lp.fcprojw, BT, 4 * C, C);
+        gelu_backward(bw->dfch, la.fch, (size_t)BT * 4 * C);
+        matmul_backward(bw->dln, lg.fcw, lg.fcb, bw->dfch, la.ln2, lp.fcw, BT, C, 4 * C);
+        layernorm_backward(dres, lg.ln2w, lg.ln2b, bw->dln, la.residual2, lp.ln2w, la.ln2_mean,
+                           la.ln2_rstd, BT, C);
+        // dres: gradient of residual2 = residual + attproj
+        matmul_backward(bw->datty, lg.attprojw, lg.attprojb, dres, la.atty, lp.attprojw, BT, C, C);
+        attention_backward(bw->dqkv, bw->attn_scratch, m->n_threads, bw->datty, la.qkv, la.att, B, T, C, NH);
+        matmul_backward(bw->dln, lg.qkvw, lg.qkvb, bw->dqkv, la.ln1, lp.qkvw, BT, C, 3 * C);
+        layernorm_backward(dres, lg.ln1w, lg.ln1b, bw->dln, residual, lp.ln1w, la.ln1_mean,
+                           la.ln1_rstd, BT, C);
+    }
+    encoder_backward(g->wte, g->wpe, dres, inputs, B, T, C);
+}

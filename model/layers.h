@@ -1,0 +1,54 @@
+// One forward and one backward function per layer kind. Shapes are written
+// as (B,T,C): batch, time, channels; N stands for B*T rows.
+//
+// Backward conventions: parameter gradients are always accumulated (+=).
+// Input gradients are overwritten (=) by matmul, gelu and attention, and
+// accumulated (+=) by layernorm and the scalar head, which is what the
+// residual stream needs (see gpt_backward).
+#ifndef MODEL_LAYERS_H
+#define MODEL_LAYERS_H
+
+#include <stddef.h>
+
+// out (B,T,C) = wte[inp] + wpe[t]
+void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
+                     int C);
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *inp, int B, int T,
+                      int C);
+
+// out (N,C) normalised rows of inp; mean, rstd (N) kept for backward.
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
+                       const float *bias, int N, int C);
+void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                        const float *inp, const float *weight, const float *mean,
+                        const float *rstd, int N, int C);
+
+// out (N,OC) = inp (N,IC) @ weight (OC,IC)^T + bias (OC, may be NULL).
+void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
+                    int IC, int OC);
+// dinp (N,IC) = dout @ weight; dweight += dout^T @ inp; dbias += column sums
+// of dout (dbias may be NULL).
+void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
+                     const float *inp, const float *weight, int N, int IC, int OC);
+
+// Causal multi-head self-attention. qkv (B,T,3C) holds Q, K, V side by side;
+// out (B,T,C); att (B,NH,T,T) softmax weights, zero above the diagonal.
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
+// dqkv (B,T,3C) from dout (B,T,C); scratch holds T*T floats for each of
+// n_threads threads, and the work runs on at most that many.
+void attention_backward(float *dqkv, float *scratch, int n_threads, const float *dout,
+                        const float *qkv, const float *att, int B, int T, int C, int NH);
+
+// GELU, tanh approximation (GPT-2).
+void gelu_forward(float *out, const float *inp, size_t n);
+// dinout holds d(out) on entry and d(inp) on return.
+void gelu_backward(float *dinout, const float *inp, size_t n);
+
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+
+// Scalar head: out (N) = inp (N,C) . w + b.
+void head_forward(float *out, const float *inp, const float *w, const float *b, int N, int C);
+void head_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                   const float *w, int N, int C);
+
+#endif

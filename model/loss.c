@@ -1,0 +1,100 @@
+#include "model/loss.h"
+
+#include <math.h>
+#include <stddef.h>
+
+// Max and log of the softmax normaliser of one row of logits/temperature.
+static float row_logsumexp(const float *row, int V, float inv_temp, float *maxv_out) {
+    float maxv = row[0] * inv_temp;
+    for (int v = 1; v < V; v++) maxv = fmaxf(maxv, row[v] * inv_temp);
+    float sum = 0.0f;
+    for (int v = 0; v < V; v++) sum += expf(row[v] * inv_temp - maxv);
+    *maxv_out = maxv;
+    return maxv + logf(sum);
+}
+
+void logprob_forward(float *logp, const float *logits, const int *targets, int N, int V,
+                     float temperature) {
+    float inv_temp = 1.0f / temperature;
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *row = logits + (size_t)i * V;
+        float maxv;
+        float lse = row_logsumexp(row, V, inv_temp, &maxv);
+        logp[i] = row[targets[i]] * inv_temp - lse;
+    }
+}
+
+void logprob_backward(float *dlogits, const float *logits, const int *targets, const float *dlogp,
+                      int N, int V, float temperature) {
+    float inv_temp = 1.0f / temperature;
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *row = logits + (size_t)i * V;
+        float *drow = dlogits + (size_t)i * V;
+        if (dlogp[i] == 0.0f) {
+            for (int v = 0; v < V; v++) drow[v] = 0.0f;
+            continue;
+        }
+        float maxv;
+        float lse = row_logsumexp(row, V, inv_temp, &maxv);
+        float scale = dlogp[i] * inv_temp;
+        for (int v = 0; v < V; v++) drow[v] = -scale * expf(row[v] * inv_temp - lse);
+        drow[targets[i]] += scale;
+    }
+}
+
+float masked_nll(const float *logp, const float *weights, int N, float *dlogp) {
+    double wsum = 0.0, loss = 0.0;
+    for (int i = 0; i < N; i++) {
+        double w = weights ? weights[i] : 1.0;
+        wsum += w;
+        loss -= w * logp[i];
+    }
+    if (dlogp) {
+        for (int i = 0; i < N; i++) {
+            float w = weights ? weights[i] : 1.0f;
+            dlogp[i] = wsum > 0 ? (float)(-w / wsum) : 0.0f;
+        }
+    }
+    return wsum > 0 ? (float)(loss / wsum) : 0.0f;
+}
+
+void entropy_forward(float *ent, const float *logits, int N, int V, float temperature) {
+    float inv_temp = 1.0f / temperature;
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *row = logits + (size_t)i * V;
+        float maxv;
+        float lse = row_logsumexp(row, V, inv_temp, &maxv);
+        float h = 0.0f;
+        for (int v = 0; v < V; v++) {
+            float lp = row[v] * inv_temp - lse;
+            h -= expf(lp) * lp;
+        }
+        ent[i] = h;
+    }
+}
+
+void entropy_backward_accumulate(float *dlogits, const float *logits, const float *dent, int N,
+                                 int V, float temperature) {
+    // H = -sum p log p; dH/dz_v = -p_v (log p_v + H) / temperature.
+    float inv_temp = 1.0f / temperature;
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        if (dent[i] == 0.0f) continue;
+        const float *row = logits + (size_t)i * V;
+        float *drow = dlogits + (size_t)i * V;
+        float maxv;
+        float lse = row_logsumexp(row, V, inv_temp, &maxv);
+        float h = 0.0f;
+        for (int v = 0; v < V; v++) {
+            float lp = row[v] * inv_temp - lse;
+            h -= expf(lp) * lp;
+        }
+        for (int v = 0; v < V; v++) {
+            float lp = row[v] * inv_temp - lse;
+            drow[v] += dent[i] * (-expf(lp) * (lp + h)) * inv_temp;
+        }
+    }
+}

@@ -1,0 +1,26 @@
+// Losses on the LM head. Everything is built from one pair: the
+// log-probability of given tokens and its backward. Cross-entropy is the
+// weighted mean of -logp; PPO uses logp directly.
+#ifndef MODEL_LOSS_H
+#define MODEL_LOSS_H
+
+// logp (N) = log softmax(logits[i] / temperature)[targets[i]]; logits (N,V).
+void logprob_forward(float *logp, const float *logits, const int *targets, int N, int V,
+                     float temperature);
+// dlogits (N,V) = dlogp[i] * d logp[i] / d logits[i] (overwritten; a row with
+// dlogp 0 becomes 0).
+void logprob_backward(float *dlogits, const float *logits, const int *targets, const float *dlogp,
+                      int N, int V, float temperature);
+
+// Weighted mean negative log-likelihood sum(w*(-logp)) / sum(w); weights NULL
+// means all ones, weight 0 masks a token out. Sets dlogp (N) = -w / sum(w),
+// the gradient of the loss, when dlogp is non-NULL. Returns 0 if sum(w) is 0.
+float masked_nll(const float *logp, const float *weights, int N, float *dlogp);
+
+// Entropy (nats) of softmax(logits[i] / temperature) for each row.
+void entropy_forward(float *ent, const float *logits, int N, int V, float temperature);
+// dlogits (N,V) += dent[i] * d ent[i] / d logits[i].
+void entropy_backward_accumulate(float *dlogits, const float *logits, const float *dent, int N,
+                                 int V, float temperature);
+
+#endif

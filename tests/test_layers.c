@@ -1,0 +1,310 @@
+// Each layer's backward against central finite differences. Every check uses
+// the loss L = sum(out * r) for a fixed random r, so d(out) = r, and requires
+// a relative error below TOL over the checked entries. In float32 with
+// eps = 1e-3 a correct gradient lands near 1e-4..1e-3; a missing or wrong
+// term gives errors of order 1.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "model/layers.h"
+#include "model/loss.h"
+#include "tests/gradcheck.h"
+
+#define TOL 1e-2
+#define EPS 1e-3f
+
+static float *normal(size_t n, float std, unsigned long long seed) {
+    float *x = malloc(n * sizeof(float));
+    fill_normal(x, n, std, seed);
+    return x;
+}
+
+static float *zeros(size_t n) { return calloc(n, sizeof(float)); }
+
+// ---- encoder ---------------------------------------------------------------
+typedef struct {
+    int B, T, C, V;
+    int *inp;
+    float *wte, *wpe, *out, *r;
+} EncoderCtx;
+
+static double encoder_loss(void *p) {
+    EncoderCtx *c = p;
+    encoder_forward(c->out, c->inp, c->wte, c->wpe, c->B, c->T, c->C);
+    return dot_loss(c->out, c->r, (size_t)c->B * c->T * c->C);
+}
+
+static void test_encoder_backward(void **state) {
+    (void)state;
+    EncoderCtx c = {.B = 2, .T = 4, .C = 6, .V = 5};
+    int inp[8] = {0, 3, 3, 1, 4, 3, 0, 2}; // repeated tokens exercise accumulation
+    c.inp = inp;
+    c.wte = normal(30, 1, 1), c.wpe = normal(24, 1, 2), c.out = zeros(48), c.r = normal(48, 1, 3);
+    float *dwte = zeros(30), *dwpe = zeros(24);
+    encoder_backward(dwte, dwpe, c.r, inp, c.B, c.T, c.C);
+    assert_true(gradcheck("encoder.wte", c.wte, dwte, 30, 30, EPS, encoder_loss, &c) < TOL);
+    assert_true(gradcheck("encoder.wpe", c.wpe, dwpe, 24, 24, EPS, encoder_loss, &c) < TOL);
+    free(c.wte), free(c.wpe), free(c.out), free(c.r), free(dwte), free(dwpe);
+}
+
+// ---- layernorm -------------------------------------------------------------
+typedef struct {
+    int N, C;
+    float *inp, *w, *b, *out, *mean, *rstd, *r;
+} LayerNormCtx;
+
+static double layernorm_loss(void *p) {
+    LayerNormCtx *c = p;
+    layernorm_forward(c->out, c->mean, c->rstd, c->inp, c->w, c->b, c->N, c->C);
+    return dot_loss(c->out, c->r, (size_t)c->N * c->C);
+}
+
+static void test_layernorm_backward(void **state) {
+    (void)state;
+    int N = 6, C = 16;
+    LayerNormCtx c = {N, C, normal(N * C, 2, 4), normal(C, 1, 5), normal(C, 1, 6), zeros(N * C),
+                      zeros(N), zeros(N), normal(N * C, 1, 7)};
+    layernorm_loss(&c);
+    float *dinp = zeros(N * C), *dw = zeros(C), *db = zeros(C);
+    layernorm_backward(dinp, dw, db, c.r, c.inp, c.w, c.mean, c.rstd, N, C);
+    assert_true(gradcheck("layernorm.inp", c.inp, dinp, N * C, 96, EPS, layernorm_loss, &c) < TOL);
+    assert_true(gradcheck("layernorm.weight", c.w, dw, C, C, EPS, layernorm_loss, &c) < TOL);
+    assert_true(gradcheck("layernorm.bias", c.b, db, C, C, EPS, layernorm_loss, &c) < TOL);
+    free(c.inp), free(c.w), free(c.b), free(c.out), free(c.mean), free(c.rstd), free(c.r);
+    free(dinp), free(dw), free(db);
+}
+
+// ---- matmul (with bias: every linear layer; without: the tied LM head) -----
+typedef struct {
+    int N, IC, OC;
+    float *inp, *w, *b, *out, *r;
+} MatmulCtx;
+
+static double matmul_loss(void *p) {
+    MatmulCtx *c = p;
+    matmul_forward(c->out, c->inp, c->w, c->b, c->N, c->IC, c->OC);
+    return dot_loss(c->out, c->r, (size_t)c->N * c->OC);
+}
+
+static void check_matmul(int with_bias) {
+    int N = 5, IC = 7, OC = 9;
+    MatmulCtx c = {N, IC, OC, normal(N * IC, 1, 8), normal(OC * IC, 1, 9),
+                   with_bias ? normal(OC, 1, 10) : NULL, zeros(N * OC), normal(N * OC, 1, 11)};
+    float *dinp = normal(N * IC, 1, 99); // garbage: matmul_backward must overwrite it
+    float *dw = zeros(OC * IC), *db = zeros(OC);
+    matmul_backward(dinp, dw, with_bias ? db : NULL, c.r, c.inp, c.w, N, IC, OC);
+    assert_true(gradcheck("matmul.inp", c.inp, dinp, N * IC, 64, EPS, matmul_loss, &c) < TOL);
+    assert_true(gradcheck("matmul.weight", c.w, dw, OC * IC, 64, EPS, matmul_loss, &c) < TOL);
+    if (with_bias) assert_true(gradcheck("matmul.bias", c.b, db, OC, OC, EPS, matmul_loss, &c) < TOL);
+    free(c.inp), free(c.w), free(c.b), free(c.out), free(c.r), free(dinp), free(dw), free(db);
+}
+
+static void test_matmul_backward(void **state) {
+    (void)state;
+    check_matmul(1);
+    check_matmul(0);
+}
+
+// ---- attention ---------------------------------------------------------------
+typedef struct {
+    int B, T, C, NH;
+    float *qkv, *out, *att, *r;
+} AttentionCtx;
+
+static double attention_loss(void *p) {
+    AttentionCtx *c = p;
+    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
+    return dot_loss(c->out, c->r, (size_t)c->B * c->T * c->C);
+}
+
+static void test_attention_backward(void **state) {
+    (void)state;
+    int B = 2, T = 5, C = 8, NH = 2;
+    AttentionCtx c = {B, T, C, NH, normal(B * T * 3 * C, 1, 12), zeros(B * T * C),
+                      zeros(B * NH * T * T), normal(B * T * C, 1, 13)};
+    attention_loss(&c);
+    // Causality: row i of every attention matrix is zero beyond i and sums to 1.
+    for (int bh = 0; bh < B * NH; bh++) {
+        for (int i = 0; i < T; i++) {
+            double sum = 0;
+            for (int j = 0; j < T; j++) {
+                float a = c.att[((size_t)bh * T + i) * T + j];
+                if (j > i) assert_true(a == 0.0f);
+                sum += a;
+            }
+            assert_true(fabs(sum - 1.0) < 1e-5);
+        }
+    }
+    float *dqkv = normal(B * T * 3 * C, 1, 98), *scratch = zeros(64 * T * T);
+    attention_backward(dqkv, scratch, 64, c.r, c.qkv, c.att, B, T, C, NH);
+    assert_true(gradcheck("attention.qkv", c.qkv, dqkv, B * T * 3 * C, 240, EPS, attention_loss, &c) < TOL);
+    free(c.qkv), free(c.out), free(c.att), free(c.r), free(dqkv), free(scratch);
+}
+
+// ---- GELU and an MLP block (matmul -> gelu -> matmul) ------------------------
+typedef struct {
+    int N, C;
+    float *x, *w1, *b1, *h, *hg, *w2, *b2, *out, *r;
+} MlpCtx;
+
+static double mlp_loss(void *p) {
+    MlpCtx *c = p;
+    matmul_forward(c->h, c->x, c->w1, c->b1, c->N, c->C, 4 * c->C);
+    gelu_forward(c->hg, c->h, (size_t)c->N * 4 * c->C);
+    matmul_forward(c->out, c->hg, c->w2, c->b2, c->N, 4 * c->C, c->C);
+    return dot_loss(c->out, c->r, (size_t)c->N * c->C);
+}
+
+static void test_gelu_and_mlp_backward(void **state) {
+    (void)state;
+    int N = 3, C = 4, H = 16;
+    MlpCtx c = {N, C, normal(N * C, 1.5f, 14), normal(H * C, 1, 15), normal(H, 1, 16),
+                zeros(N * H), zeros(N * H), normal(C * H, 1, 17), normal(C, 1, 18), zeros(N * C),
+                normal(N * C, 1, 19)};
+    mlp_loss(&c);
+    float *dhg = zeros(N * H), *dx = zeros(N * C);
+    float *dw1 = zeros(H * C), *db1 = zeros(H), *dw2 = zeros(C * H), *db2 = zeros(C);
+    matmul_backward(dhg, dw2, db2, c.r, c.hg, c.w2, N, H, C);
+    gelu_backward(dhg, c.h, N * H);
+    matmul_backward(dx, dw1, db1, dhg, c.x, c.w1, N, C, H);
+    assert_true(gradcheck("mlp.x", c.x, dx, N * C, 12, EPS, mlp_loss, &c) < TOL);
+    assert_true(gradcheck("mlp.fc.weight", c.w1, dw1, H * C, 64, EPS, mlp_loss, &c) < TOL);
+    assert_true(gradcheck("mlp.fc.bias", c.b1, db1, H, H, EPS, mlp_loss, &c) < TOL);
+    assert_true(gradcheck("mlp.proj.weight", c.w2, dw2, C * H, 64, EPS, mlp_loss, &c) < TOL);
+    free(c.x), free(c.w1), free(c.b1), free(c.h), free(c.hg), free(c.w2), free(c.b2), free(c.out);
+    free(c.r), free(dhg), free(dx), free(dw1), free(db1), free(dw2), free(db2);
+}
+
+static void test_gelu_values(void **state) {
+    (void)state;
+    // Reference values of the tanh approximation.
+    float x[4] = {0.0f, 1.0f, -1.0f, 3.0f}, y[4];
+    gelu_forward(y, x, 4);
+    assert_float_equal(y[0], 0.0f, 1e-7);
+    assert_float_equal(y[1], 0.841192f, 1e-5);
+    assert_float_equal(y[2], -0.158808f, 1e-5);
+    assert_float_equal(y[3], 2.996363f, 1e-5);
+}
+
+// ---- scalar head ------------------------------------------------------------
+typedef struct {
+    int N, C;
+    float *x, *w, *b, *out, *r;
+} HeadCtx;
+
+static double head_loss(void *p) {
+    HeadCtx *c = p;
+    head_forward(c->out, c->x, c->w, c->b, c->N, c->C);
+    return dot_loss(c->out, c->r, c->N);
+}
+
+static void test_head_backward(void **state) {
+    (void)state;
+    int N = 6, C = 5;
+    HeadCtx c = {N, C, normal(N * C, 1, 20), normal(C, 1, 21), normal(1, 1, 22), zeros(N),
+                 normal(N, 1, 23)};
+    c.r[2] = 0.0f; // a position that carries no gradient
+    float *dx = zeros(N * C), *dw = zeros(C), *db = zeros(1);
+    head_backward(dx, dw, db, c.r, c.x, c.w, N, C);
+    assert_true(gradcheck("head.inp", c.x, dx, N * C, 30, EPS, head_loss, &c) < TOL);
+    assert_true(gradcheck("head.weight", c.w, dw, C, C, EPS, head_loss, &c) < TOL);
+    assert_true(gradcheck("head.bias", c.b, db, 1, 1, EPS, head_loss, &c) < TOL);
+    free(c.x), free(c.w), free(c.b), free(c.out), free(c.r), free(dx), free(dw), free(db);
+}
+
+// ---- log-probabilities, masked cross-entropy, entropy -------------------------
+typedef struct {
+    int N, V;
+    float temperature;
+    int *targets;
+    float *logits, *logp, *weights, *r;
+    int mode; // 0: sum(logp * r); 1: masked nll; 2: sum(entropy * r)
+} LogprobCtx;
+
+static double logprob_loss(void *p) {
+    LogprobCtx *c = p;
+    if (c->mode == 2) {
+        entropy_forward(c->logp, c->logits, c->N, c->V, c->temperature);
+        return dot_loss(c->logp, c->r, c->N);
+    }
+    logprob_forward(c->logp, c->logits, c->targets, c->N, c->V, c->temperature);
+    if (c->mode == 1) return masked_nll(c->logp, c->weights, c->N, NULL);
+    return dot_loss(c->logp, c->r, c->N);
+}
+
+static void test_logprob_backward(void **state) {
+    (void)state;
+    int N = 4, V = 11, targets[4] = {0, 10, 3, 3};
+    float temps[2] = {1.0f, 0.7f};
+    for (int k = 0; k < 2; k++) {
+        LogprobCtx c = {N, V, temps[k], targets, normal(N * V, 2, 24), zeros(N), NULL, normal(N, 1, 25), 0};
+        logprob_loss(&c);
+        // Value check: logp of each row is log softmax at the temperature.
+        for (int i = 0; i < N; i++) {
+            double z = 0;
+            for (int v = 0; v < V; v++) z += exp(c.logits[i * V + v] / temps[k]);
+            assert_float_equal(c.logp[i], c.logits[i * V + targets[i]] / temps[k] - log(z), 1e-5);
+        }
+        float *dlogits = zeros(N * V);
+        logprob_backward(dlogits, c.logits, targets, c.r, N, V, temps[k]);
+        assert_true(gradcheck("logprob.logits", c.logits, dlogits, N * V, 44, EPS, logprob_loss, &c) < TOL);
+        free(c.logits), free(c.logp), free(c.r), free(dlogits);
+    }
+}
+
+static void test_masked_cross_entropy_backward(void **state) {
+    (void)state;
+    int N = 5, V = 7, targets[5] = {1, 2, 3, 4, 5};
+    float weights[5] = {0.0f, 1.0f, 1.0f, 0.0f, 1.0f};
+    LogprobCtx c = {N, V, 1.0f, targets, normal(N * V, 1, 26), zeros(N), weights, NULL, 1};
+    double loss = logprob_loss(&c);
+    // The loss is the mean NLL over the three unmasked tokens only.
+    double expect = -(c.logp[1] + c.logp[2] + c.logp[4]) / 3.0;
+    assert_float_equal(loss, expect, 1e-6);
+    float dlogp[5], *dlogits = zeros(N * V);
+    masked_nll(c.logp, weights, N, dlogp);
+    logprob_backward(dlogits, c.logits, targets, dlogp, N, V, 1.0f);
+    assert_true(gradcheck("masked_ce.logits", c.logits, dlogits, N * V, 35, EPS, logprob_loss, &c) < TOL);
+    for (int v = 0; v < V; v++) { // masked rows carry exactly zero gradient
+        assert_true(dlogits[0 * V + v] == 0.0f);
+        assert_true(dlogits[3 * V + v] == 0.0f);
+    }
+    free(c.logits), free(c.logp), free(dlogits);
+}
+
+static void test_entropy_backward(void **state) {
+    (void)state;
+    int N = 3, V = 6;
+    LogprobCtx c = {N, V, 0.8f, NULL, normal(N * V, 1, 27), zeros(N), NULL, normal(N, 1, 28), 2};
+    logprob_loss(&c);
+    float uniform[6] = {0}, h;
+    entropy_forward(&h, uniform, 1, V, 1.0f);
+    assert_float_equal(h, log(6.0), 1e-6); // uniform: log V
+    float *dlogits = zeros(N * V);
+    entropy_backward_accumulate(dlogits, c.logits, c.r, N, V, c.temperature);
+    assert_true(gradcheck("entropy.logits", c.logits, dlogits, N * V, 18, EPS, logprob_loss, &c) < TOL);
+    free(c.logits), free(c.logp), free(c.r), free(dlogits);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_encoder_backward),
+        cmocka_unit_test(test_layernorm_backward),
+        cmocka_unit_test(test_matmul_backward),
+        cmocka_unit_test(test_attention_backward),
+        cmocka_unit_test(test_gelu_values),
+        cmocka_unit_test(test_gelu_and_mlp_backward),
+        cmocka_unit_test(test_head_backward),
+        cmocka_unit_test(test_logprob_backward),
+        cmocka_unit_test(test_masked_cross_entropy_backward),
+        cmocka_unit_test(test_entropy_backward),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
