@@ -352,11 +352,14 @@ static int prepare(Corpus *c, const Options *o, Error *err) {
 
 int main(int argc, char **argv) {
     Options o = {"/usr/share/games/fortunes", "data", 1};
+    // Designated initialisers: fields added to CliOption later default to 0.
     const CliOption opts[] = {
-        {"fortunes-dir", CLI_STRING, &o.fortunes_dir, 0, 0,
-         "folder of Debian's fortune files (package 'fortunes')"},
-        {"out-dir", CLI_STRING, &o.out_dir, 0, 0, "folder the data files are written to"},
-        {"seed", CLI_INT, &o.seed, 0, 2147483647, "seed for prompt phrasings and orders"},
+        {.name = "fortunes-dir", .type = CLI_STRING, .dest = &o.fortunes_dir,
+         .help = "folder of Debian's fortune files (package 'fortunes')"},
+        {.name = "out-dir", .type = CLI_STRING, .dest = &o.out_dir,
+         .help = "folder the data files are written to"},
+        {.name = "seed", .type = CLI_INT, .dest = &o.seed, .lo = 0, .hi = 2147483647,
+         .help = "seed for prompt phrasings and orders"},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     Error err;
