@@ -1,0 +1,606 @@
+// Checkpoint and training-state files; the layout is in docs/checkpoint-format.md.
+// Every field is written and read explicitly as little-endian bytes (never a
+// struct image), and nothing read from a file sizes an allocation or a read
+// until it has been checked against the file's actual size.
+#include "model/checkpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zlib.h>
+
+#include "common/bytes.h"
+#include "common/fileio.h"
+#include "model/gpt.h"
+
+static const char CKPT_MAGIC[8] = {'M', 'R', 'L', 'H', 'F', 'C', 'K', 'P'};
+static const char TRAINSTATE_MAGIC[8] = {'M', 'R', 'L', 'H', 'F', 'O', 'P', 'T'};
+
+// Byte offsets of the checkpoint header fields (see the table in the docs).
+enum {
+    OFF_MAGIC = 0,
+    OFF_VERSION = 8,
+    OFF_HEADER_SIZE = 12,
+    OFF_KIND = 16,
+    OFF_TOKENIZER_FP = 20,
+    OFF_VOCAB_SIZE = 24,
+    OFF_MAX_SEQ_LEN = 28,
+    OFF_N_LAYER = 32,
+    OFF_N_HEAD = 36,
+    OFF_N_EMBD = 40,
+    OFF_PARENT_FP = 44,
+    OFF_NUM_PARAMS = 48,
+    OFF_STEP = 56,
+    OFF_REWARD_MEAN = 64,
+    OFF_REWARD_STD = 68,
+    OFF_STAGE = 72,
+    OFF_PARENT_PATH = OFF_STAGE + CKPT_STAGE_LEN, // 88
+    OFF_RESERVED = OFF_PARENT_PATH + CKPT_PARENT_PATH_LEN, // 344
+    OFF_PAYLOAD_CRC = CKPT_HEADER_SIZE - 8, // 504
+    OFF_FINGERPRINT = CKPT_HEADER_SIZE - 4, // 508
+};
+
+// Byte offsets of the training-state header fields.
+enum {
+    TS_OFF_MAGIC = 0,
+    TS_OFF_VERSION = 8,
+    TS_OFF_CKPT_FP = 12,
+    TS_OFF_NUM_PARAMS = 16,
+    TS_OFF_STEP = 24,
+    TS_OFF_RNG_STATE = 32,
+    TS_OFF_EXTRA = 40,
+    TS_OFF_RESERVED = TS_OFF_EXTRA + 8 * TRAINSTATE_NUM_EXTRA, // 104
+};
+
+// Floats are converted and checksummed in chunks of this many, so that no
+// second copy of a whole model is ever needed.
+#define FLOAT_CHUNK 16384
+
+const char *ckpt_kind_name(CkptKind kind) {
+    switch (kind) {
+    case CKPT_LM: return "language-model";
+    case CKPT_RM: return "reward-model";
+    case CKPT_POLICY: return "policy";
+    }
+    return "unknown";
+}
+
+int ckpt_header_init(CkptHeader *h, CkptKind kind, const GPTConfig *config, const char *stage,
+                     Error *err) {
+    memset(h, 0, sizeof *h);
+    if (strlen(stage) >= sizeof h->stage)
+        return error_set(err, "stage name '%s' is longer than %zu bytes", stage,
+                         sizeof h->stage - 1);
+    h->version = CKPT_FORMAT_VERSION;
+    h->kind = (uint32_t)kind;
+    h->config = *config;
+    h->num_params = gpt_num_params(config);
+    snprintf(h->stage, sizeof h->stage, "%s", stage);
+    h->reward_std = 1.0f;
+    return 0;
+}
+
+int ckpt_set_parent(CkptHeader *h, const char *parent_path, uint32_t parent_fp, Error *err) {
+    if (strlen(parent_path) >= sizeof h->parent_path)
+        return error_set(err, "%s: path longer than the %zu bytes a checkpoint can record",
+                         parent_path, sizeof h->parent_path - 1);
+    snprintf(h->parent_path, sizeof h->parent_path, "%s", parent_path);
+    h->parent_fp = parent_fp;
+    return 0;
+}
+
+// zlib's crc32 takes a 32-bit length; chunking keeps any size safe.
+static uint32_t crc_update(uint32_t crc, const uint8_t *data, size_t n) {
+    while (n > 0) {
+        uInt part = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        crc = (uint32_t)crc32(crc, data, part);
+        data += part;
+        n -= part;
+    }
+    return crc;
+}
+
+// ---- Float streams -----------------------------------------------------------
+
+// Encodes n floats as little-endian, folds them into *crc and, if af is not
+// NULL, appends them to af (af == NULL computes the checksum only).
+static int write_floats(AtomicFile *af, const float *src, size_t n, uint32_t *crc, Error *err) {
+    uint8_t chunk[4 * FLOAT_CHUNK];
+    while (n > 0) {
+        size_t k = n < FLOAT_CHUNK ? n : FLOAT_CHUNK;
+        for (size_t i = 0; i < k; i++) put_f32(chunk + 4 * i, src[i]);
+        *crc = crc_update(*crc, chunk, 4 * k);
+        if (af && atomic_write(af, chunk, 4 * k, err) != 0) return -1;
+        src += k;
+        n -= k;
+    }
+    return 0;
+}
+
+// Reads n little-endian floats from fp into dst (or only checksums them if dst
+// is NULL), folding the bytes into *crc.
+static int read_floats(FILE *fp, const char *path, float *dst, size_t n, uint32_t *crc,
+                       Error *err) {
+    uint8_t chunk[4 * FLOAT_CHUNK];
+    while (n > 0) {
+        size_t k = n < FLOAT_CHUNK ? n : FLOAT_CHUNK;
+        if (fread(chunk, 4, k, fp) != k)
+            return error_set(err, "%s: read failed: %s", path,
+                             ferror(fp) ? strerror(errno) : "file shrank while being read");
+        *crc = crc_update(*crc, chunk, 4 * k);
+        if (dst) {
+            for (size_t i = 0; i < k; i++) dst[i] = get_f32(chunk + 4 * i);
+            dst += k;
+        }
+        n -= k;
+    }
+    return 0;
+}
+
+// Opens path for reading if it is a regular file and reports its size.
+static FILE *open_regular_file(const char *path, uint64_t *size, Error *err) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) {
+        error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(fp), &st) != 0) {
+        error_set(err, "%s: cannot stat: %s", path, strerror(errno));
+        fclose(fp);
+        return NULL;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error_set(err, "%s: %s", path,
+                  S_ISDIR(st.st_mode) ? "is a directory, not a file" : "not a regular file");
+        fclose(fp);
+        return NULL;
+    }
+    *size = (uint64_t)st.st_size;
+    return fp;
+}
+
+// Reads up to want bytes of a header; *got tells how many the file had.
+static int read_header_bytes(FILE *fp, const char *path, uint8_t *buf, size_t want,
+                             uint64_t file_size, size_t *got, Error *err) {
+    size_t expect = file_size < want ? (size_t)file_size : want;
+    *got = fread(buf, 1, expect, fp);
+    if (*got != expect)
+        return error_set(err, "%s: read failed: %s", path,
+                         ferror(fp) ? strerror(errno) : "file shrank while being read");
+    return 0;
+}
+
+// Checks what precedes the fields of any of our files: not empty, the magic,
+// a known version, and a whole header. A file shorter than the magic whose
+// bytes match it is reported as truncated, not as foreign.
+static int check_preamble(const char *path, const uint8_t *buf, size_t got, const char magic[8],
+                          const char *what, uint32_t version, size_t header_size, Error *err) {
+    if (got == 0) return error_set(err, "%s: empty file (0 bytes), not a %s", path, what);
+    size_t magic_len = got < 8 ? got : 8;
+    if (memcmp(buf, magic, magic_len) != 0)
+        return error_set(err, "%s: not a minirlhf %s (the file does not start with \"%.8s\")",
+                         path, what, magic);
+    if (got >= 12 && get_u32(buf + 8) != version)
+        return error_set(err,
+                         "%s: unsupported %s format version %" PRIu32
+                         " (this build reads version %" PRIu32 ")",
+                         path, what, get_u32(buf + 8), version);
+    if (got < header_size)
+        return error_set(err,
+                         "%s: truncated: the file has %zu bytes, less than the %zu-byte header",
+                         path, got, header_size);
+    return 0;
+}
+
+static int all_zero(const uint8_t *p, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (p[i]) return 0;
+    return 1;
+}
+
+// ---- Checkpoint header -------------------------------------------------------
+
+// Serialises h into buf and returns the fingerprint: the crc32 of every header
+// byte before it, which covers payload_crc and therefore the parameters too.
+static uint32_t encode_ckpt_header(const CkptHeader *h, uint8_t buf[CKPT_HEADER_SIZE]) {
+    memset(buf, 0, CKPT_HEADER_SIZE);
+    memcpy(buf + OFF_MAGIC, CKPT_MAGIC, sizeof CKPT_MAGIC);
+    put_u32(buf + OFF_VERSION, h->version);
+    put_u32(buf + OFF_HEADER_SIZE, CKPT_HEADER_SIZE);
+    put_u32(buf + OFF_KIND, h->kind);
+    put_u32(buf + OFF_TOKENIZER_FP, h->tokenizer_fp);
+    put_u32(buf + OFF_VOCAB_SIZE, (uint32_t)h->config.vocab_size);
+    put_u32(buf + OFF_MAX_SEQ_LEN, (uint32_t)h->config.max_seq_len);
+    put_u32(buf + OFF_N_LAYER, (uint32_t)h->config.n_layer);
+    put_u32(buf + OFF_N_HEAD, (uint32_t)h->config.n_head);
+    put_u32(buf + OFF_N_EMBD, (uint32_t)h->config.n_embd);
+    put_u32(buf + OFF_PARENT_FP, h->parent_fp);
+    put_u64(buf + OFF_NUM_PARAMS, h->num_params);
+    put_u64(buf + OFF_STEP, h->step);
+    put_f32(buf + OFF_REWARD_MEAN, h->reward_mean);
+    put_f32(buf + OFF_REWARD_STD, h->reward_std);
+    memcpy(buf + OFF_STAGE, h->stage, CKPT_STAGE_LEN);
+    memcpy(buf + OFF_PARENT_PATH, h->parent_path, CKPT_PARENT_PATH_LEN);
+    put_u32(buf + OFF_PAYLOAD_CRC, h->payload_crc);
+    uint32_t fingerprint = crc_update(0, buf, OFF_FINGERPRINT);
+    put_u32(buf + OFF_FINGERPRINT, fingerprint);
+    return fingerprint;
+}
+
+// Reads a config field, refusing values that do not fit an int.
+static int read_config_field(ByteReader *br, const char *path, const char *name, int *out,
+                             Error *err) {
+    uint32_t v = br_u32(br);
+    if (v > INT32_MAX)
+        return error_set(err, "%s: %s = %" PRIu32 " in the header is out of range", path, name, v);
+    *out = (int)v;
+    return 0;
+}
+
+// Fills h from a header whose magic, version and checksum have been checked.
+static int decode_ckpt_header(const char *path, const uint8_t buf[CKPT_HEADER_SIZE],
+                              CkptHeader *h, Error *err) {
+    memset(h, 0, sizeof *h);
+    ByteReader br;
+    br_init(&br, buf + OFF_VERSION, CKPT_HEADER_SIZE - OFF_VERSION);
+    h->version = br_u32(&br);
+    br_u32(&br); // header size, checked by the caller
+    h->kind = br_u32(&br);
+    h->tokenizer_fp = br_u32(&br);
+    GPTConfig *c = &h->config;
+    if (read_config_field(&br, path, "vocab_size", &c->vocab_size, err) != 0 ||
+        read_config_field(&br, path, "max_seq_len", &c->max_seq_len, err) != 0 ||
+        read_config_field(&br, path, "n_layer", &c->n_layer, err) != 0 ||
+        read_config_field(&br, path, "n_head", &c->n_head, err) != 0 ||
+        read_config_field(&br, path, "n_embd", &c->n_embd, err) != 0)
+        return -1;
+    h->parent_fp = br_u32(&br);
+    h->num_params = br_u64(&br);
+    h->step = br_u64(&br);
+    h->reward_mean = br_f32(&br);
+    h->reward_std = br_f32(&br);
+    const uint8_t *stage = br_bytes(&br, CKPT_STAGE_LEN);
+    const uint8_t *parent_path = br_bytes(&br, CKPT_PARENT_PATH_LEN);
+    if (!br.ok || OFF_VERSION + br.pos != OFF_RESERVED) // the table and this code must agree
+        return error_set(err, "%s: internal error: header layout mismatch", path);
+    memcpy(h->stage, stage, CKPT_STAGE_LEN);
+    memcpy(h->parent_path, parent_path, CKPT_PARENT_PATH_LEN);
+    h->payload_crc = get_u32(buf + OFF_PAYLOAD_CRC);
+    h->fingerprint = get_u32(buf + OFF_FINGERPRINT);
+    return 0;
+}
+
+// Checks the fields that describe the model; shared by the writer (which must
+// never produce a file the reader refuses) and the reader.
+static int check_ckpt_fields(const char *path, const CkptHeader *h, Error *err) {
+    if (h->kind < CKPT_LM || h->kind > CKPT_POLICY)
+        return error_set(err,
+                         "%s: unknown checkpoint kind %" PRIu32
+                         " (expected 1 language-model, 2 reward-model or 3 policy)",
+                         path, h->kind);
+    Error config_err;
+    if (gpt_config_validate(&h->config, &config_err) != 0)
+        return error_set(err, "%s: invalid model config: %s", path, config_err.msg);
+    size_t expected = gpt_num_params(&h->config);
+    const GPTConfig *c = &h->config;
+    if (h->num_params != (uint64_t)expected)
+        return error_set(err,
+                         "%s: header says %" PRIu64 " parameters but its config (vocab_size=%d "
+                         "max_seq_len=%d n_layer=%d n_head=%d n_embd=%d) has %zu",
+                         path, h->num_params, c->vocab_size, c->max_seq_len, c->n_layer,
+                         c->n_head, c->n_embd, expected);
+    if (!memchr(h->stage, 0, sizeof h->stage))
+        return error_set(err, "%s: stage name is not NUL-terminated within its %zu bytes", path,
+                         sizeof h->stage);
+    if (!memchr(h->parent_path, 0, sizeof h->parent_path))
+        return error_set(err, "%s: parent path is not NUL-terminated within its %zu bytes", path,
+                         sizeof h->parent_path);
+    if (!isfinite(h->reward_mean) || !isfinite(h->reward_std) || !(h->reward_std > 0.0f))
+        return error_set(err,
+                         "%s: reward normalisation mean %g, std %g: both must be finite "
+                         "and std > 0",
+                         path, (double)h->reward_mean, (double)h->reward_std);
+    return 0;
+}
+
+// The file must hold exactly the header plus num_params floats. The product
+// is checked for overflow before it is formed.
+static int check_ckpt_size(const char *path, uint64_t num_params, uint64_t file_size,
+                           Error *err) {
+    if (num_params > (UINT64_MAX - CKPT_HEADER_SIZE) / 4 || num_params > SIZE_MAX / 4)
+        return error_set(err,
+                         "%s: header says %" PRIu64
+                         " parameters, more than any file can hold (the size overflows)",
+                         path, num_params);
+    uint64_t payload_bytes = num_params * 4;
+    uint64_t after_header = file_size - CKPT_HEADER_SIZE; // file_size >= header, checked before
+    if (after_header < payload_bytes)
+        return error_set(err,
+                         "%s: truncated: header says %" PRIu64 " parameters (%" PRIu64
+                         " bytes of payload) but the file has %" PRIu64
+                         " bytes after the header",
+                         path, num_params, payload_bytes, after_header);
+    if (after_header > payload_bytes)
+        return error_set(err,
+                         "%s: %" PRIu64 " unexpected bytes after the payload: header says %" PRIu64
+                         " parameters (%" PRIu64 " bytes of payload) but the file has %" PRIu64
+                         " bytes after the header",
+                         path, after_header - payload_bytes, num_params, payload_bytes,
+                         after_header);
+    return 0;
+}
+
+// Checks a header read from a file of file_size bytes and fills h.
+static int parse_ckpt_header(const char *path, const uint8_t *buf, size_t got,
+                             uint64_t file_size, CkptHeader *h, Error *err) {
+    if (check_preamble(path, buf, got, CKPT_MAGIC, "checkpoint", CKPT_FORMAT_VERSION,
+                       CKPT_HEADER_SIZE, err) != 0)
+        return -1;
+    uint32_t header_size = get_u32(buf + OFF_HEADER_SIZE);
+    if (header_size != CKPT_HEADER_SIZE)
+        return error_set(err,
+                         "%s: header size field says %" PRIu32
+                         " bytes, but format version 1 has %d-byte headers",
+                         path, header_size, CKPT_HEADER_SIZE);
+    uint32_t stored = get_u32(buf + OFF_FINGERPRINT);
+    uint32_t computed = crc_update(0, buf, OFF_FINGERPRINT);
+    if (stored != computed)
+        return error_set(err,
+                         "%s: header checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
+                         "): the header is corrupt",
+                         path, stored, computed);
+    if (!all_zero(buf + OFF_RESERVED, OFF_PAYLOAD_CRC - OFF_RESERVED))
+        return error_set(err, "%s: reserved header bytes %d..%d are not zero", path,
+                         OFF_RESERVED, OFF_PAYLOAD_CRC - 1);
+    if (decode_ckpt_header(path, buf, h, err) != 0) return -1;
+    if (check_ckpt_size(path, h->num_params, file_size, err) != 0) return -1;
+    return check_ckpt_fields(path, h, err);
+}
+
+// Opens a checkpoint and validates its header; the returned stream is
+// positioned at the start of the payload.
+static FILE *open_checkpoint(const char *path, CkptHeader *h, Error *err) {
+    uint64_t file_size;
+    FILE *fp = open_regular_file(path, &file_size, err);
+    if (!fp) return NULL;
+    uint8_t buf[CKPT_HEADER_SIZE];
+    size_t got;
+    if (read_header_bytes(fp, path, buf, sizeof buf, file_size, &got, err) != 0 ||
+        parse_ckpt_header(path, buf, got, file_size, h, err) != 0) {
+        fclose(fp);
+        return NULL;
+    }
+    return fp;
+}
+
+// ---- Checkpoint API ------------------------------------------------------------
+
+int ckpt_save(const char *path, CkptHeader *h, const float *params, Error *err) {
+    if (!params) return error_set(err, "%s: no parameters to save", path);
+    h->version = CKPT_FORMAT_VERSION;
+    h->num_params = gpt_num_params(&h->config);
+    if (check_ckpt_fields(path, h, err) != 0) return -1;
+    // The header carries the payload checksum, so the payload is encoded
+    // twice: once to checksum it, once to write it.
+    uint32_t crc = 0;
+    write_floats(NULL, params, (size_t)h->num_params, &crc, err);
+    h->payload_crc = crc;
+    uint8_t header[CKPT_HEADER_SIZE];
+    h->fingerprint = encode_ckpt_header(h, header);
+
+    AtomicFile af;
+    if (atomic_open(&af, path, err) != 0) return -1;
+    uint32_t written_crc = 0;
+    if (atomic_write(&af, header, sizeof header, err) != 0 ||
+        write_floats(&af, params, (size_t)h->num_params, &written_crc, err) != 0) {
+        atomic_abort(&af);
+        return -1;
+    }
+    if (written_crc != crc) { // params changed under us: the header would lie
+        atomic_abort(&af);
+        return error_set(err, "%s: parameters changed while being saved", path);
+    }
+    return atomic_commit(&af, err);
+}
+
+int ckpt_read_header(const char *path, CkptHeader *h, Error *err) {
+    FILE *fp = open_checkpoint(path, h, err);
+    if (!fp) return -1;
+    fclose(fp);
+    return 0;
+}
+
+// Reads the payload of an opened checkpoint into dst (or only checksums it if
+// dst is NULL) and compares the checksum with the header's.
+static int read_ckpt_payload(FILE *fp, const char *path, const CkptHeader *h, float *dst,
+                             Error *err) {
+    uint32_t crc = 0;
+    if (read_floats(fp, path, dst, (size_t)h->num_params, &crc, err) != 0) return -1;
+    if (crc != h->payload_crc)
+        return error_set(err,
+                         "%s: payload checksum mismatch (header says %08" PRIx32
+                         ", the parameters give %08" PRIx32 "): the file is corrupt",
+                         path, h->payload_crc, crc);
+    return 0;
+}
+
+int ckpt_load(const char *path, CkptHeader *h, float **params, Error *err) {
+    *params = NULL;
+    FILE *fp = open_checkpoint(path, h, err);
+    if (!fp) return -1;
+    // num_params now matches both the config and the file's size.
+    float *buf = malloc((size_t)h->num_params * sizeof *buf);
+    if (!buf) {
+        fclose(fp);
+        return error_set(err, "%s: out of memory for %" PRIu64 " parameters", path,
+                         h->num_params);
+    }
+    int rc = read_ckpt_payload(fp, path, h, buf, err);
+    fclose(fp);
+    if (rc != 0) {
+        free(buf);
+        return -1;
+    }
+    *params = buf;
+    return 0;
+}
+
+int ckpt_verify(const char *path, CkptHeader *h, Error *err) {
+    FILE *fp = open_checkpoint(path, h, err);
+    if (!fp) return -1;
+    int rc = read_ckpt_payload(fp, path, h, NULL, err);
+    fclose(fp);
+    return rc;
+}
+
+int ckpt_check_kind(const char *path, const CkptHeader *h, CkptKind expected, Error *err) {
+    if (h->kind != (uint32_t)expected)
+        return error_set(err, "%s: is a %s checkpoint (written by %s), expected a %s", path,
+                         ckpt_kind_name((CkptKind)h->kind), h->stage, ckpt_kind_name(expected));
+    return 0;
+}
+
+int ckpt_check_tokenizer(const char *path, const CkptHeader *h, uint32_t tokenizer_fp,
+                         Error *err) {
+    if (h->tokenizer_fp != tokenizer_fp)
+        return error_set(err,
+                         "%s: trained with tokenizer %08" PRIx32 " but the tokenizer given has "
+                         "fingerprint %08" PRIx32 "; use the tokenizer.bin of the same run",
+                         path, h->tokenizer_fp, tokenizer_fp);
+    return 0;
+}
+
+// ---- Training state ------------------------------------------------------------
+
+static void put_f64(uint8_t *p, double v) {
+    uint64_t u;
+    memcpy(&u, &v, sizeof u);
+    put_u64(p, u);
+}
+
+static double get_f64(const uint8_t *p) {
+    uint64_t u = get_u64(p);
+    double v;
+    memcpy(&v, &u, sizeof v);
+    return v;
+}
+
+int trainstate_path_for(char *out, size_t n, const char *ckpt_path, Error *err) {
+    size_t len = strlen(ckpt_path);
+    size_t stem = (len >= 4 && strcmp(ckpt_path + len - 4, ".bin") == 0) ? len - 4 : len;
+    int w = snprintf(out, n, "%.*s.opt", (int)stem, ckpt_path);
+    if (w < 0 || (size_t)w >= n) return error_set(err, "%s: path too long", ckpt_path);
+    return 0;
+}
+
+int trainstate_save(const char *path, const TrainState *s, const float *m, const float *v,
+                    size_t num_params, Error *err) {
+    uint8_t header[TRAINSTATE_HEADER_SIZE] = {0};
+    memcpy(header + TS_OFF_MAGIC, TRAINSTATE_MAGIC, sizeof TRAINSTATE_MAGIC);
+    put_u32(header + TS_OFF_VERSION, TRAINSTATE_FORMAT_VERSION);
+    put_u32(header + TS_OFF_CKPT_FP, s->ckpt_fp);
+    put_u64(header + TS_OFF_NUM_PARAMS, (uint64_t)num_params);
+    put_u64(header + TS_OFF_STEP, s->step);
+    put_u64(header + TS_OFF_RNG_STATE, s->rng_state);
+    for (int i = 0; i < TRAINSTATE_NUM_EXTRA; i++)
+        put_f64(header + TS_OFF_EXTRA + 8 * i, s->extra[i]);
+
+    AtomicFile af;
+    if (atomic_open(&af, path, err) != 0) return -1;
+    uint32_t crc = crc_update(0, header, sizeof header);
+    uint8_t trailer[4];
+    int rc = atomic_write(&af, header, sizeof header, err);
+    if (rc == 0) rc = write_floats(&af, m, num_params, &crc, err);
+    if (rc == 0) rc = write_floats(&af, v, num_params, &crc, err);
+    put_u32(trailer, crc);
+    if (rc == 0) rc = atomic_write(&af, trailer, sizeof trailer, err);
+    if (rc != 0) {
+        atomic_abort(&af);
+        return -1;
+    }
+    return atomic_commit(&af, err);
+}
+
+// Checks a training-state header against the file's size and the caller's
+// parameter count (which sizes the caller's m and v buffers).
+static int check_trainstate_header(const char *path, const uint8_t *buf, size_t got,
+                                   uint64_t file_size, size_t num_params, Error *err) {
+    if (check_preamble(path, buf, got, TRAINSTATE_MAGIC, "optimizer state",
+                       TRAINSTATE_FORMAT_VERSION, TRAINSTATE_HEADER_SIZE, err) != 0)
+        return -1;
+    uint64_t file_params = get_u64(buf + TS_OFF_NUM_PARAMS);
+    if (file_params != (uint64_t)num_params)
+        return error_set(err,
+                         "%s: optimizer state is for %" PRIu64
+                         " parameters but the model has %zu",
+                         path, file_params, num_params);
+    // 8 bytes per parameter (m and v) and a 4-byte checksum after the header.
+    uint64_t body_max = UINT64_MAX - TRAINSTATE_HEADER_SIZE - 4;
+    if (file_params > body_max / 8)
+        return error_set(err, "%s: %" PRIu64 " parameters overflow the file size", path,
+                         file_params);
+    uint64_t expected = TRAINSTATE_HEADER_SIZE + 8 * file_params + 4;
+    if (file_size != expected)
+        return error_set(err,
+                         "%s: %s: %" PRIu64 " parameters need a %" PRIu64
+                         "-byte file but it has %" PRIu64 " bytes",
+                         path, file_size < expected ? "truncated" : "unexpected trailing bytes",
+                         file_params, expected, file_size);
+    if (!all_zero(buf + TS_OFF_RESERVED, TRAINSTATE_HEADER_SIZE - TS_OFF_RESERVED))
+        return error_set(err, "%s: reserved header bytes %d..%d are not zero", path,
+                         TS_OFF_RESERVED, TRAINSTATE_HEADER_SIZE - 1);
+    return 0;
+}
+
+// Reads m, v and the trailing checksum of an opened training-state file.
+static int read_trainstate_body(FILE *fp, const char *path, const uint8_t *header, float *m,
+                                float *v, size_t num_params, Error *err) {
+    uint32_t crc = crc_update(0, header, TRAINSTATE_HEADER_SIZE);
+    if (read_floats(fp, path, m, num_params, &crc, err) != 0 ||
+        read_floats(fp, path, v, num_params, &crc, err) != 0)
+        return -1;
+    uint8_t trailer[4];
+    if (fread(trailer, 1, sizeof trailer, fp) != sizeof trailer)
+        return error_set(err, "%s: read failed: file shrank while being read", path);
+    if (get_u32(trailer) != crc)
+        return error_set(err,
+                         "%s: checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
+                         "): the optimizer state is corrupt",
+                         path, get_u32(trailer), crc);
+    return 0;
+}
+
+int trainstate_load(const char *path, uint32_t ckpt_fp, TrainState *s, float *m, float *v,
+                    size_t num_params, Error *err) {
+    uint64_t file_size;
+    FILE *fp = open_regular_file(path, &file_size, err);
+    if (!fp) return -1;
+    uint8_t header[TRAINSTATE_HEADER_SIZE];
+    size_t got;
+    int rc = read_header_bytes(fp, path, header, sizeof header, file_size, &got, err);
+    if (rc == 0) rc = check_trainstate_header(path, header, got, file_size, num_params, err);
+    if (rc == 0) rc = read_trainstate_body(fp, path, header, m, v, num_params, err);
+    fclose(fp);
+    if (rc != 0) return -1;
+    // Checked after the checksum, so a corrupt file is not mistaken for a
+    // mismatched pair.
+    uint32_t file_fp = get_u32(header + TS_OFF_CKPT_FP);
+    if (file_fp != ckpt_fp)
+        return error_set(err,
+                         "%s: optimizer state belongs to checkpoint %08" PRIx32
+                         ", not to %08" PRIx32
+                         " (the pair was not written together; resume from a matching pair)",
+                         path, file_fp, ckpt_fp);
+    memset(s, 0, sizeof *s);
+    s->ckpt_fp = file_fp;
+    s->step = get_u64(header + TS_OFF_STEP);
+    s->rng_state = get_u64(header + TS_OFF_RNG_STATE);
+    for (int i = 0; i < TRAINSTATE_NUM_EXTRA; i++)
+        s->extra[i] = get_f64(header + TS_OFF_EXTRA + 8 * i);
+    return 0;
+}
