@@ -343,6 +343,8 @@ static int prepare(Corpus *c, const Options *o, Error *err) {
         if (load_category(c, o->fortunes_dir, i, err) != 0) return -1;
     if (make_dirs(o->out_dir, err) != 0) return -1;
     if (write_fortunes(c, o->out_dir, err) != 0) return -1;
+    // The SFT files come before the prompts: writing them counts each
+    // category's SFT-sized fortunes, which decide the categories of prompts.
     if (write_sft(c, o->out_dir, "sft.jsonl", 0, o->seed, err) != 0) return -1;
     if (write_sft(c, o->out_dir, "sft_val.jsonl", 1, o->seed, err) != 0) return -1;
     if (write_prompts(c, o->out_dir, "prompts_train.jsonl", PROMPTS_TRAIN, o->seed, err) != 0)

@@ -8,9 +8,11 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 for arg in "$@"; do
   case "$arg" in
-    -h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; echo; ;;
+    -h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; echo ;;
   esac
 done
 ensure_packages fortunes
-build_project "$ROOT/build"
+# Only prepare_data is built: the data must not wait for every other stage.
+cmake -S "$ROOT" -B "$ROOT/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$ROOT/build" --target prepare_data -j "$(nproc)" >/dev/null
 "$ROOT/build/bin/prepare_data" --out-dir "$ROOT/data" "$@"
