@@ -15,6 +15,7 @@
 
 #include "common/bytes.h"
 #include "common/fileio.h"
+#include "common/rng.h"
 #include "tests/tokenizer_test_util.h"
 #include "tokenizer/bpe_train.h"
 #include "tokenizer/tokenizer.h"
@@ -195,6 +196,52 @@ static void test_bad_fields_with_valid_checksum(void **state) {
 
 // Merges that double a token each time would describe exponentially long
 // tokens from a few bytes of file; the length limit stops it.
+// Random damage behind a valid checksum: every file either loads into a
+// tokenizer that still round-trips text, or is refused; nothing crashes.
+static void test_random_damage_with_valid_checksum(void **state) {
+    Fixture *f = *state;
+    Rng rng;
+    rng_seed(&rng, 5);
+    uint8_t *c = malloc(f->len);
+    int loaded = 0, refused = 0;
+    for (int k = 0; k < 3000; k++) {
+        memcpy(c, f->image, f->len);
+        int n_changes = 1 + (int)rng_below(&rng, 3);
+        for (int j = 0; j < n_changes; j++) {
+            size_t at = 12 + rng_below(&rng, f->len - 16);
+            // Small values, huge values or random bits, so ids land near the limits.
+            uint32_t v = rng_below(&rng, 3) == 0 ? (uint32_t)rng_below(&rng, 600)
+                         : rng_below(&rng, 2) ? 0xFFFFFFFFu - (uint32_t)rng_below(&rng, 4)
+                                              : (uint32_t)rng_u64(&rng);
+            if (at + 4 <= f->len - 4) put_u32(c + at, v);
+            else c[at] ^= (uint8_t)v;
+        }
+        fix_crc(c, f->len);
+        Tokenizer *tok = NULL;
+        Error err = {{0}};
+        if (tokenizer_parse(&tok, c, f->len, "t.bin", &err) != 0) {
+            assert_null(tok);
+            assert_true(strncmp(err.msg, "t.bin: ", 7) == 0);
+            refused++;
+            continue;
+        }
+        loaded++;
+        const char *text = "Some text, ümlauts and 日本語 😀 to encode.";
+        int *ids = NULL;
+        size_t n = 0, back_len = 0;
+        char *back = NULL;
+        assert_int_equal(tokenizer_encode(tok, text, strlen(text), 0, &ids, &n, &err), 0);
+        assert_int_equal(tokenizer_decode(tok, ids, n, &back, &back_len, &err), 0);
+        assert_string_equal(back, text);
+        free(back);
+        free(ids);
+        tokenizer_free(tok);
+    }
+    assert_true(refused > 1000); // most damage is caught
+    assert_true(loaded > 0);     // e.g. a merge rewired to another valid pair
+    free(c);
+}
+
 static void test_token_length_limit(void **state) {
     (void)state;
     uint32_t merges[2 * 10];
@@ -235,6 +282,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_truncated_at_every_offset, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flipped_bytes, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_fields_with_valid_checksum, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_random_damage_with_valid_checksum, setup, teardown),
         cmocka_unit_test(test_token_length_limit),
         cmocka_unit_test(test_no_merges_file),
     };
