@@ -396,13 +396,15 @@ static void encode_cache_free(EncodeCache *c) {
 
 // Remembers ids for entry e; a failed allocation just means no caching.
 static void encode_cache_store(EncodeCache *c, long e, const uint32_t *ids, size_t n) {
-    if ((size_t)e >= c->entries_cap) {
+    while ((size_t)e >= c->entries_cap) {
         size_t cap = c->entries_cap ? c->entries_cap * 2 : 1024;
         uint32_t *first = realloc(c->first, cap * sizeof *first);
         if (first) c->first = first;
         uint32_t *count = realloc(c->count, cap * sizeof *count);
         if (count) c->count = count;
         if (!first || !count) return;
+        // Entries whose store failed earlier must read as "not cached".
+        memset(c->count + c->entries_cap, 0, (cap - c->entries_cap) * sizeof *count);
         c->entries_cap = cap;
     }
     if (c->ids_len + n > c->ids_cap) {
@@ -445,10 +447,7 @@ static int encode_pretoken(const Tokenizer *tok, const uint8_t *s, size_t n, Enc
     }
     uint32_t sym[PRETOKEN_MAX_BYTES];
     size_t m = bpe_pretoken(tok, s, n, sym);
-    if (e >= 0 && added) {
-        if ((size_t)e < cache->entries_cap) cache->count[e] = 0;
-        encode_cache_store(cache, e, sym, m);
-    }
+    if (e >= 0 && added) encode_cache_store(cache, e, sym, m);
     return append_ids(out, sym, m);
 }
 
