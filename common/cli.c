@@ -1,5 +1,7 @@
 #include "common/cli.h"
 
+#include "common/fileio.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -114,6 +116,7 @@ void cli_print_help(FILE *fp, const char *prog, const char *summary, const CliOp
         fprintf(fp, "  %-22s %s", lhs, o->help);
         if (o->type == CLI_FLAG) fprintf(fp, "\n");
         else if (o->type == CLI_STRING) fprintf(fp, " (default: %s)\n", value[0] ? value : "none");
+        else if (o->type == CLI_INT) fprintf(fp, " (default: %s; range %.0f..%.0f)\n", value, o->lo, o->hi);
         else fprintf(fp, " (default: %s; range %g..%g)\n", value, o->lo, o->hi);
     }
     fprintf(fp, "  %-22s %s\n", "--help", "show this help and exit");
@@ -137,4 +140,49 @@ void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts) {
         format_value(value, sizeof value, &opts[i]);
         fprintf(fp, "%s = %s\n", opts[i].name, value);
     }
+}
+
+static int in_list(const char *name, const char *const *list) {
+    for (; list && *list; list++)
+        if (!strcmp(name, *list)) return 1;
+    return 0;
+}
+
+int cli_load_settings(const char *path, const CliOption *opts, int n_opts,
+                      const char *const *skip, char **storage, Error *err) {
+    unsigned char *buf;
+    size_t len;
+    *storage = NULL;
+    if (read_file(path, 1 << 20, &buf, &len, err)) return -1;
+    char *text = (char *)buf, *save = NULL;
+    long line = 0;
+    for (char *ln = strtok_r(text, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
+        line++;
+        char *eq = strstr(ln, " = ");
+        if (!eq) {
+            free(buf);
+            return error_set(err, "%s:%ld: expected 'name = value'", path, line);
+        }
+        *eq = '\0';
+        const char *value = eq + 3;
+        const CliOption *o = NULL;
+        for (int i = 0; i < n_opts && !o; i++)
+            if (!strcmp(opts[i].name, ln)) o = &opts[i];
+        if (!o) {
+            free(buf);
+            return error_set(err, "%s:%ld: unknown setting '%s'", path, line, ln);
+        }
+        if (in_list(o->name, skip) || (o->type == CLI_STRING && value[0] == '\0')) continue;
+        if (o->type == CLI_FLAG) {
+            *(int *)o->dest = !strcmp(value, "on");
+            continue;
+        }
+        Error e2;
+        if (set_value(o, value, &e2)) {
+            free(buf);
+            return error_set(err, "%s:%ld: %s", path, line, e2.msg);
+        }
+    }
+    *storage = text;
+    return 0;
 }

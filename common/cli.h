@@ -35,6 +35,13 @@ const char *cli_peek(int argc, char **argv, const char *name);
 // Writes "name = value" for every option: a run's config.txt.
 void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts);
 
+// Applies the "name = value" lines of a config.txt written by
+// cli_write_settings, skipping the options named in skip (a NULL-terminated
+// list, e.g. --resume itself). String values point into *storage, which the
+// caller frees once the options are no longer used.
+int cli_load_settings(const char *path, const CliOption *opts, int n_opts,
+                      const char *const *skip, char **storage, Error *err);
+
 // Single-value parsers with range checks; the message names the option.
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out, Error *err);
 int cli_parse_float(const char *opt, const char *s, double lo, double hi, double *out, Error *err);

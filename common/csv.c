@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/fileio.h"
@@ -29,4 +30,23 @@ void csv_row(CsvWriter *w, const double *values) {
 void csv_close(CsvWriter *w) {
     if (w->fp) fclose(w->fp);
     w->fp = NULL;
+}
+
+int csv_truncate_after(const char *path, double step, Error *err) {
+    if (!file_exists(path)) return 0;
+    unsigned char *buf;
+    size_t len;
+    if (read_file(path, (size_t)1 << 30, &buf, &len, err)) return -1;
+    char *text = (char *)buf;
+    size_t keep = 0;
+    for (size_t pos = 0, line = 0; pos < len; line++) {
+        char *nl = memchr(text + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - text) + 1 : len;
+        if (line > 0 && strtod(text + pos, NULL) > step) break;
+        keep = end;
+        pos = end;
+    }
+    int rc = write_file_atomic(path, text, keep, err);
+    free(buf);
+    return rc;
 }

@@ -20,4 +20,9 @@ int csv_open(CsvWriter *w, const char *path, const char *header, int append, Err
 void csv_row(CsvWriter *w, const double *values);
 void csv_close(CsvWriter *w);
 
+// Drops the rows whose first field (the step) is greater than step, so a run
+// resumed from a checkpoint does not log the same steps twice. A missing
+// file is fine.
+int csv_truncate_after(const char *path, double step, Error *err);
+
 #endif

@@ -8,7 +8,7 @@ int gpt_config_named(GPTConfig *cfg, const char *name, Error *err) {
     } else if (strcmp(name, "tiny") == 0) {
         cfg->n_embd = 128, cfg->n_layer = 4, cfg->n_head = 4, cfg->max_seq_len = 128;
     } else if (strcmp(name, "small") == 0) {
-        cfg->n_embd = 256, cfg->n_layer = 6, cfg->n_head = 8, cfg->max_seq_len = 256;
+        cfg->n_embd = 384, cfg->n_layer = 6, cfg->n_head = 6, cfg->max_seq_len = 256;
     } else {
         return error_set(err, "unknown config '%s' (expected smoke, tiny or small)", name);
     }

@@ -112,19 +112,23 @@ static void test_kv_cache_matches_full_forward(void **state) {
     // 0: sequence 1 runs 3 positions ahead, so rows in one step sit at
     // different positions.
     double maxdiff = 0;
-    int pos0 = 0, pos1 = 0;
-    while (pos0 < T || pos1 < T) {
-        int tok[2], pos[2], slot[2], seq[2], n = 0, step0 = pos0 < T && pos1 >= 3;
-        if (pos1 < T) tok[n] = tokens[T + pos1], pos[n] = pos1, slot[n] = 0, seq[n++] = 1;
-        if (step0) tok[n] = tokens[pos0], pos[n] = pos0, slot[n] = 2, seq[n++] = 0;
+    for (int step = 0; step < T + 3; step++) {
+        int tok[2], pos[2], slot[2], seq[2], n = 0;
+        int p1 = step, p0 = step - 3; // sequence 1 runs three positions ahead
+        if (p1 < T) {
+            tok[n] = tokens[T + p1], pos[n] = p1, slot[n] = 0, seq[n] = 1;
+            n++;
+        }
+        if (p0 >= 0) {
+            tok[n] = tokens[p0], pos[n] = p0, slot[n] = 2, seq[n] = 0;
+            n++;
+        }
         gpt_decode_step(&m, &c, tok, pos, slot, n);
         for (int i = 0; i < n; i++) {
             const float *full = m.acts.logits + ((size_t)seq[i] * T + pos[i]) * V;
             for (int v = 0; v < V; v++) maxdiff = fmax(maxdiff, fabs(full[v] - c.logits[i * V + v]));
             assert_float_equal(c.head[i], m.head[seq[i] * T + pos[i]], 1e-4);
         }
-        pos1 += pos1 < T;
-        pos0 += step0;
     }
     printf("    max |logits(kv cache) - logits(full)| = %.2e\n", maxdiff);
     assert_true(maxdiff < 1e-4);

@@ -1,0 +1,370 @@
+// pretrain: teaches the model English from the fortunes corpus. Records are
+// joined by the end-of-text token; each batch row is a random window.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/csv.h"
+#include "common/fileio.h"
+#include "common/jsonl.h"
+#include "common/progress.h"
+#include "model/adamw.h"
+#include "model/generate.h"
+#include "model/loss.h"
+#include "model/run.h"
+#include "tokenizer/tokenizer.h"
+
+typedef struct {
+    const char *config, *tokenizer, *data, *out, *resume;
+    int seed, threads, steps, batch, warmup, eval_every, eval_batches, save_every, stop_after;
+    float lr, min_lr_frac, weight_decay, grad_clip;
+} Settings;
+
+// Defaults per named configuration; the smoke run takes seconds.
+static int apply_config(Settings *s, const char *name, Error *err) {
+    s->config = name;
+    if (!strcmp(name, "smoke")) {
+        s->steps = 60, s->batch = 4, s->lr = 3e-3f, s->warmup = 10, s->eval_every = 20;
+        s->eval_batches = 2, s->save_every = 30;
+    } else if (!strcmp(name, "tiny")) {
+        s->steps = 2000, s->batch = 16, s->lr = 2e-3f, s->warmup = 100, s->eval_every = 250;
+        s->eval_batches = 8, s->save_every = 500;
+    } else if (!strcmp(name, "small")) {
+        s->steps = 6000, s->batch = 16, s->lr = 1e-3f, s->warmup = 200, s->eval_every = 500;
+        s->eval_batches = 8, s->save_every = 1000;
+    } else {
+        return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
+    }
+    return 0;
+}
+
+static int apply_config_cb(void *settings, const char *name, Error *err) {
+    return apply_config(settings, name, err);
+}
+
+typedef struct {
+    int *train, *val;
+    size_t n_train, n_val;
+} Corpus;
+
+static int append_tokens(int **buf, size_t *n, size_t *cap, const int *ids, size_t k, int eot) {
+    if (*n + k + 1 > *cap) {
+        size_t c = (*cap ? *cap * 2 : 1 << 16);
+        while (c < *n + k + 1) c *= 2;
+        int *nb = realloc(*buf, c * sizeof(int));
+        if (!nb) return -1;
+        *buf = nb, *cap = c;
+    }
+    memcpy(*buf + *n, ids, k * sizeof(int));
+    *n += k;
+    (*buf)[(*n)++] = eot;
+    return 0;
+}
+
+// Tokenizes the "text" of every record, each followed by the end-of-text
+// token; records whose "split" is "val" form the validation set.
+static int load_corpus(Corpus *c, const Tokenizer *tok, const char *path, Error *err) {
+    memset(c, 0, sizeof *c);
+    JsonlReader r;
+    if (jsonl_open(&r, path, err)) return -1;
+    size_t cap_t = 0, cap_v = 0;
+    int eot = tokenizer_special(tok, TOK_ENDOFTEXT), rc;
+    cJSON *o;
+    while ((rc = jsonl_next(&r, &o, err)) == 1) {
+        const char *text = jsonl_string(&r, o, "text", err);
+        const cJSON *split = cJSON_GetObjectItemCaseSensitive(o, "split");
+        int is_val = cJSON_IsString(split) && !strcmp(split->valuestring, "val");
+        int *ids = NULL;
+        size_t n = 0;
+        Error e2;
+        rc = 0;
+        if (!text) rc = -1;
+        else if (tokenizer_encode(tok, text, strlen(text), 0, &ids, &n, &e2))
+            rc = error_set(err, "%s:%ld: %s", path, r.line, e2.msg);
+        else if (is_val ? append_tokens(&c->val, &c->n_val, &cap_v, ids, n, eot)
+                        : append_tokens(&c->train, &c->n_train, &cap_t, ids, n, eot))
+            rc = error_set(err, "out of memory tokenizing %s", path);
+        free(ids);
+        cJSON_Delete(o);
+        if (rc) break;
+    }
+    jsonl_close(&r);
+    if (rc == 0 && c->n_val == 0)
+        rc = error_set(err, "%s: no validation records (mark some with \"split\": \"val\")", path);
+    if (rc) {
+        free(c->train), free(c->val);
+        memset(c, 0, sizeof *c);
+    }
+    return rc;
+}
+
+// Entropy (nats/token) of the unigram distribution of the tokens: the loss of
+// a model that knows token frequencies and nothing else.
+static double unigram_entropy(const int *tokens, size_t n, int V) {
+    size_t *count = calloc(V, sizeof(size_t));
+    for (size_t i = 0; i < n; i++) count[tokens[i]]++;
+    double h = 0;
+    for (int v = 0; v < V; v++)
+        if (count[v]) h -= (double)count[v] / n * log((double)count[v] / n);
+    free(count);
+    return h;
+}
+
+// Fills B windows of T+1 tokens: inputs and the targets shifted by one.
+static void fill_window(int *inputs, int *targets, const int *tokens, size_t start, int T) {
+    memcpy(inputs, tokens + start, T * sizeof(int));
+    memcpy(targets, tokens + start + 1, T * sizeof(int));
+}
+
+typedef struct {
+    GPT *m;
+    int B, T, V;
+    int *inputs, *targets;
+    float *logp, *dlogp;
+} Batch;
+
+static float batch_loss(Batch *b, int backward) {
+    gpt_forward(b->m, b->inputs, b->B, b->T, 1);
+    logprob_forward(b->logp, b->m->acts.logits, b->targets, b->B * b->T, b->V, 1.0f);
+    float loss = masked_nll(b->logp, NULL, b->B * b->T, b->dlogp);
+    if (backward) {
+        logprob_backward(b->m->bw.dlogits, b->m->acts.logits, b->targets, b->dlogp, b->B * b->T, b->V, 1.0f);
+        gpt_zero_grad(b->m);
+        gpt_backward(b->m, b->inputs, 1, 0);
+    }
+    return loss;
+}
+
+// Mean loss over evenly spaced windows of the validation tokens (the same
+// windows every time, so validation losses are comparable across steps).
+static float validation_loss(Batch *b, const Corpus *c, int n_batches) {
+    size_t span = c->n_val - b->T - 1;
+    int n_windows = n_batches * b->B;
+    double sum = 0;
+    for (int k = 0; k < n_batches; k++) {
+        for (int i = 0; i < b->B; i++) {
+            size_t start = span * (size_t)(k * b->B + i) / n_windows;
+            fill_window(b->inputs + i * b->T, b->targets + i * b->T, c->val, start, b->T);
+        }
+        sum += batch_loss(b, 0);
+    }
+    return (float)(sum / n_batches);
+}
+
+// Appends continuations of the starts of a few validation records to samples.txt.
+static void write_samples(const GPT *m, KVCache *kv, const Tokenizer *tok, const Corpus *c,
+                          const char *out_dir, long step, int seed) {
+    enum { N = 4, PROMPT = 4, NEW = 48 };
+    int eot = tokenizer_special(tok, TOK_ENDOFTEXT);
+    int prompts[N][PROMPT + 1], lens[N], out[N * NEW], out_lens[N];
+    float lps[N * NEW];
+    const int *pp[N];
+    size_t at = 0;
+    for (int i = 0; i < N; i++) { // the first tokens of the i-th validation record
+        prompts[i][0] = eot;
+        lens[i] = 1;
+        while (lens[i] <= PROMPT && at < c->n_val && c->val[at] != eot) prompts[i][lens[i]++] = c->val[at++];
+        while (at < c->n_val && c->val[at] != eot) at++;
+        at++;
+        pp[i] = prompts[i];
+    }
+    SamplerConfig sc = {0.8f, 40, 1.0f};
+    Rng rng;
+    rng_seed(&rng, (uint64_t)seed * 1000003u + (uint64_t)step);
+    generate(m, kv, pp, lens, N, NEW, eot, &sc, &rng, out, lps, out_lens);
+    char path[4096];
+    Error err;
+    if (path_join(path, sizeof path, out_dir, "samples.txt", &err)) return;
+    FILE *fp = fopen(path, "a");
+    if (!fp) return;
+    fprintf(fp, "== step %ld (temperature 0.8, top-k 40) ==\n", step);
+    for (int i = 0; i < N; i++) {
+        char *a = NULL, *b = NULL;
+        size_t la, lb;
+        if (tokenizer_decode(tok, prompts[i] + 1, lens[i] - 1, &a, &la, &err) == 0 &&
+            tokenizer_decode(tok, out + i * NEW, out_lens[i], &b, &lb, &err) == 0)
+            fprintf(fp, "[%s]%s\n", a, b);
+        free(a), free(b);
+    }
+    fclose(fp);
+}
+
+typedef struct {
+    GPT m;
+    Tokenizer *tok;
+    Corpus corpus;
+    Batch batch;
+    KVCache kv;
+    CkptHeader h;
+    CsvWriter csv;
+} Pretrain;
+
+static void pretrain_free(Pretrain *p) {
+    gpt_free(&p->m);
+    tokenizer_free(p->tok);
+    free(p->corpus.train), free(p->corpus.val);
+    free(p->batch.inputs), free(p->batch.targets), free(p->batch.logp), free(p->batch.dlogp);
+    kvcache_free(&p->kv);
+    csv_close(&p->csv);
+}
+
+static int pretrain_setup(Pretrain *p, const Settings *s, Error *err) {
+    memset(p, 0, sizeof *p);
+    if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
+    if (load_corpus(&p->corpus, p->tok, s->data, err)) return -1;
+    GPTConfig cfg = {.vocab_size = tokenizer_vocab_size(p->tok)};
+    if (gpt_config_named(&cfg, s->config, err)) return -1;
+    int T = cfg.max_seq_len;
+    if (p->corpus.n_train < (size_t)T + 2 || p->corpus.n_val < (size_t)T + 2)
+        return error_set(err, "%s: too little text for windows of %d tokens (%zu train, %zu validation tokens)",
+                         s->data, T, p->corpus.n_train, p->corpus.n_val);
+    if (gpt_create(&p->m, &cfg, err) || gpt_alloc_training(&p->m, s->batch, T, err)) return -1;
+    gpt_init_random(&p->m, (unsigned long long)s->seed);
+    size_t BT = (size_t)s->batch * T;
+    Batch b = {&p->m, s->batch, T, cfg.vocab_size, malloc(BT * sizeof(int)), malloc(BT * sizeof(int)),
+               malloc(BT * sizeof(float)), malloc(BT * sizeof(float))};
+    p->batch = b;
+    if (!b.inputs || !b.targets || !b.logp || !b.dlogp) return error_set(err, "out of memory");
+    if (kvcache_create(&p->kv, &cfg, 4, err)) return -1;
+    if (ckpt_header_init(&p->h, CKPT_LM, &cfg, "pretrain", err)) return -1;
+    p->h.tokenizer_fp = tokenizer_fingerprint(p->tok);
+    return 0;
+}
+
+static const char *METRICS_HEADER = "step,tokens,lr,loss,val_loss,grad_norm,tok_per_s,elapsed_s";
+
+// Draws each row of the batch as a random window of the training tokens.
+static void sample_batch(Batch *b, const Corpus *c, Rng *rng) {
+    for (int i = 0; i < b->B; i++) {
+        size_t start = rng_below(rng, c->n_train - b->T - 1);
+        fill_window(b->inputs + i * b->T, b->targets + i * b->T, c->train, start, b->T);
+    }
+}
+
+static int save_checkpoint(Pretrain *p, const Settings *s, long step, const Rng *rng, Error *err) {
+    return run_save(s->out, &p->m, &p->h, (uint64_t)step, rng, NULL, err);
+}
+
+// Returns 1 when the run completed or stopped cleanly, 0 on error.
+static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->seed);
+    uint64_t step = 0;
+    if (s->resume) {
+        if (run_resume(s->out, &p->m, &p->h, &step, &rng, NULL, err)) return 0;
+        printf("pretrain: resuming %s at step %llu of %d\n", s->out, (unsigned long long)step, s->steps);
+    }
+    char path[4096];
+    if (run_write_config(s->out, opts, n_opts, err)) return 0;
+    if (path_join(path, sizeof path, s->out, "metrics.csv", err)) return 0;
+    if (s->resume && csv_truncate_after(path, (double)step, err)) return 0;
+    if (csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err)) return 0;
+    run_install_signal_handlers();
+
+    Batch *b = &p->batch;
+    double entropy = unigram_entropy(p->corpus.val, p->corpus.n_val, b->V);
+    printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", s->config,
+           p->m.num_params, p->corpus.n_train, p->corpus.n_val);
+    printf("pretrain: unigram entropy of the validation tokens: %.3f nats/token\n", entropy);
+    Progress prog;
+    progress_init(&prog, stdout, "pretrain", (long)step, s->steps, s->eval_every);
+    double t_start = now_seconds(), t_last = t_start;
+    float val = NAN;
+    AdamWConfig opt = adamw_defaults();
+    opt.weight_decay = s->weight_decay;
+    while ((long)step < s->steps) {
+        if (run_stop_requested()) {
+            progress_done(&prog);
+            if (save_checkpoint(p, s, (long)step, &rng, err)) return 0;
+            printf("pretrain: interrupted; checkpoint at step %llu written to %s (continue with --resume %s)\n",
+                   (unsigned long long)step, s->out, s->out);
+            return 1;
+        }
+        sample_batch(b, &p->corpus, &rng);
+        float loss = batch_loss(b, 1);
+        float norm = gpt_clip_grad_norm(&p->m, s->grad_clip);
+        if (!isfinite(loss) || !isfinite(norm))
+            return !error_set(err, "non-finite loss or gradient norm at step %llu; the last checkpoint in %s is untouched",
+                              (unsigned long long)step + 1, s->out);
+        float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
+        adamw_update(&p->m, &opt, lr, (long)step + 1);
+        step++;
+        int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
+        if (eval_now) {
+            val = validation_loss(b, &p->corpus, s->eval_batches);
+            write_samples(&p->m, &p->kv, p->tok, &p->corpus, s->out, (long)step, s->seed);
+        }
+        double now = now_seconds(), tps = (double)b->B * b->T / (now - t_last);
+        t_last = now;
+        double row[8] = {(double)step, (double)step * b->B * b->T, lr, loss, eval_now ? val : NAN,
+                         norm, tps, now - t_start};
+        csv_row(&p->csv, row);
+        progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
+        int stop_here = s->stop_after > 0 && (long)step == s->stop_after;
+        if (step % s->save_every == 0 || (long)step == s->steps || stop_here) {
+            if (save_checkpoint(p, s, (long)step, &rng, err)) return 0;
+        }
+        if (stop_here) {
+            progress_done(&prog);
+            printf("pretrain: stopped after step %llu as asked; continue with --resume %s\n",
+                   (unsigned long long)step, s->out);
+            return 1;
+        }
+    }
+    progress_done(&prog);
+    if (isnan(val)) val = validation_loss(b, &p->corpus, s->eval_batches);
+    printf("pretrain: done in %.1f s: validation loss %.3f nats/token, unigram entropy %.3f (%.3f below)\n",
+           now_seconds() - t_start, val, entropy, entropy - val);
+    printf("pretrain: wrote %s/model.bin\n", s->out);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    Settings s = {.data = "data/fortunes.jsonl", .seed = 1337, .weight_decay = 0.1f,
+                  .grad_clip = 1.0f, .min_lr_frac = 0.1f};
+    Error err;
+    apply_config(&s, "tiny", &err);
+    CliOption opts[] = {
+        {"config", CLI_STRING, &s.config, 0, 0, "defaults and model shape: smoke, tiny or small"},
+        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin from `bpe train` (required)"},
+        {"data", CLI_STRING, &s.data, 0, 0, "JSONL corpus: {\"text\", \"split\": \"train\"|\"val\"}"},
+        {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
+        {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for initialisation and batches"},
+        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
+        {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
+        {"batch", CLI_INT, &s.batch, 1, 1024, "sequences per step (each one context long)"},
+        {"lr", CLI_FLOAT, &s.lr, 1e-7, 1, "peak learning rate"},
+        {"min-lr-frac", CLI_FLOAT, &s.min_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
+        {"warmup", CLI_INT, &s.warmup, 0, 10000000, "linear warm-up steps"},
+        {"weight-decay", CLI_FLOAT, &s.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
+        {"grad-clip", CLI_FLOAT, &s.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+        {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between validation and samples"},
+        {"eval-batches", CLI_INT, &s.eval_batches, 1, 10000, "validation batches"},
+        {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step; 0: off"},
+    };
+    int n_opts = sizeof opts / sizeof opts[0];
+    char *stored = NULL;
+    int rc = run_parse_options("pretrain", "Pretrains a language model on a JSONL corpus.", opts, n_opts,
+                               argc, argv, cli_peek(argc, argv, "resume"), apply_config_cb, &s,
+                               &stored, &err);
+    if (rc == 1) return 0;
+    if (rc == 0 && s.resume) s.out = s.resume;
+    if (rc == 0 && (!s.tokenizer || !s.out)) rc = error_set(&err, "--tokenizer and --out are required (see --help)");
+    if (rc) error_exit("pretrain", &err);
+    run_set_threads(s.threads);
+
+    Pretrain p;
+    if (pretrain_setup(&p, &s, &err)) {
+        pretrain_free(&p);
+        free(stored);
+        error_exit("pretrain", &err);
+    }
+    int ok = pretrain_run(&p, &s, opts, n_opts, &err);
+    pretrain_free(&p);
+    free(stored);
+    if (!ok) error_exit("pretrain", &err);
+    return 0;
+}

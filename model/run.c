@@ -1,0 +1,135 @@
+#include "model/run.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
+
+#include "common/fileio.h"
+
+void run_set_threads(int n) {
+    if (n <= 0) return;
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+}
+
+int run_parse_options(const char *prog, const char *summary, const CliOption *opts, int n_opts,
+                      int argc, char **argv, const char *resume_dir,
+                      int (*apply_config)(void *ctx, const char *name, Error *err), void *ctx,
+                      char **settings_storage,
+                      Error *err) {
+    *settings_storage = NULL;
+    const char *config = cli_peek(argc, argv, "config");
+    if (config && apply_config(ctx, config, err)) return -1;
+    if (resume_dir) {
+        char path[4096];
+        if (path_join(path, sizeof path, resume_dir, "config.txt", err)) return -1;
+        // Settings that belong to one invocation, not to the run.
+        static const char *const per_invocation[] = {"resume", "threads", "stop-after", NULL};
+        if (cli_load_settings(path, opts, n_opts, per_invocation, settings_storage, err)) return -1;
+    }
+    int rc = cli_parse(prog, opts, n_opts, argc, argv, NULL, err);
+    if (rc == 1) cli_print_help(stdout, prog, summary, opts, n_opts);
+    return rc;
+}
+
+int run_write_config(const char *out_dir, const CliOption *opts, int n_opts, Error *err) {
+    if (make_dirs(out_dir, err)) return -1;
+    char path[4096];
+    if (path_join(path, sizeof path, out_dir, "config.txt", err)) return -1;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem) return error_set(err, "out of memory");
+    cli_write_settings(mem, opts, n_opts);
+    fclose(mem);
+    int rc = write_file_atomic(path, text, len, err);
+    free(text);
+    return rc;
+}
+
+int run_load_model(GPT *m, CkptHeader *h, const char *path, unsigned kinds_mask,
+                   uint32_t tokenizer_fp, Error *err) {
+    float *params = NULL;
+    if (ckpt_load(path, h, &params, err)) return -1;
+    if (!(kinds_mask & (1u << h->kind))) {
+        char want[128] = "";
+        for (unsigned k = CKPT_LM; k <= CKPT_POLICY; k++) {
+            if (!(kinds_mask & (1u << k))) continue;
+            if (want[0]) strncat(want, " or ", sizeof want - strlen(want) - 1);
+            strncat(want, ckpt_kind_name((CkptKind)k), sizeof want - strlen(want) - 1);
+        }
+        free(params);
+        return error_set(err, "%s: is a %s checkpoint; expected a %s", path,
+                         ckpt_kind_name((CkptKind)h->kind), want);
+    }
+    if (tokenizer_fp && ckpt_check_tokenizer(path, h, tokenizer_fp, err)) {
+        free(params);
+        return -1;
+    }
+    if (gpt_create(m, &h->config, err)) {
+        free(params);
+        return -1;
+    }
+    memcpy(m->params_memory, params, m->num_params * sizeof(float));
+    free(params);
+    return 0;
+}
+
+int run_save(const char *out_dir, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
+             const double *extra, Error *err) {
+    char path[4096], state_path[4200];
+    if (path_join(path, sizeof path, out_dir, "model.bin", err)) return -1;
+    if (trainstate_path_for(state_path, sizeof state_path, path, err)) return -1;
+    h->step = step;
+    if (ckpt_save(path, h, m->params_memory, err)) return -1;
+    TrainState s = {.step = step, .rng_state = rng->state, .ckpt_fp = h->fingerprint};
+    if (extra) memcpy(s.extra, extra, sizeof s.extra);
+    return trainstate_save(state_path, &s, m->m_memory, m->v_memory, m->num_params, err);
+}
+
+int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
+               double *extra, Error *err) {
+    char path[4096], state_path[4200];
+    if (path_join(path, sizeof path, out_dir, "model.bin", err)) return -1;
+    if (trainstate_path_for(state_path, sizeof state_path, path, err)) return -1;
+    float *params = NULL;
+    if (ckpt_load(path, h, &params, err)) return -1;
+    if (h->num_params != m->num_params ||
+        memcmp(&h->config, &m->config, sizeof h->config) != 0) {
+        free(params);
+        return error_set(err, "%s: model shape differs from this run's configuration", path);
+    }
+    memcpy(m->params_memory, params, m->num_params * sizeof(float));
+    free(params);
+    TrainState s;
+    if (trainstate_load(state_path, h->fingerprint, &s, m->m_memory, m->v_memory, m->num_params, err))
+        return -1;
+    *step = s.step;
+    rng->state = s.rng_state;
+    if (extra) memcpy(extra, s.extra, sizeof s.extra);
+    return 0;
+}
+
+// The one piece of global state: a signal handler can reach nothing else.
+static volatile sig_atomic_t stop_signal = 0;
+
+static void on_stop_signal(int sig) {
+    stop_signal = sig;
+}
+
+void run_install_signal_handlers(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int run_stop_requested(void) {
+    return stop_signal;
+}

@@ -1,0 +1,54 @@
+// What every training stage does around its loop: the run folder with
+// config.txt and metrics.csv, loading a model from a checkpoint with the
+// checks that stages must not skip, saving a checkpoint with the state to
+// resume from, thread count, and stopping cleanly on SIGINT/SIGTERM.
+#ifndef MODEL_RUN_H
+#define MODEL_RUN_H
+
+#include <stdint.h>
+
+#include "common/cli.h"
+#include "common/error.h"
+#include "common/rng.h"
+#include "model/checkpoint.h"
+#include "model/gpt.h"
+
+// Sets the OpenMP and OpenBLAS thread counts (0 keeps the default: all cores).
+void run_set_threads(int n);
+
+// Options every training stage has, parsed in two passes: --config (defaults
+// first), then --resume DIR (settings from DIR/config.txt, except --resume,
+// --threads and --stop-after, which belong to one invocation), then the rest of
+// the command line on top. Returns 1 after --help, -1 on error, 0 otherwise.
+// *settings_storage must be freed after the options are no longer used.
+int run_parse_options(const char *prog, const char *summary, const CliOption *opts, int n_opts,
+                      int argc, char **argv, const char *resume_dir,
+                      int (*apply_config)(void *ctx, const char *name, Error *err), void *ctx,
+                      char **settings_storage,
+                      Error *err);
+
+// Creates out_dir and writes out_dir/config.txt (atomically).
+int run_write_config(const char *out_dir, const CliOption *opts, int n_opts, Error *err);
+
+// Loads a checkpoint into a new model after checking its kind (one of the
+// kinds whose bit is set in kinds_mask, e.g. 1u << CKPT_LM) and, when
+// tokenizer_fp is non-zero, its tokenizer fingerprint.
+int run_load_model(GPT *m, CkptHeader *h, const char *path, unsigned kinds_mask,
+                   uint32_t tokenizer_fp, Error *err);
+
+// Writes out_dir/model.bin and its training state (AdamW moments, step, RNG,
+// extra values) atomically. h->step is set to step.
+int run_save(const char *out_dir, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
+             const double *extra, Error *err);
+
+// Restores model, moments, step, RNG and extra values from out_dir; the model
+// must already have its training state allocated.
+int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
+               double *extra, Error *err);
+
+// SIGINT and SIGTERM set a flag instead of killing the process, so the loop
+// can write a checkpoint and exit; run_stop_requested reports it.
+void run_install_signal_handlers(void);
+int run_stop_requested(void);
+
+#endif
