@@ -11,7 +11,7 @@
 #include "common/progress.h"
 #include "model/adamw.h"
 #include "model/generate.h"
-#include "model/loss.h"
+#include "model/lm_batch.h"
 #include "model/run.h"
 #include "tokenizer/tokenizer.h"
 
@@ -117,37 +117,19 @@ static void fill_window(int *inputs, int *targets, const int *tokens, size_t sta
     memcpy(targets, tokens + start + 1, T * sizeof(int));
 }
 
-typedef struct {
-    GPT *m;
-    int B, T, V;
-    int *inputs, *targets;
-    float *logp, *dlogp;
-} Batch;
-
-static float batch_loss(Batch *b, int backward) {
-    gpt_forward(b->m, b->inputs, b->B, b->T, 1);
-    logprob_forward(b->logp, b->m->acts.logits, b->targets, b->B * b->T, b->V, 1.0f);
-    float loss = masked_nll(b->logp, NULL, b->B * b->T, b->dlogp);
-    if (backward) {
-        logprob_backward(b->m->bw.dlogits, b->m->acts.logits, b->targets, b->dlogp, b->B * b->T, b->V, 1.0f);
-        gpt_zero_grad(b->m);
-        gpt_backward(b->m, b->inputs, 1, 0);
-    }
-    return loss;
-}
-
 // Mean loss over evenly spaced windows of the validation tokens (the same
 // windows every time, so validation losses are comparable across steps).
-static float validation_loss(Batch *b, const Corpus *c, int n_batches) {
-    size_t span = c->n_val - b->T - 1;
-    int n_windows = n_batches * b->B;
+static float validation_loss(LmBatch *b, const Corpus *c, int n_batches) {
+    int B = b->max_B, T = b->max_T;
+    size_t span = c->n_val - T - 1;
+    int n_windows = n_batches * B;
     double sum = 0;
     for (int k = 0; k < n_batches; k++) {
-        for (int i = 0; i < b->B; i++) {
-            size_t start = span * (size_t)(k * b->B + i) / n_windows;
-            fill_window(b->inputs + i * b->T, b->targets + i * b->T, c->val, start, b->T);
+        for (int i = 0; i < B; i++) {
+            size_t start = span * (size_t)(k * B + i) / n_windows;
+            fill_window(b->inputs + i * T, b->targets + i * T, c->val, start, T);
         }
-        sum += batch_loss(b, 0);
+        sum += lm_batch_loss(b, B, T, 0);
     }
     return (float)(sum / n_batches);
 }
@@ -194,7 +176,7 @@ typedef struct {
     GPT m;
     Tokenizer *tok;
     Corpus corpus;
-    Batch batch;
+    LmBatch batch;
     KVCache kv;
     CkptHeader h;
     CsvWriter csv;
@@ -204,7 +186,7 @@ static void pretrain_free(Pretrain *p) {
     gpt_free(&p->m);
     tokenizer_free(p->tok);
     free(p->corpus.train), free(p->corpus.val);
-    free(p->batch.inputs), free(p->batch.targets), free(p->batch.logp), free(p->batch.dlogp);
+    lm_batch_free(&p->batch);
     kvcache_free(&p->kv);
     csv_close(&p->csv);
 }
@@ -221,11 +203,8 @@ static int pretrain_setup(Pretrain *p, const Settings *s, Error *err) {
                          s->data, T, p->corpus.n_train, p->corpus.n_val);
     if (gpt_create(&p->m, &cfg, err) || gpt_alloc_training(&p->m, s->batch, T, err)) return -1;
     gpt_init_random(&p->m, (unsigned long long)s->seed);
-    size_t BT = (size_t)s->batch * T;
-    Batch b = {&p->m, s->batch, T, cfg.vocab_size, malloc(BT * sizeof(int)), malloc(BT * sizeof(int)),
-               malloc(BT * sizeof(float)), malloc(BT * sizeof(float))};
-    p->batch = b;
-    if (!b.inputs || !b.targets || !b.logp || !b.dlogp) return error_set(err, "out of memory");
+    if (lm_batch_alloc(&p->batch, &p->m, s->batch, T, err)) return -1;
+    for (int i = 0; i < s->batch * T; i++) p->batch.weights[i] = 1.0f; // every token counts
     if (kvcache_create(&p->kv, &cfg, 4, err)) return -1;
     if (ckpt_header_init(&p->h, CKPT_LM, &cfg, "pretrain", err)) return -1;
     p->h.tokenizer_fp = tokenizer_fingerprint(p->tok);
@@ -235,10 +214,11 @@ static int pretrain_setup(Pretrain *p, const Settings *s, Error *err) {
 static const char *METRICS_HEADER = "step,tokens,lr,loss,val_loss,grad_norm,tok_per_s,elapsed_s";
 
 // Draws each row of the batch as a random window of the training tokens.
-static void sample_batch(Batch *b, const Corpus *c, Rng *rng) {
-    for (int i = 0; i < b->B; i++) {
-        size_t start = rng_below(rng, c->n_train - b->T - 1);
-        fill_window(b->inputs + i * b->T, b->targets + i * b->T, c->train, start, b->T);
+static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
+    int T = b->max_T;
+    for (int i = 0; i < b->max_B; i++) {
+        size_t start = rng_below(rng, c->n_train - T - 1);
+        fill_window(b->inputs + i * T, b->targets + i * T, c->train, start, T);
     }
 }
 
@@ -262,7 +242,7 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
     if (csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err)) return 0;
     run_install_signal_handlers();
 
-    Batch *b = &p->batch;
+    LmBatch *b = &p->batch;
     double entropy = unigram_entropy(p->corpus.val, p->corpus.n_val, b->V);
     printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", s->config,
            p->m.num_params, p->corpus.n_train, p->corpus.n_val);
@@ -282,7 +262,7 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
             return 1;
         }
         sample_batch(b, &p->corpus, &rng);
-        float loss = batch_loss(b, 1);
+        float loss = lm_batch_loss(b, b->max_B, b->max_T, 1);
         float norm = gpt_clip_grad_norm(&p->m, s->grad_clip);
         if (!isfinite(loss) || !isfinite(norm))
             return !error_set(err, "non-finite loss or gradient norm at step %llu; the last checkpoint in %s is untouched",
@@ -295,9 +275,9 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
             val = validation_loss(b, &p->corpus, s->eval_batches);
             write_samples(&p->m, &p->kv, p->tok, &p->corpus, s->out, (long)step, s->seed);
         }
-        double now = now_seconds(), tps = (double)b->B * b->T / (now - t_last);
+        double now = now_seconds(), tps = (double)b->max_B * b->max_T / (now - t_last);
         t_last = now;
-        double row[8] = {(double)step, (double)step * b->B * b->T, lr, loss, eval_now ? val : NAN,
+        double row[8] = {(double)step, (double)step * b->max_B * b->max_T, lr, loss, eval_now ? val : NAN,
                          norm, tps, now - t_start};
         csv_row(&p->csv, row);
         progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
