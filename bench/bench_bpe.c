@@ -92,7 +92,8 @@ int main(int argc, char **argv) {
     Tokenizer *tok = NULL;
     for (int r = 0; r < runs; r++) {
         Tokenizer *t = NULL;
-        if (train_once(train_path, vocab, &t, &train_s[r], &err) != 0) error_exit("bench_bpe", &err);
+        if (train_once(train_path, vocab, &t, &train_s[r], &err) != 0)
+            error_exit("bench_bpe", &err);
         if (tok && tokenizer_fingerprint(t) != tokenizer_fingerprint(tok)) {
             error_set(&err, "run %d trained a different tokenizer", r + 1);
             error_exit("bench_bpe", &err);

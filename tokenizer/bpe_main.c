@@ -118,7 +118,7 @@ static int cmd_train(int argc, char **argv, Error *err) {
         {.name = "min-frequency", .type = CLI_INT, .dest = &cfg.min_frequency, .lo = 1, .hi = 1e9,
          .help = "never merge a pair seen fewer times than this"},
         {.name = "lossy", .type = CLI_FLAG, .dest = &cfg.lossy,
-         .help = "replace invalid UTF-8 with U+FFFD instead of failing"},
+         .help = "replace invalid UTF-8 with U+FFFD instead of failing (default: off)"},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     const char **inputs = NULL;
@@ -211,16 +211,17 @@ static int cmd_encode(int argc, char **argv, Error *err) {
     CliOption opts[] = {
         {.name = "tokenizer", .type = CLI_STRING, .dest = &path, .help = "tokenizer file"},
         {.name = "lossy", .type = CLI_FLAG, .dest = &lossy,
-         .help = "replace invalid UTF-8 with U+FFFD instead of failing"},
+         .help = "replace invalid UTF-8 with U+FFFD instead of failing (default: off)"},
         {.name = "stats", .type = CLI_FLAG, .dest = &stats,
-         .help = "print bytes, tokens and MB/s to standard error"},
+         .help = "print bytes, tokens and MB/s to standard error (default: off)"},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]), first = 0;
     int rc = cli_parse("bpe encode", opts, n_opts, argc, argv, &first, err);
     if (rc == 1) {
-        cli_print_help(stdout, "bpe encode [FILE...]",
-                       "Encodes text (the files, or standard input) to token ids, written as "
-                       "decimal numbers separated by white space.", opts, n_opts);
+        cli_print_help(stdout, "bpe encode",
+                       "Encodes text to token ids, written as decimal numbers separated by white "
+                       "space.\nInput: the FILEs named after the options, or standard input.",
+                       opts, n_opts);
         return 0;
     }
     if (rc != 0) return -1;
@@ -281,10 +282,10 @@ static int cmd_decode(int argc, char **argv, Error *err) {
     int n_opts = 1, first = 0;
     int rc = cli_parse("bpe decode", opts, n_opts, argc, argv, &first, err);
     if (rc == 1) {
-        cli_print_help(stdout, "bpe decode [FILE...]",
-                       "Decodes token ids (decimal, separated by white space; from the files or "
-                       "standard input) back to text. Special tokens decode to nothing.",
-                       opts, n_opts);
+        cli_print_help(stdout, "bpe decode",
+                       "Decodes token ids (decimal, separated by white space) back to text; "
+                       "special tokens decode to nothing.\nInput: the FILEs named after the "
+                       "options, or standard input.", opts, n_opts);
         return 0;
     }
     if (rc != 0) return -1;
