@@ -5,8 +5,9 @@
 
 // Max and log of the softmax normaliser of one row of logits/temperature.
 static float row_logsumexp(const float *row, int V, float inv_temp, float *maxv_out) {
+    // A comparison, not fmaxf: without -ffast-math fmaxf is a libm call per element.
     float maxv = row[0] * inv_temp;
-    for (int v = 1; v < V; v++) maxv = fmaxf(maxv, row[v] * inv_temp);
+    for (int v = 1; v < V; v++) maxv = row[v] * inv_temp > maxv ? row[v] * inv_temp : maxv;
     float sum = 0.0f;
     for (int v = 0; v < V; v++) sum += expf(row[v] * inv_temp - maxv);
     *maxv_out = maxv;

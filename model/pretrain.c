@@ -270,13 +270,13 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
         adamw_update(&p->m, &opt, lr, (long)step + 1);
         step++;
+        double now = now_seconds(), tps = (double)b->max_B * b->max_T / (now - t_last);
         int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
         if (eval_now) {
             val = validation_loss(b, &p->corpus, s->eval_batches);
             write_samples(&p->m, &p->kv, p->tok, &p->corpus, s->out, (long)step, s->seed);
         }
-        double now = now_seconds(), tps = (double)b->max_B * b->max_T / (now - t_last);
-        t_last = now;
+        t_last = now_seconds(); // evaluation time does not count against tokens/s
         double row[8] = {(double)step, (double)step * b->max_B * b->max_T, lr, loss, eval_now ? val : NAN,
                          norm, tps, now - t_start};
         csv_row(&p->csv, row);

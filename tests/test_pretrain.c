@@ -44,7 +44,7 @@ static int teardown(void **state) {
 static void test_loss_falls_and_checkpoint_loads(void **state) {
     Fixture *f = *state;
     char out[8192], path[600];
-    int rc = run_cmd(out, sizeof out, "%s --config smoke --tokenizer %s --data %s --out %s/run --threads 2",
+    int rc = run_cmd(out, sizeof out, "%s --config smoke --tokenizer %s --data %s --out %s/run --threads 1",
                      f->pretrain, f->tok, f->data, f->dir);
     printf("%s", out);
     assert_int_equal(rc, 0);
@@ -81,13 +81,13 @@ static void test_loss_falls_and_checkpoint_loads(void **state) {
 static void test_resume_is_bit_exact(void **state) {
     Fixture *f = *state;
     char out[8192];
-    const char *common = "--config smoke --steps 40 --save-every 100 --threads 2";
+    const char *common = "--config smoke --steps 40 --save-every 100 --threads 1";
     assert_int_equal(run_cmd(out, sizeof out, "%s %s --tokenizer %s --data %s --out %s/full", f->pretrain,
                              common, f->tok, f->data, f->dir), 0);
     assert_int_equal(run_cmd(out, sizeof out, "%s %s --tokenizer %s --data %s --out %s/part --stop-after 17",
                              f->pretrain, common, f->tok, f->data, f->dir), 0);
     assert_non_null(strstr(out, "stopped after step 17"));
-    assert_int_equal(run_cmd(out, sizeof out, "%s --resume %s/part --threads 2", f->pretrain, f->dir), 0);
+    assert_int_equal(run_cmd(out, sizeof out, "%s --resume %s/part --threads 1", f->pretrain, f->dir), 0);
     assert_non_null(strstr(out, "resuming"));
     assert_int_equal(run_cmd(out, sizeof out, "cmp %s/full/model.bin %s/part/model.bin && cmp %s/full/model.opt %s/part/model.opt",
                              f->dir, f->dir, f->dir, f->dir), 0);

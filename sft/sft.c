@@ -1,0 +1,300 @@
+// sft: supervised fine-tuning. Trains the pretrained model on chat-formatted
+// (prompt, response) pairs with the loss on the response and end token only,
+// so it learns to answer a prompt with one fortune and stop.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/csv.h"
+#include "common/fileio.h"
+#include "common/progress.h"
+#include "data/chat_template.h"
+#include "model/adamw.h"
+#include "model/generate.h"
+#include "model/run.h"
+#include "sft/sft_data.h"
+
+typedef struct {
+    const char *config, *init, *tokenizer, *data, *val, *out, *resume;
+    int seed, threads, steps, batch, warmup, eval_every, save_every, stop_after, eval_prompts;
+    float lr, min_lr_frac, weight_decay, grad_clip;
+} Settings;
+
+static int apply_config(void *settings, const char *name, Error *err) {
+    Settings *s = settings;
+    s->config = name;
+    if (!strcmp(name, "smoke")) {
+        s->steps = 40, s->batch = 4, s->lr = 1e-3f, s->warmup = 5, s->eval_every = 20;
+        s->save_every = 20, s->eval_prompts = 16;
+    } else if (!strcmp(name, "tiny")) {
+        s->steps = 600, s->batch = 16, s->lr = 5e-4f, s->warmup = 30, s->eval_every = 100;
+        s->save_every = 200, s->eval_prompts = 200;
+    } else if (!strcmp(name, "small")) {
+        s->steps = 1500, s->batch = 16, s->lr = 3e-4f, s->warmup = 50, s->eval_every = 250;
+        s->save_every = 500, s->eval_prompts = 200;
+    } else {
+        return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
+    }
+    return 0;
+}
+
+typedef struct {
+    Tokenizer *tok;
+    GPT m;
+    SftSet train, val;
+    LmBatch batch;
+    KVCache kv;
+    CkptHeader h;
+    CsvWriter csv;
+    size_t *perm, *idx;
+    long perm_epoch;
+} Sft;
+
+static void sft_state_free(Sft *p) {
+    tokenizer_free(p->tok);
+    gpt_free(&p->m);
+    sft_free(&p->train), sft_free(&p->val);
+    lm_batch_free(&p->batch);
+    kvcache_free(&p->kv);
+    csv_close(&p->csv);
+    free(p->perm), free(p->idx);
+}
+
+static int sft_setup(Sft *p, const Settings *s, Error *err) {
+    memset(p, 0, sizeof *p);
+    p->perm_epoch = -1;
+    if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
+    CkptHeader init;
+    unsigned lm = 1u << CKPT_LM;
+    if (run_load_model(&p->m, &init, s->init, lm, tokenizer_fingerprint(p->tok), err)) return -1;
+    int ctx = p->m.config.max_seq_len;
+    // A pair of n ids trains on n-1 positions, so n may be one more than the context.
+    if (sft_load(&p->train, p->tok, s->data, ctx + 1, err) || sft_load(&p->val, p->tok, s->val, ctx + 1, err))
+        return -1;
+    if (gpt_alloc_training(&p->m, s->batch, ctx, err) || lm_batch_alloc(&p->batch, &p->m, s->batch, ctx, err) ||
+        kvcache_create(&p->kv, &p->m.config, 16, err))
+        return -1;
+    p->perm = malloc(p->train.n * sizeof(size_t));
+    p->idx = malloc((size_t)s->batch * sizeof(size_t));
+    if (!p->perm || !p->idx) return error_set(err, "out of memory");
+    if (ckpt_header_init(&p->h, CKPT_LM, &p->m.config, "sft", err)) return -1;
+    p->h.tokenizer_fp = init.tokenizer_fp;
+    return ckpt_set_parent(&p->h, s->init, init.fingerprint, err);
+}
+
+// Response-token loss over the whole validation set, weighted by token count.
+static float validation_loss(Sft *p, int B) {
+    int pad = tokenizer_special(p->tok, TOK_PAD);
+    double loss_sum = 0, weight_sum = 0;
+    for (size_t at = 0; at < p->val.n; at += B) {
+        int rows = p->val.n - at < (size_t)B ? (int)(p->val.n - at) : B;
+        for (int i = 0; i < rows; i++) p->idx[i] = at + i;
+        int T = sft_fill_batch(&p->batch, &p->val, p->idx, rows, pad);
+        double w = 0;
+        for (int i = 0; i < rows * T; i++) w += p->batch.weights[i];
+        loss_sum += lm_batch_loss(&p->batch, rows, T, 0) * w;
+        weight_sum += w;
+    }
+    return (float)(loss_sum / weight_sum);
+}
+
+// Samples one response (temperature 1, up to the context) for each of `count`
+// validation prompts from `first`, kv->slots at a time. out_tokens holds
+// count * ctx ids; returns how many responses ended with the end token.
+static int sample_responses(const GPT *m, KVCache *kv, const SftSet *val, size_t first, int count,
+                            int eot, uint64_t seed, int *out_tokens, int *out_lens) {
+    int ctx = m->config.max_seq_len, ended = 0;
+    SamplerConfig sc = {1.0f, 0, 1.0f};
+    Rng rng;
+    rng_seed(&rng, seed);
+    float *lps = malloc((size_t)kv->slots * ctx * sizeof(float));
+    for (int at = 0; at < count; at += kv->slots) {
+        int B = count - at < kv->slots ? count - at : kv->slots;
+        const int *prompts[64];
+        int lens[64];
+        for (int i = 0; i < B; i++) {
+            const SftExample *e = &val->ex[(first + at + i) % val->n];
+            prompts[i] = e->ids, lens[i] = e->response_start;
+        }
+        generate(m, kv, prompts, lens, B, ctx, eot, &sc, &rng, out_tokens + (size_t)at * ctx, lps, out_lens + at);
+        for (int i = 0; i < B; i++)
+            ended += out_lens[at + i] > 0 && out_tokens[(size_t)(at + i) * ctx + out_lens[at + i] - 1] == eot;
+    }
+    free(lps);
+    return ended;
+}
+
+// Writes a few held-out prompts with the model's responses to samples.txt.
+static void write_samples(Sft *p, const Settings *s, long step) {
+    enum { N = 4 };
+    int ctx = p->m.config.max_seq_len, eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
+    int *tokens = malloc((size_t)N * ctx * sizeof(int)), lens[N];
+    sample_responses(&p->m, &p->kv, &p->val, 0, N, eot, (uint64_t)s->seed + (uint64_t)step, tokens, lens);
+    char path[4096];
+    Error err;
+    FILE *fp = path_join(path, sizeof path, s->out, "samples.txt", &err) ? NULL : fopen(path, "a");
+    if (fp) fprintf(fp, "== step %ld (temperature 1) ==\n", step);
+    for (int i = 0; fp && i < N; i++) {
+        const SftExample *e = &p->val.ex[i];
+        char *prompt = NULL, *response = NULL;
+        size_t len;
+        if (tokenizer_decode(p->tok, e->ids, e->response_start, &prompt, &len, &err) == 0 &&
+            chat_response_text(p->tok, tokens + (size_t)i * ctx, lens[i], &response, &err) == 0) {
+            int ended = lens[i] > 0 && tokens[(size_t)i * ctx + lens[i] - 1] == eot;
+            fprintf(fp, "prompt:   %s\nresponse: %s%s\n", prompt, response, ended ? "" : " [no end token]");
+        }
+        free(prompt), free(response);
+    }
+    if (fp) fclose(fp);
+    free(tokens);
+}
+
+// End-token rate of a model over the first n held-out prompts.
+static double end_rate(const GPT *m, KVCache *kv, const SftSet *val, int n, int eot, uint64_t seed) {
+    int ctx = m->config.max_seq_len;
+    int *tokens = malloc((size_t)n * ctx * sizeof(int)), *lens = malloc((size_t)n * sizeof(int));
+    int ended = sample_responses(m, kv, val, 0, n, eot, seed, tokens, lens);
+    free(tokens), free(lens);
+    return (double)ended / n;
+}
+
+static const char *METRICS_HEADER = "step,tokens,lr,loss,val_loss,grad_norm,tok_per_s,elapsed_s";
+
+typedef struct {
+    float val_loss;
+    double end_rate;
+} SftFigures;
+
+// Held-out response loss and end-token rate of the model as it is now.
+static SftFigures measure(Sft *p, const Settings *s) {
+    SftFigures f;
+    f.val_loss = validation_loss(p, s->batch);
+    f.end_rate = end_rate(&p->m, &p->kv, &p->val, s->eval_prompts, tokenizer_special(p->tok, TOK_ENDOFTEXT),
+                          (uint64_t)s->seed);
+    return f;
+}
+
+// Draws the next batch of the shuffled walk through the training pairs.
+static int next_batch(Sft *p, const Settings *s, uint64_t step) {
+    for (int i = 0; i < s->batch; i++)
+        p->idx[i] = sft_example_at(&p->train, (uint64_t)s->seed, step * s->batch + i, p->perm, &p->perm_epoch);
+    return sft_fill_batch(&p->batch, &p->train, p->idx, s->batch, tokenizer_special(p->tok, TOK_PAD));
+}
+
+// Returns 1 when the run completed or stopped cleanly, 0 on error.
+static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    printf("sft: %zu training pairs, %zu held-out (%zu and %zu longer than the context skipped)\n",
+           p->train.n, p->val.n, p->train.skipped_long, p->val.skipped_long);
+    SftFigures before = measure(p, s); // the init (pretrained) model, before any step
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->seed);
+    uint64_t step = 0;
+    if (s->resume) {
+        if (run_resume(s->out, &p->m, &p->h, &step, &rng, NULL, err)) return 0;
+        printf("sft: resuming %s at step %llu of %d\n", s->out, (unsigned long long)step, s->steps);
+    }
+    char path[4096];
+    if (run_write_config(s->out, opts, n_opts, err) || path_join(path, sizeof path, s->out, "metrics.csv", err))
+        return 0;
+    if ((s->resume && csv_truncate_after(path, (double)step, err)) ||
+        csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err))
+        return 0;
+    run_install_signal_handlers();
+    Progress prog;
+    progress_init(&prog, stdout, "sft", (long)step, s->steps, s->eval_every);
+    double t_start = now_seconds(), t_last = t_start, tokens = 0;
+    float val = NAN;
+    AdamWConfig opt = adamw_defaults();
+    opt.weight_decay = s->weight_decay;
+    while ((long)step < s->steps) {
+        if (run_stop_requested()) {
+            progress_done(&prog);
+            if (run_save(s->out, &p->m, &p->h, step, &rng, NULL, err)) return 0;
+            printf("sft: interrupted; checkpoint at step %llu in %s (continue with --resume %s)\n",
+                   (unsigned long long)step, s->out, s->out);
+            return 1;
+        }
+        int T = next_batch(p, s, step);
+        float loss = lm_batch_loss(&p->batch, s->batch, T, 1);
+        float norm = gpt_clip_grad_norm(&p->m, s->grad_clip);
+        if (!isfinite(loss) || !isfinite(norm))
+            return !error_set(err, "non-finite loss or gradient norm at step %llu; the last checkpoint in %s is untouched",
+                              (unsigned long long)step + 1, s->out);
+        float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
+        adamw_update(&p->m, &opt, lr, (long)step + 1);
+        step++;
+        tokens += (double)s->batch * T;
+        double now = now_seconds(), tps = (double)s->batch * T / (now - t_last);
+        int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
+        if (eval_now) {
+            val = validation_loss(p, s->batch);
+            write_samples(p, s, (long)step);
+        }
+        t_last = now_seconds(); // evaluation time does not count against tokens/s
+        double row[8] = {(double)step, tokens, lr, loss, eval_now ? val : NAN, norm, tps, now - t_start};
+        csv_row(&p->csv, row);
+        progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
+        int stop_here = s->stop_after > 0 && (long)step == s->stop_after;
+        if ((step % s->save_every == 0 || (long)step == s->steps || stop_here) &&
+            run_save(s->out, &p->m, &p->h, step, &rng, NULL, err))
+            return 0;
+        if (stop_here) {
+            progress_done(&prog);
+            printf("sft: stopped after step %llu as asked; continue with --resume %s\n", (unsigned long long)step, s->out);
+            return 1;
+        }
+    }
+    progress_done(&prog);
+    SftFigures after = measure(p, s);
+    printf("sft: held-out response loss %.3f nats/token (pretrained model: %.3f)\n", after.val_loss, before.val_loss);
+    printf("sft: end-token rate %.1f%% of %d held-out prompts at temperature 1 (pretrained model: %.1f%%)\n",
+           100 * after.end_rate, s->eval_prompts, 100 * before.end_rate);
+    printf("sft: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    Settings s = {.data = "data/sft.jsonl", .val = "data/sft_val.jsonl", .seed = 1337, .weight_decay = 0.1f,
+                  .grad_clip = 1.0f, .min_lr_frac = 0.1f};
+    Error err;
+    apply_config(&s, "tiny", &err);
+    CliOption opts[] = {
+        {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --init)"},
+        {"init", CLI_STRING, &s.init, 0, 0, "pretrained language-model checkpoint (required)"},
+        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin the init checkpoint was trained with (required)"},
+        {"data", CLI_STRING, &s.data, 0, 0, "training pairs, JSONL {\"prompt\", \"response\"}"},
+        {"val", CLI_STRING, &s.val, 0, 0, "held-out pairs, same format"},
+        {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
+        {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for the order of pairs and sampling"},
+        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
+        {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
+        {"batch", CLI_INT, &s.batch, 1, 1024, "pairs per step"},
+        {"lr", CLI_FLOAT, &s.lr, 1e-7, 1, "peak learning rate"},
+        {"min-lr-frac", CLI_FLOAT, &s.min_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
+        {"warmup", CLI_INT, &s.warmup, 0, 10000000, "linear warm-up steps"},
+        {"weight-decay", CLI_FLOAT, &s.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
+        {"grad-clip", CLI_FLOAT, &s.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+        {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between validation and samples"},
+        {"eval-prompts", CLI_INT, &s.eval_prompts, 1, 100000, "held-out prompts for the end-token rate"},
+        {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step; 0: off"},
+    };
+    int n_opts = sizeof opts / sizeof opts[0];
+    char *stored = NULL;
+    int rc = run_parse_options("sft", "Fine-tunes a language model on prompt/response pairs (loss on responses only).",
+                               opts, n_opts, argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
+    if (rc == 1) return 0;
+    if (rc == 0 && s.resume) s.out = s.resume;
+    if (rc == 0 && (!s.init || !s.tokenizer || !s.out))
+        rc = error_set(&err, "--init, --tokenizer and --out are required (see --help)");
+    if (rc) error_exit("sft", &err);
+    run_set_threads(s.threads);
+    Sft p;
+    int ok = sft_setup(&p, &s, &err) == 0 && sft_run(&p, &s, opts, n_opts, &err);
+    sft_state_free(&p);
+    free(stored);
+    if (!ok) error_exit("sft", &err);
+    return 0;
+}
