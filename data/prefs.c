@@ -1,0 +1,449 @@
+// prefs: samples two responses per prompt from a policy, scores both with the
+// simulated annotator (data/annotator.h) and labels the pair by a seeded draw
+// from the Bradley-Terry model, P(A preferred) = sigmoid((gold_A - gold_B) /
+// tau), so labels are noisy the way human labels are. Writes the pairs the
+// reward model trains on (prefs.jsonl) and a held-out split (prefs_val.jsonl)
+// whose prompts are disjoint from the training pairs' prompts.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/cli.h"
+#include "common/fileio.h"
+#include "common/jsonl.h"
+#include "common/progress.h"
+#include "data/annotator.h"
+#include "data/chat_template.h"
+#include "data/fortune_text.h"
+#include "model/generate.h"
+#include "model/run.h"
+#include "tokenizer/tokenizer.h"
+
+static const char PROG[] = "prefs";
+
+// A prompt slot whose two samples keep coming out identical is given up
+// after this many tries (a policy that always says the same thing).
+#define MAX_ATTEMPTS_PER_SLOT 8
+
+typedef struct {
+    const char *policy, *tokenizer, *prompts, *data_dir, *out;
+    int pairs, seed, threads, batch, top_k;
+    float tau, val_frac, temperature;
+} Settings;
+
+typedef struct {
+    const char *text;
+    int category; // -1: the annotator gives no topic credit
+    int *ids;     // chat_format(prompt, NULL): ready for generation
+    int n_ids;
+} Prompt;
+
+typedef struct {
+    const Prompt *prompt;
+    char *response[2];
+    double gold[2];
+    int ended[2];
+    int chosen;   // 0 or 1: which response the label prefers
+    int is_val;
+    int attempts;
+    int done;
+} Slot;
+
+typedef struct {
+    Tokenizer *tok;
+    GPT model;
+    KVCache kv;
+    Annotator *annotator;
+    Prompt *prompts;
+    size_t n_prompts;
+    Slot *slots;
+    size_t n_slots;
+    long identical, given_up;
+} Prefs;
+
+static void prefs_free_all(Prefs *p) {
+    tokenizer_free(p->tok);
+    gpt_free(&p->model);
+    kvcache_free(&p->kv);
+    annotator_free(p->annotator);
+    for (size_t i = 0; i < p->n_prompts; i++) {
+        free((char *)p->prompts[i].text);
+        free(p->prompts[i].ids);
+    }
+    free(p->prompts);
+    for (size_t i = 0; i < p->n_slots; i++) free(p->slots[i].response[0]), free(p->slots[i].response[1]);
+    free(p->slots);
+}
+
+// ---------------------------------------------------------------- prompts
+
+// The prompt's category: its "category" field when present (it must be one
+// the annotator knows), else derived from the prompt text.
+static int prompt_category(const Prefs *p, const JsonlReader *r, const cJSON *o, const char *text,
+                           int *category, Error *err) {
+    const cJSON *field = cJSON_GetObjectItemCaseSensitive(o, "category");
+    if (!field) {
+        *category = annotator_category_of_prompt(p->annotator, text);
+        return 0;
+    }
+    if (!cJSON_IsString(field))
+        return error_set(err, "%s:%ld: field \"category\" must be a string", r->path, r->line);
+    *category = annotator_category_index(p->annotator, field->valuestring);
+    if (*category < 0)
+        return error_set(err, "%s:%ld: unknown category \"%s\"", r->path, r->line, field->valuestring);
+    return 0;
+}
+
+static int add_prompt(Prefs *p, const JsonlReader *r, const cJSON *o, size_t *cap, Error *err) {
+    const char *text = jsonl_string(r, o, "prompt", err);
+    if (!text) return -1;
+    Prompt q = {0};
+    if (prompt_category(p, r, o, text, &q.category, err)) return -1;
+    size_t n_ids;
+    Error inner;
+    if (chat_format(p->tok, text, NULL, &q.ids, &n_ids, NULL, &inner))
+        return error_set(err, "%s:%ld: %s", r->path, r->line, inner.msg);
+    int T = p->model.config.max_seq_len;
+    q.n_ids = (int)n_ids;
+    q.text = strdup(text);
+    if (n_ids >= (size_t)T || !q.text) {
+        free(q.ids), free((char *)q.text);
+        return error_set(err, "%s:%ld: prompt is %zu tokens; the model's context of %d leaves no "
+                         "room for a response", r->path, r->line, n_ids, T);
+    }
+    if (p->n_prompts == *cap) {
+        *cap = *cap ? 2 * *cap : 256;
+        Prompt *grown = realloc(p->prompts, *cap * sizeof *grown);
+        if (!grown) {
+            free(q.ids), free((char *)q.text);
+            return error_set(err, "out of memory");
+        }
+        p->prompts = grown;
+    }
+    p->prompts[p->n_prompts++] = q;
+    return 0;
+}
+
+static int load_prompts(Prefs *p, const char *path, Error *err) {
+    JsonlReader r;
+    if (jsonl_open(&r, path, err)) return -1;
+    size_t cap = 0;
+    cJSON *o;
+    int rc;
+    while ((rc = jsonl_next(&r, &o, err)) == 1) {
+        rc = add_prompt(p, &r, o, &cap, err);
+        cJSON_Delete(o);
+        if (rc) break;
+    }
+    jsonl_close(&r);
+    if (rc == 0 && p->n_prompts == 0) rc = error_set(err, "%s: no prompts", path);
+    return rc;
+}
+
+// ---------------------------------------------------------------- slots
+
+// Lays out the pairs to make: round(val_frac * pairs) of them on held-out
+// prompts (a seeded choice of ceil(val_frac * prompts) prompts), the rest on
+// the others, each side cycling through its prompts in a seeded order.
+static int plan_slots(Prefs *p, const Settings *s, Error *err) {
+    size_t n = p->n_prompts, *order = malloc(n * sizeof *order);
+    p->slots = calloc((size_t)s->pairs, sizeof *p->slots);
+    if (!order || !p->slots) {
+        free(order);
+        return error_set(err, "out of memory");
+    }
+    p->n_slots = (size_t)s->pairs;
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->seed * 2654435761u + 17);
+    for (size_t i = 0; i < n; i++) order[i] = i;
+    for (size_t i = n; i > 1; i--) { // Fisher-Yates
+        size_t j = (size_t)rng_below(&rng, i), t = order[i - 1];
+        order[i - 1] = order[j], order[j] = t;
+    }
+    size_t n_val_pairs = (size_t)lround(s->val_frac * s->pairs);
+    size_t n_val_prompts = n_val_pairs ? (size_t)ceil(s->val_frac * (double)n) : 0;
+    if (n_val_prompts >= n) n_val_prompts = n - 1;
+    if (n_val_prompts == 0 || n_val_pairs >= p->n_slots) n_val_pairs = 0; // nothing to hold out
+    size_t n_train = p->n_slots - n_val_pairs;
+    for (size_t i = 0; i < p->n_slots; i++) {
+        int is_val = i >= n_train;
+        size_t k = is_val ? (i - n_train) % n_val_prompts : n_val_prompts + i % (n - n_val_prompts);
+        p->slots[i].prompt = &p->prompts[order[k]];
+        p->slots[i].is_val = is_val;
+    }
+    free(order);
+    return 0;
+}
+
+// ---------------------------------------------------------------- sampling
+
+// Replaces bytes that are not valid UTF-8 (a response cut inside a
+// character) with U+FFFD, so the written JSON and later encodes are valid.
+static char *utf8_sanitize(const char *s) {
+    size_t len = strlen(s), pos = 0, o = 0;
+    char *out = malloc(3 * len + 1);
+    if (!out) return NULL;
+    while (pos < len) {
+        size_t start = pos;
+        uint32_t cp;
+        if (utf8_decode((const unsigned char *)s, len, &pos, &cp) == 0) {
+            memcpy(out + o, s + start, pos - start);
+            o += pos - start;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            pos = start + 1;
+        }
+    }
+    out[o] = '\0';
+    return out;
+}
+
+// The response text of one generated row, and whether it ended with the end
+// token (not at the context limit, and not by starting a new user turn).
+static int row_response(const Prefs *p, const int *ids, int n, char **text, int *ended, Error *err) {
+    size_t k = chat_response_length(p->tok, ids, (size_t)n);
+    *ended = k < (size_t)n && ids[k] == tokenizer_special(p->tok, TOK_ENDOFTEXT);
+    char *raw = NULL;
+    if (chat_response_text(p->tok, ids, (size_t)n, &raw, err)) return -1;
+    *text = utf8_sanitize(raw);
+    free(raw);
+    return *text ? 0 : error_set(err, "out of memory");
+}
+
+// Scores a slot's two responses and draws the label: A is chosen with
+// probability sigmoid((gold_A - gold_B) / tau).
+static void label_slot(const Prefs *p, Slot *slot, float tau, Rng *label_rng) {
+    for (int k = 0; k < 2; k++)
+        slot->gold[k] = annotator_gold_category(p->annotator, slot->prompt->category,
+                                                slot->response[k], slot->ended[k], NULL);
+    double p_a = 1.0 / (1.0 + exp(-(slot->gold[0] - slot->gold[1]) / tau));
+    slot->chosen = rng_uniform_double(label_rng) < p_a ? 0 : 1;
+    slot->done = 1;
+}
+
+typedef struct {
+    int *tokens, *lens;
+    float *logprobs;
+    const int **prompt_ids;
+    int *prompt_lens;
+    size_t *slot_of_row; // rows 2i and 2i+1 sample slot slot_of_row[2i]
+} Batch;
+
+// Fills the batch with up to max_slots pending slots; returns the row count.
+static int fill_batch(const Prefs *p, Batch *b, size_t *next, int max_slots, int *max_new) {
+    int rows = 0, T = p->model.config.max_seq_len;
+    *max_new = 0;
+    for (size_t tried = 0; tried < p->n_slots && rows < 2 * max_slots; tried++) {
+        size_t i = (*next + tried) % p->n_slots;
+        const Slot *s = &p->slots[i];
+        if (s->done || s->attempts >= MAX_ATTEMPTS_PER_SLOT) continue;
+        for (int k = 0; k < 2; k++, rows++) {
+            b->prompt_ids[rows] = s->prompt->ids;
+            b->prompt_lens[rows] = s->prompt->n_ids;
+            b->slot_of_row[rows] = i;
+        }
+        if (T - s->prompt->n_ids > *max_new) *max_new = T - s->prompt->n_ids;
+        *next = (i + 1) % p->n_slots;
+    }
+    return rows;
+}
+
+// Generates one batch and settles its slots: identical pairs are retried.
+static int run_batch(Prefs *p, Batch *b, int rows, int max_new, const Settings *s, Rng *gen_rng,
+                     Rng *label_rng, Error *err) {
+    SamplerConfig sc = {s->temperature, s->top_k, 1.0f};
+    generate(&p->model, &p->kv, b->prompt_ids, b->prompt_lens, rows, max_new,
+             tokenizer_special(p->tok, TOK_ENDOFTEXT), &sc, gen_rng, b->tokens, b->logprobs, b->lens);
+    for (int r = 0; r < rows; r += 2) {
+        Slot *slot = &p->slots[b->slot_of_row[r]];
+        slot->attempts++;
+        for (int k = 0; k < 2; k++) {
+            free(slot->response[k]);
+            slot->response[k] = NULL;
+            if (row_response(p, b->tokens + (size_t)(r + k) * max_new, b->lens[r + k],
+                             &slot->response[k], &slot->ended[k], err))
+                return -1;
+        }
+        if (strcmp(slot->response[0], slot->response[1]) != 0) label_slot(p, slot, s->tau, label_rng);
+        else if (p->identical++, slot->attempts == MAX_ATTEMPTS_PER_SLOT) p->given_up++;
+    }
+    return 0;
+}
+
+static int sample_all(Prefs *p, const Settings *s, Error *err) {
+    int T = p->model.config.max_seq_len, max_rows = 2 * s->batch;
+    Batch b = {0};
+    b.tokens = malloc((size_t)max_rows * T * sizeof *b.tokens);
+    b.logprobs = malloc((size_t)max_rows * T * sizeof *b.logprobs);
+    b.lens = malloc(max_rows * sizeof *b.lens);
+    b.prompt_ids = malloc(max_rows * sizeof *b.prompt_ids);
+    b.prompt_lens = malloc(max_rows * sizeof *b.prompt_lens);
+    b.slot_of_row = malloc(max_rows * sizeof *b.slot_of_row);
+    int rc = (b.tokens && b.logprobs && b.lens && b.prompt_ids && b.prompt_lens && b.slot_of_row)
+                 ? 0 : error_set(err, "out of memory");
+    Rng gen_rng, label_rng;
+    rng_seed(&gen_rng, (uint64_t)s->seed);
+    rng_seed(&label_rng, (uint64_t)s->seed ^ 0x9E3779B97F4A7C15ull);
+    Progress prog;
+    progress_init(&prog, stdout, PROG, 0, (long)p->n_slots, 1);
+    size_t next = 0, settled = 0;
+    double t0 = now_seconds();
+    long sequences = 0;
+    int rows, max_new;
+    while (rc == 0 && (rows = fill_batch(p, &b, &next, s->batch, &max_new)) > 0) {
+        rc = run_batch(p, &b, rows, max_new, s, &gen_rng, &label_rng, err);
+        sequences += rows;
+        settled = 0;
+        for (size_t i = 0; i < p->n_slots; i++)
+            settled += p->slots[i].done || p->slots[i].attempts >= MAX_ATTEMPTS_PER_SLOT;
+        progress_update(&prog, (long)settled, "%ld sequences | %.1f seq/s | %ld identical",
+                        sequences, sequences / (now_seconds() - t0 + 1e-9), p->identical);
+    }
+    progress_done(&prog);
+    free(b.tokens), free(b.logprobs), free(b.lens);
+    free(b.prompt_ids), free(b.prompt_lens), free(b.slot_of_row);
+    return rc;
+}
+
+// ---------------------------------------------------------------- output
+
+static cJSON *pair_json(const Slot *s) {
+    int c = s->chosen, r = 1 - c;
+    cJSON *o = cJSON_CreateObject();
+    if (!o) return NULL;
+    int ok = cJSON_AddStringToObject(o, "prompt", s->prompt->text) &&
+             cJSON_AddStringToObject(o, "chosen", s->response[c]) &&
+             cJSON_AddStringToObject(o, "rejected", s->response[r]) &&
+             cJSON_AddNumberToObject(o, "gold_chosen", s->gold[c]) &&
+             cJSON_AddNumberToObject(o, "gold_rejected", s->gold[r]);
+    if (!ok) cJSON_Delete(o);
+    return ok ? o : NULL;
+}
+
+// Writes the settled slots of one split to out_dir/name, atomically.
+static int write_pairs(const Prefs *p, const char *out_dir, const char *name, int is_val,
+                       size_t *count, Error *err) {
+    char path[4096];
+    if (path_join(path, sizeof path, out_dir, name, err)) return -1;
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    if (!mem) return error_set(err, "out of memory");
+    int rc = 0;
+    *count = 0;
+    for (size_t i = 0; i < p->n_slots && rc == 0; i++) {
+        const Slot *s = &p->slots[i];
+        if (!s->done || s->is_val != is_val) continue;
+        cJSON *o = pair_json(s);
+        if (!o || jsonl_write(mem, o)) rc = error_set(err, "out of memory writing %s", path);
+        cJSON_Delete(o);
+        (*count)++;
+    }
+    fclose(mem);
+    if (rc == 0) rc = write_file_atomic(path, text, len, err);
+    free(text);
+    return rc;
+}
+
+// Label noise: the fraction of pairs (with different gold scores) whose
+// label prefers the response with the lower gold score.
+static void print_summary(const Prefs *p, const Settings *s, size_t n_train, size_t n_val) {
+    size_t differ = 0, flipped = 0, ended = 0, n = 0;
+    double gold_chosen = 0, gold_rejected = 0;
+    for (size_t i = 0; i < p->n_slots; i++) {
+        const Slot *q = &p->slots[i];
+        if (!q->done) continue;
+        n++;
+        ended += (size_t)(q->ended[0] + q->ended[1]);
+        gold_chosen += q->gold[q->chosen], gold_rejected += q->gold[1 - q->chosen];
+        if (q->gold[0] == q->gold[1]) continue;
+        differ++;
+        flipped += q->gold[q->chosen] < q->gold[1 - q->chosen];
+    }
+    printf("%s: %zu pairs (%zu train, %zu validation); %ld identical samples skipped, %ld "
+           "prompt slots given up after %d identical tries\n", PROG, n, n_train, n_val,
+           p->identical, p->given_up, MAX_ATTEMPTS_PER_SLOT);
+    if (n == 0) return;
+    printf("%s: mean gold %.3f chosen, %.3f rejected; %.1f%% of responses ended\n", PROG,
+           gold_chosen / n, gold_rejected / n, 100.0 * ended / (2.0 * n));
+    printf("%s: label noise %.1f%% (%zu of %zu pairs with different gold scores labelled against "
+           "the gold order; tau %g)\n", PROG, differ ? 100.0 * flipped / differ : 0.0, flipped,
+           differ, s->tau);
+}
+
+// ---------------------------------------------------------------- main
+
+static int setup(Prefs *p, const Settings *s, Error *err) {
+    memset(p, 0, sizeof *p);
+    if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
+    CkptHeader h;
+    unsigned kinds = (1u << CKPT_LM) | (1u << CKPT_POLICY);
+    if (run_load_model(&p->model, &h, s->policy, kinds, tokenizer_fingerprint(p->tok), err)) return -1;
+    if (kvcache_create(&p->kv, &p->model.config, 2 * s->batch, err)) return -1;
+    if (annotator_load(&p->annotator, s->data_dir, err)) return -1;
+    if (load_prompts(p, s->prompts, err)) return -1;
+    size_t unknown = 0;
+    for (size_t i = 0; i < p->n_prompts; i++) unknown += p->prompts[i].category < 0;
+    if (unknown)
+        fprintf(stderr, "%s: warning: %zu of %zu prompts name no known topic; their responses get "
+                "no on-topic credit\n", PROG, unknown, p->n_prompts);
+    return plan_slots(p, s, err);
+}
+
+static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    Prefs p;
+    int rc = setup(&p, s, err);
+    if (rc == 0) rc = run_write_config(s->out, opts, n_opts, err);
+    if (rc == 0) {
+        printf("%s: %zu prompts, %d pairs from %s (context %d tokens), tau %g\n", PROG,
+               p.n_prompts, s->pairs, s->policy, p.model.config.max_seq_len, s->tau);
+        rc = sample_all(&p, s, err);
+    }
+    size_t n_train = 0, n_val = 0;
+    if (rc == 0) rc = write_pairs(&p, s->out, "prefs.jsonl", 0, &n_train, err);
+    if (rc == 0) rc = write_pairs(&p, s->out, "prefs_val.jsonl", 1, &n_val, err);
+    if (rc == 0) {
+        print_summary(&p, s, n_train, n_val);
+        printf("%s: wrote %s/prefs.jsonl and %s/prefs_val.jsonl\n", PROG, s->out, s->out);
+    }
+    prefs_free_all(&p);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    Settings s = {.prompts = "data/prompts_train.jsonl", .data_dir = "data", .pairs = 2000,
+                  .seed = 1337, .batch = 16, .tau = 0.5f, .val_frac = 0.1f, .temperature = 1.0f};
+    CliOption opts[] = {
+        {"policy", CLI_STRING, &s.policy, 0, 0, "checkpoint to sample from: language model or policy (required)"},
+        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin the policy was trained with (required)"},
+        {"prompts", CLI_STRING, &s.prompts, 0, 0, "JSONL prompts: {\"prompt\", optional \"category\"}"},
+        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv and keywords.tsv"},
+        {"out", CLI_STRING, &s.out, 0, 0, "folder for prefs.jsonl, prefs_val.jsonl, config.txt (required)"},
+        {"pairs", CLI_INT, &s.pairs, 1, 10000000, "preference pairs to write (train + validation)"},
+        {"val-frac", CLI_FLOAT, &s.val_frac, 0, 0.9, "fraction of pairs held out, on held-out prompts"},
+        {"tau", CLI_FLOAT, &s.tau, 1e-3, 100, "Bradley-Terry temperature of the labels: P(A) = sigmoid((gA-gB)/tau)"},
+        {"temperature", CLI_FLOAT, &s.temperature, 0, 10, "sampling temperature (0: greedy)"},
+        {"top-k", CLI_INT, &s.top_k, 0, 1000000, "sample from the k most likely tokens (0: all)"},
+        {"batch", CLI_INT, &s.batch, 1, 1024, "prompts per generation batch (two samples each)"},
+        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for prompt order, sampling and labels"},
+        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
+    };
+    int n_opts = sizeof opts / sizeof opts[0];
+    Error err;
+    int rc = cli_parse(PROG, opts, n_opts, argc, argv, NULL, &err);
+    if (rc == 1) {
+        cli_print_help(stdout, PROG, "Samples response pairs from a policy and labels them with "
+                       "the simulated annotator.", opts, n_opts);
+        return 0;
+    }
+    if (rc == 0 && (!s.policy || !s.tokenizer || !s.out))
+        rc = error_set(&err, "--policy, --tokenizer and --out are required (see --help)");
+    if (rc) error_exit(PROG, &err);
+    run_set_threads(s.threads);
+    if (run(&s, opts, n_opts, &err)) error_exit(PROG, &err);
+    return 0;
+}

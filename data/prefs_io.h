@@ -1,0 +1,25 @@
+// Reading preference-pair files: JSON Lines of {"prompt", "chosen",
+// "rejected"} with optional "gold_chosen" and "gold_rejected" numbers, as
+// written by prefs or brought by a user (the field names of the common public
+// preference sets). Other fields are ignored.
+#ifndef DATA_PREFS_IO_H
+#define DATA_PREFS_IO_H
+
+#include <stddef.h>
+
+#include "common/error.h"
+
+typedef struct {
+    char *prompt, *chosen, *rejected; // malloc'ed
+    int has_gold;                     // 1 when both gold scores are present
+    double gold_chosen, gold_rejected;
+} PrefPair;
+
+// Reads every pair of the file into *pairs (malloc'ed, *n long; NULL and 0
+// for a file without pairs). A malformed line, a missing or non-string text
+// field, a non-number gold score or only one of the two gold scores is an
+// error naming the file and line; nothing is returned then.
+int prefs_load(const char *path, PrefPair **pairs, size_t *n, Error *err);
+void prefs_free(PrefPair *pairs, size_t n);
+
+#endif

@@ -1,0 +1,270 @@
+// Tests of preference pairs: the reader of preference files on good and
+// malformed input, and an end-to-end smoke run of `prefs` on a smoke-config
+// language model: output that parses, gold scores the annotator reproduces,
+// labels that agree with the gold order about as often as tau predicts, and
+// bad input refused with clear messages.
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+#include "data/annotator.h"
+#include "data/prefs_io.h"
+#include "tests/testutil.h"
+
+typedef struct {
+    char dir[256], bpe[512], pretrain[512], prefs[512], fortunes[512], prompts[512], data[512];
+    char tok[600], policy[600];
+} Fixture;
+
+static void write_text(const char *path, const char *text) {
+    Error err;
+    if (write_file_atomic(path, text, strlen(text), &err)) fail_msg("%s", err.msg);
+}
+
+// ---------------------------------------------------------------- reader
+
+static void test_reader_good_file(void **state) {
+    Fixture *f = *state;
+    char path[600];
+    snprintf(path, sizeof path, "%s/good.jsonl", f->dir);
+    write_text(path, "{\"prompt\":\"p1\",\"chosen\":\"yes \\u00e9\",\"rejected\":\"no\",\"gold_chosen\":1.5,\"gold_rejected\":-0.25}\n"
+                     "\n"
+                     "{\"prompt\":\"p2\",\"chosen\":\"\",\"rejected\":\"b\",\"source\":\"mine\"}\n");
+    PrefPair *pairs;
+    size_t n;
+    Error err;
+    assert_int_equal(prefs_load(path, &pairs, &n, &err), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(pairs[0].prompt, "p1");
+    assert_string_equal(pairs[0].chosen, "yes \xc3\xa9");
+    assert_string_equal(pairs[0].rejected, "no");
+    assert_int_equal(pairs[0].has_gold, 1);
+    assert_true(pairs[0].gold_chosen == 1.5 && pairs[0].gold_rejected == -0.25);
+    assert_string_equal(pairs[1].chosen, "");
+    assert_int_equal(pairs[1].has_gold, 0); // gold is optional; other fields are ignored
+    prefs_free(pairs, n);
+    write_text(path, "");
+    assert_int_equal(prefs_load(path, &pairs, &n, &err), 0);
+    assert_int_equal(n, 0);
+    prefs_free(pairs, n);
+}
+
+static void expect_reader_error(const Fixture *f, const char *text, const char *words) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/bad.jsonl", f->dir);
+    write_text(path, text);
+    PrefPair *pairs = (PrefPair *)1;
+    size_t n = 7;
+    Error err;
+    assert_int_equal(prefs_load(path, &pairs, &n, &err), -1);
+    assert_null(pairs);
+    assert_int_equal(n, 0);
+    char where[64];
+    snprintf(where, sizeof where, "bad.jsonl:2");
+    if (!strstr(err.msg, where) || !strstr(err.msg, words))
+        fail_msg("message \"%s\" lacks \"%s\" or \"%s\"", err.msg, where, words);
+}
+
+static void test_reader_refuses_malformed_lines(void **state) {
+    Fixture *f = *state;
+    const char *good = "{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\"}\n";
+    char text[512];
+    const char *bad[][2] = {
+        {"{\"prompt\":\"p\",\"chosen\":\"a\"", ""},
+        {"{\"prompt\":\"p\",\"rejected\":\"b\"}", "\"chosen\""},
+        {"{\"chosen\":\"a\",\"rejected\":\"b\"}", "\"prompt\""},
+        {"{\"prompt\":\"p\",\"chosen\":5,\"rejected\":\"b\"}", "must be a string"},
+        {"{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\",\"gold_chosen\":\"high\",\"gold_rejected\":1}", "must be a number"},
+        {"{\"prompt\":\"p\",\"chosen\":\"a\",\"rejected\":\"b\",\"gold_chosen\":1}", "without \"gold_rejected\""},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(text, sizeof text, "%s%s\n%s", good, bad[i][0], good);
+        expect_reader_error(f, text, bad[i][1]);
+    }
+    PrefPair *pairs;
+    size_t n;
+    Error err;
+    char path[600];
+    snprintf(path, sizeof path, "%s/absent.jsonl", f->dir);
+    assert_int_equal(prefs_load(path, &pairs, &n, &err), -1);
+    assert_non_null(strstr(err.msg, "absent.jsonl"));
+}
+
+// ---------------------------------------------------------------- prefs
+
+static int setup(void **state) {
+    Fixture *f = calloc(1, sizeof *f);
+    make_temp_dir(f->dir, sizeof f->dir);
+    bin_path(f->bpe, sizeof f->bpe, "bpe");
+    bin_path(f->pretrain, sizeof f->pretrain, "pretrain");
+    bin_path(f->prefs, sizeof f->prefs, "prefs");
+    src_path(f->fortunes, sizeof f->fortunes, "data/fortunes.jsonl");
+    src_path(f->prompts, sizeof f->prompts, "data/prompts_train.jsonl");
+    src_path(f->data, sizeof f->data, "data");
+    snprintf(f->tok, sizeof f->tok, "%s/tokenizer.bin", f->dir);
+    snprintf(f->policy, sizeof f->policy, "%s/lm/model.bin", f->dir);
+    char out[8192];
+    // The policy only has to produce text: a short smoke pretraining will do.
+    int rc = run_cmd(out, sizeof out, "%s train --input %s --jsonl-field text --vocab 512 --out %s && "
+                     "%s --config smoke --steps 30 --tokenizer %s --data %s --out %s/lm --threads 2",
+                     f->bpe, f->fortunes, f->tok, f->pretrain, f->tok, f->fortunes, f->dir);
+    if (rc != 0) printf("%s\n", out);
+    *state = f;
+    return rc;
+}
+
+static int teardown(void **state) {
+    Fixture *f = *state;
+    char out[256];
+    run_cmd(out, sizeof out, "rm -rf %s", f->dir);
+    free(f);
+    return 0;
+}
+
+static int run_prefs(const Fixture *f, char *out, size_t n, const char *run, const char *extra) {
+    return run_cmd(out, n, "%s --policy %s --tokenizer %s --prompts %s --data-dir %s --out %s/%s "
+                   "--pairs 32 --threads 2 %s", f->prefs, f->policy, f->tok, f->prompts, f->data,
+                   f->dir, run, extra);
+}
+
+// Checks one output file; adds to the count of pairs whose label follows the
+// gold order and to the count that tau predicts (sum of sigmoid(|dg| / tau)).
+static size_t check_pairs(const Fixture *f, const Annotator *a, const char *run, const char *name,
+                          double tau, double *agree, double *expected, double *variance) {
+    char path[600];
+    snprintf(path, sizeof path, "%s/%s/%s", f->dir, run, name);
+    PrefPair *pairs;
+    size_t n;
+    Error err;
+    if (prefs_load(path, &pairs, &n, &err)) fail_msg("%s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        const PrefPair *p = &pairs[i];
+        assert_true(p->has_gold);
+        assert_string_not_equal(p->chosen, p->rejected);
+        // The annotator reproduces both gold scores (ended or not, which the
+        // file does not record).
+        const char *texts[2] = {p->chosen, p->rejected};
+        double golds[2] = {p->gold_chosen, p->gold_rejected};
+        for (int k = 0; k < 2; k++) {
+            double g1 = annotator_gold(a, p->prompt, texts[k], 1, NULL);
+            double g0 = annotator_gold(a, p->prompt, texts[k], 0, NULL);
+            if (fabs(g1 - golds[k]) > 1e-9 && fabs(g0 - golds[k]) > 1e-9)
+                fail_msg("%s:%zu: gold %.17g is neither %.17g nor %.17g", path, i + 1, golds[k], g1, g0);
+        }
+        double d = fabs(p->gold_chosen - p->gold_rejected);
+        if (d == 0) continue;
+        double q = 1 / (1 + exp(-d / tau));
+        *agree += p->gold_chosen > p->gold_rejected;
+        *expected += q;
+        *variance += q * (1 - q);
+    }
+    prefs_free(pairs, n);
+    return n;
+}
+
+static void check_run(const Fixture *f, const char *run, double tau) {
+    char dir[4096];
+    src_path(dir, sizeof dir, "data");
+    Annotator *a;
+    Error err;
+    if (annotator_load(&a, dir, &err)) fail_msg("%s", err.msg);
+    double agree = 0, expected = 0, variance = 0;
+    size_t n = check_pairs(f, a, run, "prefs.jsonl", tau, &agree, &expected, &variance);
+    size_t n_val = check_pairs(f, a, run, "prefs_val.jsonl", tau, &agree, &expected, &variance);
+    annotator_free(a);
+    assert_int_equal(n + n_val, 32);
+    assert_true(n_val >= 2 && n_val <= 4); // 10% held out
+    // Agreement with the gold order: what the Bradley-Terry draw predicts,
+    // within 4 standard deviations (plus one pair for rounding).
+    printf("%s: %.0f pairs agree with the gold order, %.1f expected at tau %g\n", run, agree,
+           expected, tau);
+    assert_true(fabs(agree - expected) <= 4 * sqrt(variance) + 1);
+}
+
+static void test_prefs_writes_labelled_pairs(void **state) {
+    Fixture *f = *state;
+    char out[16384];
+    int rc = run_prefs(f, out, sizeof out, "run", "");
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "label noise"));
+    check_run(f, "run", 0.5);
+    char path[600];
+    snprintf(path, sizeof path, "%s/run/config.txt", f->dir);
+    unsigned char *config;
+    size_t len;
+    Error err;
+    assert_int_equal(read_file(path, 1 << 20, &config, &len, &err), 0);
+    assert_non_null(strstr((char *)config, "tau = 0.5"));
+    assert_non_null(strstr((char *)config, "val-frac = 0.1"));
+    free(config);
+    // A near-zero tau labels by the gold order itself.
+    assert_int_equal(run_prefs(f, out, sizeof out, "sharp", "--tau 0.001 --seed 5"), 0);
+    check_run(f, "sharp", 0.001);
+    // The same seed gives the same pairs.
+    assert_int_equal(run_prefs(f, out, sizeof out, "again", ""), 0);
+    assert_int_equal(run_cmd(out, sizeof out, "cmp %s/run/prefs.jsonl %s/again/prefs.jsonl && "
+                             "cmp %s/run/prefs_val.jsonl %s/again/prefs_val.jsonl",
+                             f->dir, f->dir, f->dir, f->dir), 0);
+}
+
+static void expect_prefs_error(const Fixture *f, const char *args, const char *words) {
+    char out[8192];
+    int rc = run_cmd(out, sizeof out, "%s --out %s/bad --pairs 4 --data-dir %s %s", f->prefs,
+                     f->dir, f->data, args);
+    if (rc != 1 || strncmp(out, "prefs: ", 7) != 0 || !strstr(out, words))
+        fail_msg("exit %d, output \"%s\": expected 1 and \"prefs: ...%s...\"", rc, out, words);
+}
+
+static void test_prefs_refuses_bad_input(void **state) {
+    Fixture *f = *state;
+    char args[4096], out[8192];
+    snprintf(args, sizeof args, "--policy %s/none.bin --tokenizer %s", f->dir, f->tok);
+    expect_prefs_error(f, args, "none.bin");
+    // A checkpoint with one payload byte changed fails its checksum.
+    assert_int_equal(run_cmd(out, sizeof out, "cp %s %s/corrupt.bin && printf 'X' | dd of=%s/corrupt.bin "
+                             "bs=1 seek=2000 conv=notrunc", f->policy, f->dir, f->dir), 0);
+    snprintf(args, sizeof args, "--policy %s/corrupt.bin --tokenizer %s", f->dir, f->tok);
+    expect_prefs_error(f, args, "corrupt.bin");
+    assert_int_equal(run_cmd(out, sizeof out, "head -c 100 %s > %s/short.bin", f->policy, f->dir), 0);
+    snprintf(args, sizeof args, "--policy %s/short.bin --tokenizer %s", f->dir, f->tok);
+    expect_prefs_error(f, args, "short.bin");
+    // Another tokenizer than the policy's.
+    assert_int_equal(run_cmd(out, sizeof out, "%s train --input %s --jsonl-field text --vocab 300 --out %s/other.bin",
+                             f->bpe, f->fortunes, f->dir), 0);
+    snprintf(args, sizeof args, "--policy %s --tokenizer %s/other.bin", f->policy, f->dir);
+    expect_prefs_error(f, args, "tokenizer");
+    // Prompts: a malformed line and an unknown category, named by file:line.
+    snprintf(args, sizeof args, "%s/p.jsonl", f->dir);
+    write_text(args, "{\"prompt\":\"Tell me about love.\"}\n{\"prompt\":\"x\",\"category\":\"snacks\"}\n");
+    snprintf(args, sizeof args, "--policy %s --tokenizer %s --prompts %s/p.jsonl", f->policy, f->tok, f->dir);
+    expect_prefs_error(f, args, "p.jsonl:2: unknown category \"snacks\"");
+    snprintf(args, sizeof args, "%s/p.jsonl", f->dir);
+    write_text(args, "{\"prompt\":\"Tell me about love.\"}\n{\"prompt\":3}\n");
+    snprintf(args, sizeof args, "--policy %s --tokenizer %s --prompts %s/p.jsonl", f->policy, f->tok, f->dir);
+    expect_prefs_error(f, args, "p.jsonl:2");
+    snprintf(args, sizeof args, "--policy %s --tokenizer %s --tau 0", f->policy, f->tok);
+    expect_prefs_error(f, args, "--tau");
+    expect_prefs_error(f, "--tokenizer x", "--policy");
+    assert_int_equal(run_cmd(out, sizeof out, "%s --help", f->prefs), 0);
+    assert_non_null(strstr(out, "--val-frac"));
+    assert_non_null(strstr(out, "default: 0.5"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reader_good_file),
+        cmocka_unit_test(test_reader_refuses_malformed_lines),
+        cmocka_unit_test(test_prefs_writes_labelled_pairs),
+        cmocka_unit_test(test_prefs_refuses_bad_input),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
