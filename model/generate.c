@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/fastmath.h"
 #include "model/layers.h"
 
 int kvcache_create(KVCache *c, const GPTConfig *cfg, int slots, Error *err) {
@@ -54,11 +55,11 @@ static void attention_decode(KVCache *c, int l, const int *pos, const int *slots
                 float s = 0.0f;
                 for (int d = 0; d < hs; d++) s += q[d] * kc[(size_t)t * C + d];
                 a[t] = s * scale;
-                maxv = fmaxf(maxv, a[t]);
+                maxv = a[t] > maxv ? a[t] : maxv;
             }
             float sum = 0.0f;
             for (int t = 0; t <= pos[i]; t++) {
-                a[t] = expf(a[t] - maxv);
+                a[t] = fast_expf(a[t] - maxv);
                 sum += a[t];
             }
             float *o = c->atty + (size_t)i * C + h * hs;

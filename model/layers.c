@@ -6,6 +6,8 @@
 #include <cblas.h>
 #include <omp.h>
 
+#include "model/fastmath.h"
+
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
                      int C) {
 #pragma omp parallel for collapse(2)
@@ -144,7 +146,7 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
                 for (int j = 1; j <= i; j++) maxv = row[j] > maxv ? row[j] : maxv;
                 float sum = 0.0f;
                 for (int j = 0; j <= i; j++) {
-                    row[j] = expf(row[j] - maxv);
+                    row[j] = fast_expf(row[j] - maxv);
                     sum += row[j];
                 }
                 float inv = 1.0f / sum;
@@ -198,19 +200,19 @@ void attention_backward(float *dqkv, float *scratch, int n_threads, const float 
 #define GELU_SCALE 0.7978845608028654f // sqrt(2/pi)
 
 void gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
     }
 }
 
 void gelu_backward(float *dinout, const float *inp, size_t n) {
-#pragma omp parallel for
+#pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = tanhf(u);
+        float th = fast_tanhf(u);
         float sech2 = 1.0f - th * th;
         float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
         dinout[i] *= grad;

@@ -3,13 +3,18 @@
 #include <math.h>
 #include <stddef.h>
 
+#include "model/fastmath.h"
+
 // Max and log of the softmax normaliser of one row of logits/temperature.
 static float row_logsumexp(const float *row, int V, float inv_temp, float *maxv_out) {
-    // A comparison, not fmaxf: without -ffast-math fmaxf is a libm call per element.
+    // simd reductions: float sums may then be reordered, which GCC will not do
+    // on its own; the order is still fixed, so results are reproducible.
     float maxv = row[0] * inv_temp;
+#pragma omp simd reduction(max : maxv)
     for (int v = 1; v < V; v++) maxv = row[v] * inv_temp > maxv ? row[v] * inv_temp : maxv;
     float sum = 0.0f;
-    for (int v = 0; v < V; v++) sum += expf(row[v] * inv_temp - maxv);
+#pragma omp simd reduction(+ : sum)
+    for (int v = 0; v < V; v++) sum += fast_expf(row[v] * inv_temp - maxv);
     *maxv_out = maxv;
     return maxv + logf(sum);
 }
@@ -40,7 +45,7 @@ void logprob_backward(float *dlogits, const float *logits, const int *targets, c
         float maxv;
         float lse = row_logsumexp(row, V, inv_temp, &maxv);
         float scale = dlogp[i] * inv_temp;
-        for (int v = 0; v < V; v++) drow[v] = -scale * expf(row[v] * inv_temp - lse);
+        for (int v = 0; v < V; v++) drow[v] = -scale * fast_expf(row[v] * inv_temp - lse);
         drow[targets[i]] += scale;
     }
 }
@@ -71,7 +76,7 @@ void entropy_forward(float *ent, const float *logits, int N, int V, float temper
         float h = 0.0f;
         for (int v = 0; v < V; v++) {
             float lp = row[v] * inv_temp - lse;
-            h -= expf(lp) * lp;
+            h -= fast_expf(lp) * lp;
         }
         ent[i] = h;
     }
@@ -91,11 +96,11 @@ void entropy_backward_accumulate(float *dlogits, const float *logits, const floa
         float h = 0.0f;
         for (int v = 0; v < V; v++) {
             float lp = row[v] * inv_temp - lse;
-            h -= expf(lp) * lp;
+            h -= fast_expf(lp) * lp;
         }
         for (int v = 0; v < V; v++) {
             float lp = row[v] * inv_temp - lse;
-            drow[v] += dent[i] * (-expf(lp) * (lp + h)) * inv_temp;
+            drow[v] += dent[i] * (-fast_expf(lp) * (lp + h)) * inv_temp;
         }
     }
 }
