@@ -13,6 +13,32 @@ int jsonl_open(JsonlReader *r, const char *path, Error *err) {
     return read_file(path, JSONL_MAX_BYTES, &r->data, &r->len, err);
 }
 
+int jsonl_open_stream(JsonlReader *r, FILE *fp, const char *name, Error *err) {
+    memset(r, 0, sizeof *r);
+    snprintf(r->path, sizeof r->path, "%s", name);
+    size_t cap = 1 << 16;
+    r->data = malloc(cap + 1);
+    while (r->data) {
+        r->len += fread(r->data + r->len, 1, cap - r->len, fp);
+        if (r->len < cap) break;
+        if (cap >= JSONL_MAX_BYTES) {
+            jsonl_close(r);
+            return error_set(err, "%s: more than %zu bytes", name, JSONL_MAX_BYTES);
+        }
+        cap *= 2;
+        unsigned char *grown = realloc(r->data, cap + 1);
+        if (!grown) jsonl_close(r);
+        r->data = grown;
+    }
+    if (!r->data) return error_set(err, "%s: out of memory", name);
+    if (ferror(fp)) {
+        jsonl_close(r);
+        return error_set(err, "%s: read error", name);
+    }
+    r->data[r->len] = 0;
+    return 0;
+}
+
 int jsonl_next(JsonlReader *r, cJSON **obj, Error *err) {
     *obj = NULL;
     while (r->pos < r->len) {

@@ -21,6 +21,8 @@ typedef struct {
 #define JSONL_MAX_BYTES ((size_t)1 << 30)
 
 int jsonl_open(JsonlReader *r, const char *path, Error *err);
+// Reads the whole stream (standard input, a pipe) named `name` in messages.
+int jsonl_open_stream(JsonlReader *r, FILE *fp, const char *name, Error *err);
 // Returns 1 and a parsed object in *obj (caller deletes it), 0 at end of file,
 // -1 on a malformed line (a message with file and line in err).
 int jsonl_next(JsonlReader *r, cJSON **obj, Error *err);

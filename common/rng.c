@@ -36,3 +36,18 @@ uint64_t rng_below(Rng *r, uint64_t n) {
     } while (x >= limit);
     return x % n;
 }
+
+size_t shuffled_index(size_t n, uint64_t seed, uint64_t g, size_t *perm, long *perm_epoch) {
+    long epoch = (long)(g / n);
+    if (epoch != *perm_epoch) { // Fisher–Yates
+        Rng rng;
+        rng_seed(&rng, seed * 7919u + (uint64_t)epoch);
+        for (size_t i = 0; i < n; i++) perm[i] = i;
+        for (size_t i = n - 1; i > 0; i--) {
+            size_t j = rng_below(&rng, i + 1), t = perm[i];
+            perm[i] = perm[j], perm[j] = t;
+        }
+        *perm_epoch = epoch;
+    }
+    return perm[g % n];
+}

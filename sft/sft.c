@@ -178,7 +178,7 @@ static SftFigures measure(Sft *p, const Settings *s) {
 // Draws the next batch of the shuffled walk through the training pairs.
 static int next_batch(Sft *p, const Settings *s, uint64_t step) {
     for (int i = 0; i < s->batch; i++)
-        p->idx[i] = sft_example_at(&p->train, (uint64_t)s->seed, step * s->batch + i, p->perm, &p->perm_epoch);
+        p->idx[i] = shuffled_index(p->train.n, (uint64_t)s->seed, step * s->batch + i, p->perm, &p->perm_epoch);
     return sft_fill_batch(&p->batch, &p->train, p->idx, s->batch, tokenizer_special(p->tok, TOK_PAD));
 }
 

@@ -4,7 +4,6 @@
 #include <string.h>
 
 #include "common/jsonl.h"
-#include "common/rng.h"
 #include "data/chat_template.h"
 
 int sft_load(SftSet *set, const Tokenizer *tok, const char *path, int max_len, Error *err) {
@@ -74,19 +73,4 @@ int sft_fill_batch(LmBatch *b, const SftSet *set, const size_t *idx, int B, int 
         }
     }
     return T;
-}
-
-size_t sft_example_at(const SftSet *set, uint64_t seed, uint64_t g, size_t *perm, long *perm_epoch) {
-    long epoch = (long)(g / set->n);
-    if (epoch != *perm_epoch) { // Fisher–Yates from a seed per epoch: no state to save
-        Rng rng;
-        rng_seed(&rng, seed * 7919u + (uint64_t)epoch);
-        for (size_t i = 0; i < set->n; i++) perm[i] = i;
-        for (size_t i = set->n - 1; i > 0; i--) {
-            size_t j = rng_below(&rng, i + 1), t = perm[i];
-            perm[i] = perm[j], perm[j] = t;
-        }
-        *perm_epoch = epoch;
-    }
-    return perm[g % set->n];
 }

@@ -34,9 +34,4 @@ void sft_free(SftSet *set);
 // sees a later pad. Returns T, the longest row (at most b->max_T).
 int sft_fill_batch(LmBatch *b, const SftSet *set, const size_t *idx, int B, int pad_id);
 
-// Index of the example at global position g of a run that walks the set in a
-// fresh seeded shuffle each epoch; perm (n entries) caches the current epoch,
-// *perm_epoch says which (start with -1).
-size_t sft_example_at(const SftSet *set, uint64_t seed, uint64_t g, size_t *perm, long *perm_epoch);
-
 #endif

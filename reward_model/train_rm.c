@@ -1,0 +1,339 @@
+// train_rm: trains a reward model on preference pairs with the Bradley–Terry
+// loss. The trunk starts from the SFT checkpoint, the scalar head from zero;
+// at the end, rewards are normalised so that responses sampled from the SFT
+// policy (the responses of the training pairs) score mean 0 and std 1.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/csv.h"
+#include "common/fileio.h"
+#include "common/progress.h"
+#include "data/prefs_io.h"
+#include "model/adamw.h"
+#include "model/run.h"
+#include "reward_model/reward_model.h"
+
+typedef struct {
+    const char *config, *init, *tokenizer, *pairs, *val, *out, *resume;
+    int seed, threads, steps, batch, warmup, eval_every, save_every, stop_after;
+    float lr, min_lr_frac, weight_decay, grad_clip, margin;
+} Settings;
+
+static int apply_config(void *settings, const char *name, Error *err) {
+    Settings *s = settings;
+    s->config = name;
+    if (!strcmp(name, "smoke")) {
+        s->steps = 30, s->batch = 4, s->lr = 1e-3f, s->warmup = 3, s->eval_every = 15, s->save_every = 15;
+    } else if (!strcmp(name, "tiny")) {
+        s->steps = 300, s->batch = 16, s->lr = 2e-4f, s->warmup = 20, s->eval_every = 50, s->save_every = 100;
+    } else if (!strcmp(name, "small")) {
+        s->steps = 600, s->batch = 16, s->lr = 1e-4f, s->warmup = 30, s->eval_every = 100, s->save_every = 200;
+    } else {
+        return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
+    }
+    return 0;
+}
+
+typedef struct {
+    int *ids[2]; // chosen, rejected
+    int len[2];
+    int has_gold;
+    double gold[2];
+} RmPair;
+
+typedef struct {
+    RmPair *p;
+    size_t n;
+} RmPairs;
+
+static void pairs_free(RmPairs *set) {
+    for (size_t i = 0; i < set->n; i++) free(set->p[i].ids[0]), free(set->p[i].ids[1]);
+    free(set->p);
+    memset(set, 0, sizeof *set);
+}
+
+static int pairs_load(RmPairs *set, const Tokenizer *tok, const char *path, int max_len, Error *err) {
+    memset(set, 0, sizeof *set);
+    PrefPair *raw;
+    size_t n;
+    if (prefs_load(path, &raw, &n, err)) return -1;
+    if (n == 0) return error_set(err, "%s: no preference pairs", path);
+    set->p = calloc(n, sizeof *set->p);
+    int rc = set->p ? 0 : error_set(err, "out of memory");
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        RmPair *q = &set->p[set->n];
+        Error e2;
+        if (rm_encode(tok, raw[i].prompt, raw[i].chosen, max_len, &q->ids[0], &q->len[0], &e2) ||
+            rm_encode(tok, raw[i].prompt, raw[i].rejected, max_len, &q->ids[1], &q->len[1], &e2)) {
+            rc = error_set(err, "%s: pair %zu: %s", path, i + 1, e2.msg);
+            break;
+        }
+        q->has_gold = raw[i].has_gold;
+        q->gold[0] = raw[i].gold_chosen, q->gold[1] = raw[i].gold_rejected;
+        set->n++;
+    }
+    prefs_free(raw, n);
+    if (rc) pairs_free(set);
+    return rc;
+}
+
+typedef struct {
+    Tokenizer *tok;
+    GPT m;
+    RmPairs train, val;
+    CkptHeader h;
+    CsvWriter csv;
+    int *inputs, *lens, **rows; // (2B, ctx), (2B), (2B)
+    float *rewards;             // (2B)
+    size_t *perm, *idx;
+    long perm_epoch;
+} TrainRm;
+
+static void train_rm_free(TrainRm *p) {
+    tokenizer_free(p->tok);
+    gpt_free(&p->m);
+    pairs_free(&p->train), pairs_free(&p->val);
+    csv_close(&p->csv);
+    free(p->inputs), free(p->lens), free(p->rows), free(p->rewards), free(p->perm), free(p->idx);
+}
+
+static int train_rm_setup(TrainRm *p, const Settings *s, Error *err) {
+    memset(p, 0, sizeof *p);
+    p->perm_epoch = -1;
+    if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
+    CkptHeader init;
+    if (run_load_model(&p->m, &init, s->init, 1u << CKPT_LM, tokenizer_fingerprint(p->tok), err)) return -1;
+    int ctx = p->m.config.max_seq_len, rows = 2 * s->batch;
+    if (pairs_load(&p->train, p->tok, s->pairs, ctx, err) || pairs_load(&p->val, p->tok, s->val, ctx, err)) return -1;
+    if (gpt_alloc_training(&p->m, rows, ctx, err)) return -1;
+    // The head starts from zero whatever the init checkpoint holds: every
+    // pair then starts at loss log 2.
+    memset(p->m.params.headw, 0, (p->m.config.n_embd + 1) * sizeof(float));
+    p->inputs = malloc((size_t)rows * ctx * sizeof(int));
+    p->lens = malloc(rows * sizeof(int));
+    p->rows = malloc(rows * sizeof(int *));
+    p->rewards = malloc(rows * sizeof(float));
+    p->perm = malloc(p->train.n * sizeof(size_t));
+    p->idx = malloc(s->batch * sizeof(size_t));
+    if (!p->inputs || !p->lens || !p->rows || !p->rewards || !p->perm || !p->idx) return error_set(err, "out of memory");
+    if (ckpt_header_init(&p->h, CKPT_RM, &p->m.config, "train_rm", err)) return -1;
+    p->h.tokenizer_fp = init.tokenizer_fp;
+    return ckpt_set_parent(&p->h, s->init, init.fingerprint, err);
+}
+
+// Rewards (raw) of B pairs: rewards[i] for chosen, rewards[B + i] for rejected.
+static void score_pairs(TrainRm *p, const RmPairs *set, const size_t *idx, int B) {
+    for (int k = 0; k < 2; k++)
+        for (int i = 0; i < B; i++) p->rows[k * B + i] = set->p[idx[i]].ids[k], p->lens[k * B + i] = set->p[idx[i]].len[k];
+    int T = rm_fill_rows(p->inputs, p->rows, p->lens, 2 * B, tokenizer_special(p->tok, TOK_PAD));
+    rm_forward(&p->m, p->inputs, p->lens, 2 * B, T, p->rewards);
+}
+
+// One optimiser step's loss and gradients on B pairs; returns the mean loss
+// and the fraction of pairs ranked as labelled.
+static float pair_step(TrainRm *p, const Settings *s, float *accuracy) {
+    int B = s->batch;
+    score_pairs(p, &p->train, p->idx, B);
+    int T = p->m.T;
+    memset(p->m.bw.dhead, 0, (size_t)2 * B * T * sizeof(float));
+    double loss = 0, correct = 0;
+    for (int i = 0; i < B; i++) {
+        double d;
+        loss += bt_loss(p->rewards[i], p->rewards[B + i], s->margin, &d);
+        correct += p->rewards[i] > p->rewards[B + i] ? 1.0 : p->rewards[i] == p->rewards[B + i] ? 0.5 : 0.0; // a tie is a coin flip
+        p->m.bw.dhead[i * T + p->lens[i] - 1] = (float)(d / B);
+        p->m.bw.dhead[(B + i) * T + p->lens[B + i] - 1] = (float)(-d / B);
+    }
+    gpt_zero_grad(&p->m);
+    gpt_backward(&p->m, p->inputs, 0, 1);
+    *accuracy = (float)(correct / B);
+    return (float)(loss / B);
+}
+
+typedef struct {
+    double loss, accuracy, gold_accuracy, label_noise, margin, reward_mean, reward_std;
+    int n_gold;
+} PairEval;
+
+// Held-out figures: accuracy against the labels and against the noise-free
+// gold ordering, how often the labels themselves disagree with gold, margins.
+static PairEval evaluate_pairs(TrainRm *p, const Settings *s) {
+    PairEval e = {0};
+    int B = s->batch, n_gold_order = 0;
+    for (size_t at = 0; at < p->val.n; at += B) {
+        int rows = p->val.n - at < (size_t)B ? (int)(p->val.n - at) : B;
+        for (int i = 0; i < rows; i++) p->idx[i] = at + i;
+        score_pairs(p, &p->val, p->idx, rows);
+        for (int i = 0; i < rows; i++) {
+            const RmPair *q = &p->val.p[at + i];
+            double rc = p->rewards[i], rr = p->rewards[rows + i];
+            e.loss += bt_loss(rc, rr, 0, NULL);
+            e.accuracy += rc > rr ? 1.0 : rc == rr ? 0.5 : 0.0;
+            e.margin += rc - rr;
+            e.reward_mean += rc + rr;
+            e.reward_std += rc * rc + rr * rr;
+            if (q->has_gold && q->gold[0] != q->gold[1]) {
+                int gold_prefers_chosen = q->gold[0] > q->gold[1];
+                e.gold_accuracy += rc == rr ? 0.5 : (rc > rr) == gold_prefers_chosen;
+                e.label_noise += !gold_prefers_chosen;
+                n_gold_order++;
+            }
+        }
+    }
+    e.loss /= p->val.n, e.accuracy /= p->val.n, e.margin /= p->val.n;
+    e.reward_mean /= 2.0 * p->val.n;
+    e.reward_std = sqrt(fmax(e.reward_std / (2.0 * p->val.n) - e.reward_mean * e.reward_mean, 0.0));
+    e.n_gold = n_gold_order;
+    e.gold_accuracy = n_gold_order ? e.gold_accuracy / n_gold_order : NAN;
+    e.label_noise = n_gold_order ? e.label_noise / n_gold_order : NAN;
+    return e;
+}
+
+// Mean and std of the raw rewards of every response in the training pairs:
+// samples from the SFT policy, so a normalised reward is in units of its spread.
+static void reward_stats(TrainRm *p, const Settings *s, double *mean, double *std) {
+    double sum = 0, sumsq = 0;
+    int B = s->batch;
+    for (size_t at = 0; at < p->train.n; at += B) {
+        int rows = p->train.n - at < (size_t)B ? (int)(p->train.n - at) : B;
+        for (int i = 0; i < rows; i++) p->idx[i] = at + i;
+        score_pairs(p, &p->train, p->idx, rows);
+        for (int i = 0; i < 2 * rows; i++) sum += p->rewards[i], sumsq += (double)p->rewards[i] * p->rewards[i];
+    }
+    double n = 2.0 * p->train.n;
+    *mean = sum / n;
+    *std = sqrt(fmax(sumsq / n - *mean * *mean, 0.0));
+    if (*std < 1e-6) *std = 1.0; // a constant reward model: leave the scale alone
+}
+
+static const char *METRICS_HEADER =
+    "step,tokens,lr,loss,accuracy,val_loss,val_accuracy,val_gold_accuracy,margin,reward_mean,reward_std,"
+    "grad_norm,tok_per_s,elapsed_s";
+
+static void print_eval(const char *when, const PairEval *e) {
+    printf("train_rm: %s: held-out accuracy %.1f%% against labels, %.1f%% against the gold ordering "
+           "(%d pairs; labels disagree with gold on %.1f%%), loss %.3f, mean margin %.3f\n",
+           when, 100 * e->accuracy, 100 * e->gold_accuracy, e->n_gold, 100 * e->label_noise, e->loss, e->margin);
+}
+
+// Returns 1 when the run completed or stopped cleanly, 0 on error.
+static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->seed);
+    uint64_t step = 0;
+    if (s->resume) {
+        if (run_resume(s->out, &p->m, &p->h, &step, &rng, NULL, err)) return 0;
+        printf("train_rm: resuming %s at step %llu of %d\n", s->out, (unsigned long long)step, s->steps);
+    }
+    char path[4096];
+    if (run_write_config(s->out, opts, n_opts, err) || path_join(path, sizeof path, s->out, "metrics.csv", err))
+        return 0;
+    if ((s->resume && csv_truncate_after(path, (double)step, err)) ||
+        csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err))
+        return 0;
+    run_install_signal_handlers();
+    Progress prog;
+    progress_init(&prog, stdout, "train_rm", (long)step, s->steps, s->eval_every);
+    double t_start = now_seconds(), t_last = t_start, tokens = 0;
+    PairEval ev = {.loss = NAN, .accuracy = NAN, .gold_accuracy = NAN, .margin = NAN, .reward_mean = NAN, .reward_std = NAN};
+    AdamWConfig opt = adamw_defaults();
+    opt.weight_decay = s->weight_decay;
+    while ((long)step < s->steps) {
+        if (run_stop_requested()) {
+            progress_done(&prog);
+            if (run_save(s->out, &p->m, &p->h, step, &rng, NULL, err)) return 0;
+            printf("train_rm: interrupted; checkpoint at step %llu in %s (continue with --resume %s)\n",
+                   (unsigned long long)step, s->out, s->out);
+            return 1;
+        }
+        for (int i = 0; i < s->batch; i++)
+            p->idx[i] = shuffled_index(p->train.n, (uint64_t)s->seed, step * s->batch + i, p->perm, &p->perm_epoch);
+        float acc, loss = pair_step(p, s, &acc);
+        float norm = gpt_clip_grad_norm(&p->m, s->grad_clip);
+        if (!isfinite(loss) || !isfinite(norm))
+            return !error_set(err, "non-finite loss or gradient norm at step %llu; the last checkpoint in %s is untouched",
+                              (unsigned long long)step + 1, s->out);
+        float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
+        adamw_update(&p->m, &opt, lr, (long)step + 1);
+        step++;
+        tokens += (double)2 * s->batch * p->m.T;
+        double now = now_seconds(), tps = (double)2 * s->batch * p->m.T / (now - t_last);
+        int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
+        if (eval_now) ev = evaluate_pairs(p, s);
+        t_last = now_seconds();
+        double row[14] = {(double)step, tokens, lr, loss, acc, eval_now ? ev.loss : NAN,
+                          eval_now ? ev.accuracy : NAN, eval_now ? ev.gold_accuracy : NAN,
+                          eval_now ? ev.margin : NAN, eval_now ? ev.reward_mean : NAN,
+                          eval_now ? ev.reward_std : NAN, norm, tps, now - t_start};
+        csv_row(&p->csv, row);
+        progress_update(&prog, (long)step, "loss %.3f | val acc %.1f%% | gold acc %.1f%% | %.0f tok/s", loss,
+                        100 * ev.accuracy, 100 * ev.gold_accuracy, tps);
+        int stop_here = s->stop_after > 0 && (long)step == s->stop_after;
+        int last = (long)step == s->steps;
+        if (last) { // normalise against the SFT policy's own responses
+            double mean, std;
+            reward_stats(p, s, &mean, &std);
+            p->h.reward_mean = (float)mean, p->h.reward_std = (float)std;
+        }
+        if ((step % s->save_every == 0 || last || stop_here) && run_save(s->out, &p->m, &p->h, step, &rng, NULL, err))
+            return 0;
+        if (stop_here && !last) {
+            progress_done(&prog);
+            printf("train_rm: stopped after step %llu as asked; continue with --resume %s\n", (unsigned long long)step, s->out);
+            return 1;
+        }
+    }
+    progress_done(&prog);
+    print_eval("final", &ev);
+    printf("train_rm: reward normalisation: raw mean %.4f, std %.4f over the %zu training responses\n",
+           p->h.reward_mean, p->h.reward_std, 2 * p->train.n);
+    printf("train_rm: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
+    return 1;
+}
+
+int main(int argc, char **argv) {
+    Settings s = {.seed = 1337, .weight_decay = 0.1f, .grad_clip = 1.0f, .min_lr_frac = 0.1f};
+    Error err;
+    apply_config(&s, "tiny", &err);
+    CliOption opts[] = {
+        {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --init)"},
+        {"init", CLI_STRING, &s.init, 0, 0, "SFT checkpoint: the trunk to start from (required)"},
+        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin of the init checkpoint (required)"},
+        {"pairs", CLI_STRING, &s.pairs, 0, 0, "training pairs, JSONL {\"prompt\",\"chosen\",\"rejected\"} (required)"},
+        {"val", CLI_STRING, &s.val, 0, 0, "held-out pairs, same format (required)"},
+        {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt"},
+        {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for the order of pairs"},
+        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
+        {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
+        {"batch", CLI_INT, &s.batch, 1, 1024, "pairs per step"},
+        {"lr", CLI_FLOAT, &s.lr, 1e-7, 1, "peak learning rate"},
+        {"min-lr-frac", CLI_FLOAT, &s.min_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
+        {"warmup", CLI_INT, &s.warmup, 0, 10000000, "linear warm-up steps"},
+        {"weight-decay", CLI_FLOAT, &s.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
+        {"grad-clip", CLI_FLOAT, &s.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+        {"margin", CLI_FLOAT, &s.margin, 0, 100, "Bradley-Terry margin: loss -log sigmoid(r_c - r_r - margin)"},
+        {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between held-out evaluations"},
+        {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step; 0: off"},
+    };
+    int n_opts = sizeof opts / sizeof opts[0];
+    char *stored = NULL;
+    int rc = run_parse_options("train_rm", "Trains a Bradley-Terry reward model on preference pairs.", opts, n_opts,
+                               argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
+    if (rc == 1) return 0;
+    if (rc == 0 && s.resume) s.out = s.resume;
+    if (rc == 0 && (!s.init || !s.tokenizer || !s.pairs || !s.val || !s.out))
+        rc = error_set(&err, "--init, --tokenizer, --pairs, --val and --out are required (see --help)");
+    if (rc) error_exit("train_rm", &err);
+    run_set_threads(s.threads);
+    TrainRm p;
+    int ok = train_rm_setup(&p, &s, &err) == 0 && train_rm_run(&p, &s, opts, n_opts, &err);
+    train_rm_free(&p);
+    free(stored);
+    if (!ok) error_exit("train_rm", &err);
+    return 0;
+}
