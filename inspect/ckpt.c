@@ -1,0 +1,306 @@
+// ckpt: looks inside checkpoints. `info` shows every header field, the
+// lineage and per-tensor statistics; `diff` what training moved between two
+// checkpoints of the same shape; `verify` recomputes the payload checksum;
+// `lineage` follows the parents back to pretraining. Each has --json.
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inspect/ckpt_report.h"
+#include "inspect/tensor_stats.h"
+#include "model/gpt.h"
+#include "model/run.h"
+
+static int fail(const Error *err) {
+    fprintf(stderr, "ckpt: %s\n", err->msg);
+    return 1;
+}
+
+// Prints a figure that may be undefined (NaN) or infinite as text.
+static void print_figure(const char *fmt, int width, double v) {
+    if (isfinite(v)) printf(fmt, v);
+    else printf("%*s", width, isnan(v) ? "n/a" : "inf");
+}
+
+// ---- info ----------------------------------------------------------------
+
+static void print_tensor_table(const CkptHeader *h, const TensorStats *stats) {
+    printf("%2s  %-9s %-14s %9s %11s %10s %11s %11s %10s\n", "#", "tensor", "shape", "count", "mean",
+           "std", "min", "max", "non-finite");
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        const TensorStats *s = &stats[i];
+        char shape[64];
+        format_shape(shape, sizeof shape, &h->config, i);
+        printf("%2d  %-9s %-14s %9zu ", i, gpt_param_name(i), shape, s->count);
+        print_figure("%+11.3e", 11, s->mean);
+        print_figure(" %10.3e", 11, s->std);
+        print_figure(" %+11.3e", 12, s->min);
+        print_figure(" %+11.3e", 12, s->max);
+        printf(" %10zu\n", s->nonfinite);
+    }
+}
+
+static cJSON *tensor_stats_json(const CkptHeader *h, const TensorStats *stats) {
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        cJSON *t = cJSON_CreateObject();
+        cJSON_AddStringToObject(t, "name", gpt_param_name(i));
+        cJSON_AddItemToObject(t, "shape", shape_json(&h->config, i));
+        cJSON_AddNumberToObject(t, "count", (double)stats[i].count);
+        cJSON_AddNumberToObject(t, "mean", stats[i].mean); // NaN and inf print as null
+        cJSON_AddNumberToObject(t, "std", stats[i].std);
+        cJSON_AddNumberToObject(t, "min", stats[i].min);
+        cJSON_AddNumberToObject(t, "max", stats[i].max);
+        cJSON_AddNumberToObject(t, "nonfinite", (double)stats[i].nonfinite);
+        cJSON_AddItemToArray(a, t);
+    }
+    return a;
+}
+
+static int cmd_info(int argc, char **argv) {
+    int json = 0, threads = 0;
+    CliOption opts[] = {
+        {"json", CLI_FLAG, &json, 0, 0, "machine-readable output (JSON)"},
+        {"threads", CLI_INT, &threads, 0, 256, "threads for the statistics (0: all cores)"},
+    };
+    const char *path;
+    Error err;
+    int rc = ckpt_parse_args("ckpt info", "ckpt info FILE",
+                             "Shows every header field, the lineage and statistics of each tensor.",
+                             opts, 2, argc, argv, &path, 1, &err);
+    if (rc) return rc == 1 ? 0 : fail(&err);
+    run_set_threads(threads);
+    CkptHeader h;
+    float *params = NULL;
+    Lineage lineage;
+    if (ckpt_load(path, &h, &params, &err)) return fail(&err);
+    if (lineage_follow(path, &lineage, &err)) {
+        free(params);
+        return fail(&err);
+    }
+    size_t sizes[NUM_PARAMETER_TENSORS], at = 0;
+    TensorStats stats[NUM_PARAMETER_TENSORS];
+    gpt_param_sizes(&h.config, sizes);
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; at += sizes[i], i++) tensor_stats(params + at, sizes[i], &stats[i]);
+    if (json) {
+        cJSON *doc = header_json(path, &h);
+        cJSON_AddItemToObject(doc, "lineage", lineage_json(&lineage));
+        cJSON_AddItemToObject(doc, "tensors", tensor_stats_json(&h, stats));
+        print_json(doc);
+    } else {
+        print_header(path, &h);
+        printf("\nlineage (newest first)\n");
+        print_lineage(&lineage, "  ");
+        if (lineage.end != LINEAGE_COMPLETE) printf("  ! %s\n", lineage.problem);
+        printf("\n");
+        print_tensor_table(&h, stats);
+    }
+    lineage_free(&lineage);
+    free(params);
+    return 0;
+}
+
+// ---- diff ----------------------------------------------------------------
+
+// Tensor shapes depend on everything in the config but the head count; a
+// different head count is refused too, since the same numbers mean different
+// things when the heads are split differently.
+static int check_same_shape(const char *pa, const CkptHeader *a, const char *pb, const CkptHeader *b,
+                            Error *err) {
+    const GPTConfig *x = &a->config, *y = &b->config;
+    if (!memcmp(x, y, sizeof *x)) return 0;
+    return error_set(err,
+                     "cannot compare %s and %s: the models have different shapes "
+                     "(vocab %d/%d, context %d/%d, layers %d/%d, heads %d/%d, embd %d/%d)",
+                     pa, pb, x->vocab_size, y->vocab_size, x->max_seq_len, y->max_seq_len, x->n_layer,
+                     y->n_layer, x->n_head, y->n_head, x->n_embd, y->n_embd);
+}
+
+static void print_diff_row(int i, const char *name, const char *shape, const DiffSums *d) {
+    if (i >= 0) printf("%2d  ", i);
+    else printf("    ");
+    printf("%-11s %-14s ", name, shape);
+    print_figure("%11.4e", 11, diff_relative_change(d));
+    print_figure("  %9.6f", 11, diff_cosine(d));
+    printf("  %11.4e  %11.4e  %11.4e\n", d->max_abs_diff, sqrt(d->sq_a), sqrt(d->sq_b));
+}
+
+static cJSON *diff_json(const DiffSums *d) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "rel_change", diff_relative_change(d));
+    cJSON_AddNumberToObject(o, "cosine", diff_cosine(d));
+    cJSON_AddNumberToObject(o, "max_abs_diff", d->max_abs_diff);
+    cJSON_AddNumberToObject(o, "norm_a", sqrt(d->sq_a));
+    cJSON_AddNumberToObject(o, "norm_b", sqrt(d->sq_b));
+    return o;
+}
+
+static cJSON *checkpoint_brief_json(const char *path, const CkptHeader *h) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "file", path);
+    cJSON_AddStringToObject(o, "kind", ckpt_kind_name((CkptKind)h->kind));
+    cJSON_AddStringToObject(o, "stage", h->stage);
+    cJSON_AddNumberToObject(o, "step", (double)h->step);
+    json_add_hex(o, "fingerprint", h->fingerprint);
+    return o;
+}
+
+static void report_diff(const char *const paths[2], const CkptHeader h[2], const DiffSums *per,
+                        const DiffSums *total, int json) {
+    const GPTConfig *cfg = &h[0].config;
+    if (json) {
+        cJSON *doc = cJSON_CreateObject(), *tensors = cJSON_CreateArray();
+        cJSON_AddItemToObject(doc, "a", checkpoint_brief_json(paths[0], &h[0]));
+        cJSON_AddItemToObject(doc, "b", checkpoint_brief_json(paths[1], &h[1]));
+        cJSON_AddBoolToObject(doc, "same_tokenizer", h[0].tokenizer_fp == h[1].tokenizer_fp);
+        for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+            cJSON *t = diff_json(&per[i]);
+            cJSON_AddStringToObject(t, "name", gpt_param_name(i));
+            cJSON_AddItemToObject(t, "shape", shape_json(cfg, i));
+            cJSON_AddItemToArray(tensors, t);
+        }
+        cJSON_AddItemToObject(doc, "tensors", tensors);
+        cJSON_AddItemToObject(doc, "total", diff_json(total));
+        print_json(doc);
+        return;
+    }
+    for (int k = 0; k < 2; k++)
+        printf("%s  %-9s step %-8" PRIu64 " %-15s %08" PRIx32 "  %s\n", k ? "B" : "A", h[k].stage, h[k].step,
+               ckpt_kind_name((CkptKind)h[k].kind), h[k].fingerprint, paths[k]);
+    if (h[0].tokenizer_fp != h[1].tokenizer_fp)
+        printf("note: the two were trained with different tokenizers (%08" PRIx32 ", %08" PRIx32 ")\n",
+               h[0].tokenizer_fp, h[1].tokenizer_fp);
+    printf("\n%2s  %-11s %-14s %11s  %9s  %11s  %11s  %11s\n", "#", "tensor", "shape", "|A-B|/|A|", "cosine",
+           "max|A-B|", "|A|", "|B|");
+    for (int i = 0; i < NUM_PARAMETER_TENSORS; i++) {
+        char shape[64];
+        format_shape(shape, sizeof shape, cfg, i);
+        print_diff_row(i, gpt_param_name(i), shape, &per[i]);
+    }
+    char count[32];
+    snprintf(count, sizeof count, "(%" PRIu64 ")", h[0].num_params);
+    print_diff_row(-1, "whole model", count, total);
+}
+
+static int cmd_diff(int argc, char **argv) {
+    int json = 0, threads = 0;
+    CliOption opts[] = {
+        {"json", CLI_FLAG, &json, 0, 0, "machine-readable output (JSON)"},
+        {"threads", CLI_INT, &threads, 0, 256, "threads for the statistics (0: all cores)"},
+    };
+    const char *paths[2];
+    Error err;
+    int rc = ckpt_parse_args("ckpt diff", "ckpt diff A B",
+                             "Per tensor and for the whole model: the relative change |A-B|/|A| and the\n"
+                             "cosine similarity of B to A. Kinds may differ; shapes may not.",
+                             opts, 2, argc, argv, paths, 2, &err);
+    if (rc) return rc == 1 ? 0 : fail(&err);
+    run_set_threads(threads);
+    CkptHeader h[2];
+    float *params[2] = {NULL, NULL};
+    // Headers first, so that models of different shapes are refused before
+    // either payload is read.
+    rc = ckpt_read_header(paths[0], &h[0], &err) || ckpt_read_header(paths[1], &h[1], &err) ||
+         check_same_shape(paths[0], &h[0], paths[1], &h[1], &err) ||
+         ckpt_load(paths[0], &h[0], &params[0], &err) || ckpt_load(paths[1], &h[1], &params[1], &err);
+    if (!rc) {
+        size_t sizes[NUM_PARAMETER_TENSORS], at = 0;
+        DiffSums per[NUM_PARAMETER_TENSORS], total = {0};
+        gpt_param_sizes(&h[0].config, sizes);
+        for (int i = 0; i < NUM_PARAMETER_TENSORS; at += sizes[i], i++) {
+            diff_sums(params[0] + at, params[1] + at, sizes[i], &per[i]);
+            diff_sums_add(&total, &per[i]);
+        }
+        report_diff(paths, h, per, &total, json);
+    }
+    free(params[0]), free(params[1]);
+    return rc ? fail(&err) : 0;
+}
+
+// ---- verify and lineage --------------------------------------------------
+
+static int cmd_verify(int argc, char **argv) {
+    int json = 0;
+    CliOption opts[] = {{"json", CLI_FLAG, &json, 0, 0, "machine-readable output (JSON)"}};
+    const char *path;
+    Error err;
+    int rc = ckpt_parse_args("ckpt verify", "ckpt verify FILE",
+                             "Checks the header and recomputes the payload checksum (streaming).\n"
+                             "Exit status 0 if the checkpoint is intact, 1 otherwise.",
+                             opts, 1, argc, argv, &path, 1, &err);
+    if (rc) return rc == 1 ? 0 : fail(&err);
+    CkptHeader h;
+    int bad = ckpt_verify(path, &h, &err) != 0;
+    if (json) {
+        cJSON *doc = cJSON_CreateObject();
+        cJSON_AddStringToObject(doc, "file", path);
+        cJSON_AddBoolToObject(doc, "ok", !bad);
+        if (bad) cJSON_AddStringToObject(doc, "error", err.msg);
+        else json_add_hex(doc, "fingerprint", h.fingerprint);
+        print_json(doc);
+    } else if (!bad) {
+        printf("OK %08" PRIx32 " %s\n", h.fingerprint, path);
+    }
+    return bad ? fail(&err) : 0;
+}
+
+static int cmd_lineage(int argc, char **argv) {
+    int json = 0;
+    CliOption opts[] = {{"json", CLI_FLAG, &json, 0, 0, "machine-readable output (JSON)"}};
+    const char *path;
+    Error err;
+    int rc = ckpt_parse_args("ckpt lineage", "ckpt lineage FILE",
+                             "The chain of checkpoints back to pretraining, newest first: stage, step,\n"
+                             "kind, fingerprint, path. Relative parent paths are read from the current\n"
+                             "folder, as the stage that recorded them saw them. Exit status 1 if the\n"
+                             "chain breaks (a parent missing or replaced).",
+                             opts, 1, argc, argv, &path, 1, &err);
+    if (rc) return rc == 1 ? 0 : fail(&err);
+    Lineage l;
+    if (lineage_follow(path, &l, &err)) return fail(&err);
+    if (json) {
+        cJSON *doc = lineage_json(&l);
+        cJSON_AddStringToObject(doc, "file", path);
+        print_json(doc);
+    } else {
+        print_lineage(&l, "");
+    }
+    int complete = l.end == LINEAGE_COMPLETE;
+    if (!complete) error_set(&err, "%s", l.problem);
+    lineage_free(&l);
+    return complete ? 0 : fail(&err);
+}
+
+static void print_usage(FILE *fp) {
+    fprintf(fp, "usage: ckpt COMMAND [options] FILE...\n"
+                "Looks inside minirlhf checkpoints.\n\n"
+                "commands:\n"
+                "  info FILE      every header field, the lineage, and per tensor its shape, mean,\n"
+                "                 std, min, max and count of non-finite values\n"
+                "  diff A B       per tensor and overall: |A-B|/|A| and cosine similarity\n"
+                "  verify FILE    recompute the payload checksum; exit status 0 if intact\n"
+                "  lineage FILE   the chain of checkpoints back to pretraining\n\n"
+                "options (every command):\n"
+                "  --json         machine-readable output\n"
+                "  --help         show a command's options, e.g. `ckpt info --help`\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_usage(stderr);
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        print_usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "diff")) return cmd_diff(argc - 1, argv + 1);
+    if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
+    if (!strcmp(cmd, "lineage")) return cmd_lineage(argc - 1, argv + 1);
+    fprintf(stderr, "ckpt: unknown command '%s' (expected info, diff, verify or lineage; see ckpt --help)\n", cmd);
+    return 1;
+}

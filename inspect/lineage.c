@@ -1,0 +1,94 @@
+#include "inspect/lineage.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/fileio.h"
+
+const char *lineage_end_name(LineageEnd end) {
+    switch (end) {
+    case LINEAGE_COMPLETE: return "complete";
+    case LINEAGE_MISSING: return "missing";
+    case LINEAGE_UNREADABLE: return "unreadable";
+    case LINEAGE_MISMATCH: return "mismatch";
+    case LINEAGE_TOO_LONG: return "too-long";
+    }
+    return "unknown";
+}
+
+// path may point into l->links (a parent_path), so it is copied before the
+// array moves.
+static int add_link(Lineage *l, const char *path, const CkptHeader *h, Error *err) {
+    char *copy = strdup(path);
+    LineageLink *grown = copy ? realloc(l->links, (size_t)(l->n + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(copy);
+        return error_set(err, "out of memory");
+    }
+    l->links = grown;
+    l->links[l->n++] = (LineageLink){*h, copy};
+    return 0;
+}
+
+// Reads the parent of `child` into *parent, or records why it cannot.
+// Returns 1 when a parent was read, 0 when the chain stops here.
+static int read_parent(Lineage *l, const LineageLink *child, CkptHeader *parent) {
+    const CkptHeader *h = &child->h;
+    Error e;
+    if (h->parent_fp == 0) {
+        l->end = LINEAGE_COMPLETE;
+        return 0;
+    }
+    if (!file_exists(h->parent_path)) {
+        l->end = LINEAGE_MISSING;
+        snprintf(l->problem, sizeof l->problem,
+                 "parent of %s is missing: no file at %s (it had fingerprint %08" PRIx32 ")",
+                 child->path, h->parent_path[0] ? h->parent_path : "(no path recorded)", h->parent_fp);
+        return 0;
+    }
+    if (ckpt_read_header(h->parent_path, parent, &e)) {
+        l->end = LINEAGE_UNREADABLE;
+        snprintf(l->problem, sizeof l->problem, "parent of %s cannot be read: %s", child->path, e.msg);
+        return 0;
+    }
+    if (parent->fingerprint != h->parent_fp) {
+        l->end = LINEAGE_MISMATCH;
+        snprintf(l->problem, sizeof l->problem,
+                 "parent of %s is not at %s any more: that file has fingerprint %08" PRIx32
+                 ", the parent had %08" PRIx32 " (overwritten or replaced since)",
+                 child->path, h->parent_path, parent->fingerprint, h->parent_fp);
+        return 0;
+    }
+    return 1;
+}
+
+int lineage_follow(const char *path, Lineage *out, Error *err) {
+    memset(out, 0, sizeof *out);
+    CkptHeader h;
+    if (ckpt_read_header(path, &h, err) || add_link(out, path, &h, err)) {
+        lineage_free(out);
+        return -1;
+    }
+    for (;;) {
+        const LineageLink *child = &out->links[out->n - 1];
+        if (!read_parent(out, child, &h)) return 0;
+        if (out->n == LINEAGE_MAX_LINKS) {
+            out->end = LINEAGE_TOO_LONG;
+            snprintf(out->problem, sizeof out->problem, "stopped after %d checkpoints", out->n);
+            return 0;
+        }
+        if (add_link(out, child->h.parent_path, &h, err)) {
+            lineage_free(out);
+            return -1;
+        }
+    }
+}
+
+void lineage_free(Lineage *l) {
+    for (int i = 0; i < l->n; i++) free(l->links[i].path);
+    free(l->links);
+    l->links = NULL;
+    l->n = 0;
+}
