@@ -1,0 +1,426 @@
+// ppo: optimises the SFT policy against the reward model with PPO under a KL
+// penalty to a frozen reference. The value head sits on the policy's own
+// trunk (the scalar head, zero at the start): one forward pass yields logits
+// and values, and no second model of the same size has to be trained.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/csv.h"
+#include "common/fileio.h"
+#include "common/progress.h"
+#include "data/chat_template.h"
+#include "model/adamw.h"
+#include "model/loss.h"
+#include "model/run.h"
+#include "ppo/ppo_core.h"
+#include "ppo/rollout.h"
+
+typedef struct {
+    const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *eval_prompts, *data_dir, *out, *resume;
+    int seed, threads, steps, batch, minibatch, epochs, max_new, save_every, sample_every, stop_after, eval_n;
+    float lr, kl_coef, target_kl, horizon, gamma, lambda, clip, value_clip, vf_coef, ent_coef, grad_clip;
+    float temperature, missing_eos_penalty, weight_decay;
+} Settings;
+
+static int apply_config(void *settings, const char *name, Error *err) {
+    Settings *s = settings;
+    s->config = name;
+    if (!strcmp(name, "smoke")) {
+        s->steps = 6, s->batch = 8, s->minibatch = 4, s->epochs = 2, s->max_new = 24, s->lr = 1e-4f;
+        s->save_every = 3, s->sample_every = 3, s->eval_n = 16;
+    } else if (!strcmp(name, "tiny")) {
+        s->steps = 120, s->batch = 32, s->minibatch = 8, s->epochs = 4, s->max_new = 64, s->lr = 2e-5f;
+        s->save_every = 40, s->sample_every = 20, s->eval_n = 240;
+    } else if (!strcmp(name, "small")) {
+        s->steps = 200, s->batch = 32, s->minibatch = 8, s->epochs = 4, s->max_new = 96, s->lr = 1e-5f;
+        s->save_every = 50, s->sample_every = 25, s->eval_n = 240;
+    } else {
+        return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
+    }
+    return 0;
+}
+
+typedef struct {
+    Tokenizer *tok;
+    Annotator *ann;
+    GPT policy, ref, rm;
+    CkptHeader h, rm_h;
+    PromptSet train, eval;
+    Rollout r;
+    KVCache kv;
+    CsvWriter csv;
+    int *inputs, *lens, *order;  // (mb, ctx), (mb), (batch)
+    float *flat;                 // 8 arrays of batch * max_new floats for one minibatch's tokens
+    size_t *perm;
+    long perm_epoch;
+    int pad, eot;
+    KlController kl;
+} Ppo;
+
+static void ppo_free(Ppo *p) {
+    tokenizer_free(p->tok);
+    annotator_free(p->ann);
+    gpt_free(&p->policy), gpt_free(&p->ref), gpt_free(&p->rm);
+    prompts_free(&p->train), prompts_free(&p->eval);
+    rollout_free(&p->r);
+    kvcache_free(&p->kv);
+    csv_close(&p->csv);
+    free(p->inputs), free(p->lens), free(p->order), free(p->flat), free(p->perm);
+}
+
+static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
+    memset(p, 0, sizeof *p);
+    p->perm_epoch = -1;
+    if (tokenizer_load(&p->tok, s->tokenizer, err) || annotator_load(&p->ann, s->data_dir, err)) return -1;
+    uint32_t fp = tokenizer_fingerprint(p->tok);
+    unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
+    CkptHeader init, ref_h;
+    if (run_load_model(&p->policy, &init, s->policy, lm_or_policy, fp, err) ||
+        run_load_model(&p->ref, &ref_h, s->ref ? s->ref : s->policy, lm_or_policy, fp, err) ||
+        run_load_model(&p->rm, &p->rm_h, s->rm, 1u << CKPT_RM, fp, err))
+        return -1;
+    if (memcmp(&p->policy.config, &p->ref.config, sizeof(GPTConfig)) || p->rm.config.max_seq_len < p->policy.config.max_seq_len)
+        return error_set(err, "%s and %s have different model shapes", s->policy, s->ref ? s->ref : s->rm);
+    if (init.kind == CKPT_LM) memset(p->policy.params.headw, 0, (p->policy.config.n_embd + 1) * sizeof(float));
+    int ctx = p->policy.config.max_seq_len, mb = s->minibatch;
+    if (prompts_load(&p->train, p->tok, p->ann, s->prompts, ctx, 1, err) ||
+        prompts_load(&p->eval, p->tok, p->ann, s->eval_prompts, ctx, 1, err))
+        return -1;
+    if (gpt_alloc_training(&p->policy, mb, ctx, err) || gpt_alloc_activations(&p->ref, mb, ctx, err) ||
+        gpt_alloc_activations(&p->rm, mb, ctx, err) || kvcache_create(&p->kv, &p->policy.config, s->batch, err))
+        return -1;
+    int n_roll = s->batch > s->eval_n ? s->batch : s->eval_n;
+    if (rollout_alloc(&p->r, n_roll, s->max_new, err)) return -1;
+    p->inputs = malloc((size_t)mb * ctx * sizeof(int)), p->lens = malloc(mb * sizeof(int));
+    p->order = malloc(n_roll * sizeof(int)), p->perm = malloc(p->train.n * sizeof(size_t));
+    p->flat = malloc((size_t)8 * mb * s->max_new * sizeof(float));
+    if (!p->inputs || !p->lens || !p->order || !p->perm || !p->flat) return error_set(err, "out of memory");
+    p->pad = tokenizer_special(p->tok, TOK_PAD), p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
+    p->kl = (KlController){s->kl_coef, s->target_kl, s->horizon};
+    if (ckpt_header_init(&p->h, CKPT_POLICY, &p->policy.config, "ppo", err)) return -1;
+    p->h.tokenizer_fp = fp;
+    return ckpt_set_parent(&p->h, s->policy, init.fingerprint, err);
+}
+
+// Log-probabilities, values and entropies under the policy, reference
+// log-probabilities and reward-model scores of the first n rollout rows.
+static void score_rollout(Ppo *p, const Settings *s, const PromptSet *ps, int n, int with_policy_stats) {
+    Rollout *r = &p->r;
+    for (int i = 0; i < n; i++) p->order[i] = i;
+    for (int at = 0; at < n; at += s->minibatch) {
+        int rows = n - at < s->minibatch ? n - at : s->minibatch;
+        const int *idx = p->order + at;
+        if (with_policy_stats)
+            rollout_token_stats(&p->policy, r, ps, idx, rows, s->temperature, p->pad, p->inputs, p->lens,
+                                r->logp, r->values, r->entropy);
+        rollout_token_stats(&p->ref, r, ps, idx, rows, s->temperature, p->pad, p->inputs, p->lens,
+                            r->ref_logp, NULL, NULL);
+        rollout_rm_scores(&p->rm, &p->rm_h, r, ps, idx, rows, p->pad, p->eot, p->inputs, p->lens);
+    }
+}
+
+typedef struct {
+    double policy_loss, value_loss, approxkl, clipfrac, value_clipfrac, entropy;
+    int updates;
+} UpdateStats;
+
+// One clipped PPO update on the rollout rows idx[0..rows): forward, the
+// policy and value losses over their response tokens, backward, AdamW.
+static void ppo_update(Ppo *p, const Settings *s, const int *idx, int rows, long adam_step, UpdateStats *st) {
+    GPT *m = &p->policy;
+    Rollout *r = &p->r;
+    int V = m->config.vocab_size, ctx = m->config.max_seq_len, cap = s->minibatch * s->max_new;
+    int T = rollout_rows(p->inputs, p->lens, r, &p->train, idx, rows, p->pad, p->pad, 0, ctx);
+    gpt_forward(m, p->inputs, rows, T, 1);
+    float *new_lp = p->flat, *old_lp = new_lp + cap, *adv = old_lp + cap, *value = adv + cap;
+    float *old_value = value + cap, *ret = old_value + cap, *dlogp = ret + cap, *dvalue = dlogp + cap;
+    int n = 0; // gather the response tokens of all rows into flat arrays
+    for (int i = 0; i < rows; i++) {
+        int sq = idx[i], q = p->train.len[r->prompt[sq]], L = r->resp_len[sq];
+        size_t at = (size_t)sq * r->max_new;
+        logprob_forward(new_lp + n, m->acts.logits + ((size_t)i * T + q - 1) * V, r->resp + at, L, V, s->temperature);
+        for (int k = 0; k < L; k++, n++) {
+            old_lp[n] = r->logp[at + k], adv[n] = r->adv[at + k], ret[n] = r->returns[at + k];
+            value[n] = m->head[i * T + q - 1 + k], old_value[n] = r->values[at + k];
+        }
+    }
+    PolicyLossStats pl = ppo_policy_loss(new_lp, old_lp, adv, n, s->clip, dlogp);
+    ValueLossStats vl = ppo_value_loss(value, old_value, ret, n, s->value_clip, dvalue);
+    memset(m->bw.dlogits, 0, (size_t)rows * T * V * sizeof(float));
+    memset(m->bw.dhead, 0, (size_t)rows * T * sizeof(float));
+    double entropy = 0;
+    for (int i = 0, j = 0; i < rows; i++) { // scatter the gradients back to positions
+        int sq = idx[i], q = p->train.len[r->prompt[sq]], L = r->resp_len[sq];
+        size_t row0 = (size_t)i * T + q - 1;
+        float *logits = m->acts.logits + row0 * V, *dlogits = m->bw.dlogits + row0 * V;
+        logprob_backward(dlogits, logits, r->resp + (size_t)sq * r->max_new, dlogp + j, L, V, s->temperature);
+        float ent[512], dent[512];
+        for (int k = 0; k < L; k += 512) { // the entropy bonus, a chunk at a time
+            int c = L - k < 512 ? L - k : 512;
+            entropy_forward(ent, logits + (size_t)k * V, c, V, s->temperature);
+            for (int e = 0; e < c; e++) entropy += ent[e], dent[e] = -s->ent_coef / n;
+            if (s->ent_coef > 0) entropy_backward_accumulate(dlogits + (size_t)k * V, logits + (size_t)k * V, dent, c, V, s->temperature);
+        }
+        for (int k = 0; k < L; k++, j++) m->bw.dhead[row0 + k] = s->vf_coef * dvalue[j];
+    }
+    gpt_zero_grad(m);
+    gpt_backward(m, p->inputs, 1, 1);
+    gpt_clip_grad_norm(m, s->grad_clip);
+    AdamWConfig opt = adamw_defaults();
+    opt.weight_decay = s->weight_decay;
+    adamw_update(m, &opt, s->lr, adam_step);
+    st->policy_loss += pl.loss, st->value_loss += vl.loss, st->approxkl += pl.approxkl;
+    st->clipfrac += pl.clipfrac, st->value_clipfrac += vl.clipfrac, st->entropy += n ? entropy / n : 0;
+    st->updates++;
+}
+
+typedef struct {
+    double score, rlhf_reward, kl, kl_k3, entropy, length, end_rate, gold, explained_var;
+    UpdateStats up;
+} IterStats;
+
+// One PPO iteration: a batch of rollouts, their rewards and advantages, then
+// several epochs of clipped updates over shuffled minibatches.
+static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, IterStats *it, Error *err) {
+    Rollout *r = &p->r;
+    int B = s->batch, stride = r->max_new, saved_n = r->n;
+    r->n = B;
+    for (int i = 0; i < B; i++)
+        r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->seed, step * B + i, p->perm, &p->perm_epoch);
+    rollout_generate(r, &p->policy, &p->kv, &p->train, s->temperature, p->eot, rng);
+    score_rollout(p, s, &p->train, B, 1);
+    if (rollout_gold(r, &p->train, p->ann, p->tok, err)) return -1;
+    memset(it, 0, sizeof *it);
+    for (int i = 0; i < B; i++) {
+        if (!r->ended[i]) r->score[i] -= s->missing_eos_penalty;
+        it->score += r->score[i] / B, it->gold += r->gold[i] / B;
+        it->length += (double)r->resp_len[i] / B, it->end_rate += (double)r->ended[i] / B;
+    }
+    float beta = (float)p->kl.beta;
+    kl_estimates(r->logp, r->ref_logp, r->resp_len, B, stride, &it->kl, &it->kl_k3);
+    kl_penalty_rewards(r->rewards, r->score, r->logp, r->ref_logp, r->resp_len, B, stride, beta);
+    it->rlhf_reward = it->score - beta * it->kl;
+    gae_advantages(r->adv, r->returns, r->rewards, r->values, r->resp_len, B, stride, s->gamma, s->lambda);
+    it->explained_var = explained_variance(r->values, r->returns, r->resp_len, B, stride);
+    whiten(r->adv, r->resp_len, B, stride);
+    double tokens = 0, entropy = 0;
+    for (int i = 0; i < B; i++)
+        for (int k = 0; k < r->resp_len[i]; k++) entropy += r->entropy[(size_t)i * stride + k], tokens++;
+    it->entropy = tokens ? entropy / tokens : 0;
+    int per_epoch = (B + s->minibatch - 1) / s->minibatch;
+    for (int e = 0; e < s->epochs; e++) {
+        for (int i = 0; i < B; i++) p->order[i] = i;
+        for (int i = B - 1; i > 0; i--) { // a fresh minibatch split each epoch
+            int j = (int)rng_below(rng, i + 1), t = p->order[i];
+            p->order[i] = p->order[j], p->order[j] = t;
+        }
+        for (int u = 0; u < per_epoch; u++) {
+            int at = u * s->minibatch, rows = B - at < s->minibatch ? B - at : s->minibatch;
+            long adam_step = ((long)step * s->epochs + e) * per_epoch + u + 1;
+            ppo_update(p, s, p->order + at, rows, adam_step, &it->up);
+        }
+    }
+    kl_controller_update(&p->kl, it->kl, B);
+    r->n = saved_n;
+    return 0;
+}
+
+// Samples one response for each of the first n held-out prompts from `from`
+// (the policy or the reference) and scores them; returns mean gold, mean
+// reward-model score (with standard errors) and the mean KL to the reference.
+typedef struct {
+    double gold, gold_se, score, score_se, kl, end_rate;
+} EvalFigures;
+
+static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, uint64_t seed, EvalFigures *f, Error *err) {
+    Rollout *r = &p->r;
+    int n = s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n;
+    int saved = r->n;
+    r->n = n;
+    for (int i = 0; i < n; i++) r->prompt[i] = i;
+    Rng rng;
+    rng_seed(&rng, seed);
+    rollout_generate(r, from, &p->kv, &p->eval, s->temperature, p->eot, &rng);
+    score_rollout(p, s, &p->eval, n, 1); // policy stats: logp for the KL
+    int rc = rollout_gold(r, &p->eval, p->ann, p->tok, err);
+    double k1, k3, end = 0;
+    kl_estimates(r->logp, r->ref_logp, r->resp_len, n, r->max_new, &k1, &k3);
+    for (int i = 0; i < n; i++) end += r->ended[i];
+    r->n = saved;
+    if (rc) return -1;
+    mean_se(r->gold, n, &f->gold, &f->gold_se);
+    mean_se(r->score, n, &f->score, &f->score_se);
+    f->kl = from == &p->policy ? k1 : 0.0;
+    f->end_rate = end / n;
+    return 0;
+}
+
+// Appends a table of a few rollouts (prompt, response, score, KL, gold).
+static void write_samples(Ppo *p, const Settings *s, long step) {
+    char path[4096];
+    Error err;
+    if (path_join(path, sizeof path, s->out, "samples.txt", &err)) return;
+    FILE *fp = fopen(path, "a");
+    if (!fp) return;
+    Rollout *r = &p->r;
+    fprintf(fp, "== step %ld: kl_coef %.4f ==\n%-8s %-8s %-7s %s\n", step, p->kl.beta, "score", "kl", "gold", "prompt | response");
+    for (int i = 0; i < 4 && i < s->batch; i++) {
+        char *text = NULL;
+        double kl = 0;
+        for (int k = 0; k < r->resp_len[i]; k++) kl += r->logp[(size_t)i * r->max_new + k] - r->ref_logp[(size_t)i * r->max_new + k];
+        if (chat_response_text(p->tok, r->resp + (size_t)i * r->max_new, r->resp_len[i], &text, &err) == 0)
+            fprintf(fp, "%-8.3f %-8.3f %-7.3f %s | %s%s\n", r->score[i], kl, r->gold[i], p->train.text[r->prompt[i]], text,
+                    r->ended[i] ? "" : " [no end token]");
+        free(text);
+    }
+    fclose(fp);
+}
+
+static const char *METRICS_HEADER =
+    "step,score,rlhf_reward,kl,kl_k3,kl_coef,entropy,policy_loss,value_loss,approxkl,clipfrac,value_clipfrac,"
+    "explained_var,response_length,end_rate,gold,tok_per_s,elapsed_s";
+
+static void log_iteration(Ppo *p, long step, double beta, const IterStats *it, double tps, double elapsed) {
+    double u = it->up.updates ? it->up.updates : 1;
+    double row[18] = {(double)step, it->score, it->rlhf_reward, it->kl, it->kl_k3, beta, it->entropy,
+                      it->up.policy_loss / u, it->up.value_loss / u, it->up.approxkl / u, it->up.clipfrac / u,
+                      it->up.value_clipfrac / u, it->explained_var, it->length, it->end_rate, it->gold, tps, elapsed};
+    csv_row(&p->csv, row);
+}
+
+static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
+    EvalFigures pol, ref;
+    printf("ppo: evaluating on %d held-out prompts...\n", s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n);
+    if (evaluate_on_heldout(p, s, &p->policy, (uint64_t)s->seed + 1, &pol, err) ||
+        evaluate_on_heldout(p, s, &p->ref, (uint64_t)s->seed + 1, &ref, err))
+        return 0;
+    printf("ppo: held-out gold score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.gold, pol.gold_se, ref.gold, ref.gold_se);
+    printf("ppo: held-out reward-model score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.score, pol.score_se, ref.score, ref.score_se);
+    printf("ppo: held-out KL(policy || reference) %.3f nats per response; end-token rate %.1f%% (reference %.1f%%)\n",
+           pol.kl, 100 * pol.end_rate, 100 * ref.end_rate);
+    printf("ppo: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
+    return 1;
+}
+
+// Returns 1 when the run completed or stopped cleanly, 0 on error.
+static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->seed);
+    uint64_t step = 0;
+    double extra[TRAINSTATE_NUM_EXTRA] = {0};
+    if (s->resume) {
+        if (run_resume(s->out, &p->policy, &p->h, &step, &rng, extra, err)) return 0;
+        p->kl.beta = extra[0];
+        printf("ppo: resuming %s at step %llu of %d (kl_coef %.4f)\n", s->out, (unsigned long long)step, s->steps, p->kl.beta);
+    }
+    char path[4096];
+    if (run_write_config(s->out, opts, n_opts, err) || path_join(path, sizeof path, s->out, "metrics.csv", err)) return 0;
+    if ((s->resume && csv_truncate_after(path, (double)step, err)) ||
+        csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err))
+        return 0;
+    run_install_signal_handlers();
+    printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f%s\n", p->train.n, p->eval.n, p->kl.beta,
+           s->target_kl > 0 ? " (adaptive)" : "");
+    Progress prog;
+    progress_init(&prog, stdout, "ppo", (long)step, s->steps, s->sample_every);
+    double t_start = now_seconds();
+    while ((long)step < s->steps) {
+        if (run_stop_requested()) {
+            progress_done(&prog);
+            extra[0] = p->kl.beta;
+            if (run_save(s->out, &p->policy, &p->h, step, &rng, extra, err)) return 0;
+            printf("ppo: interrupted; checkpoint at step %llu in %s (continue with --resume %s)\n",
+                   (unsigned long long)step, s->out, s->out);
+            return 1;
+        }
+        double t0 = now_seconds(), beta = p->kl.beta;
+        IterStats it;
+        if (ppo_iteration(p, s, step, &rng, &it, err)) return 0;
+        if (!isfinite(it.up.policy_loss) || !isfinite(it.up.value_loss))
+            return !error_set(err, "non-finite loss at step %llu; the last checkpoint in %s is untouched",
+                              (unsigned long long)step + 1, s->out);
+        step++;
+        double tps = it.length * s->batch / (now_seconds() - t0);
+        log_iteration(p, (long)step, beta, &it, tps, now_seconds() - t_start);
+        if (step % s->sample_every == 0 || (long)step == s->steps) write_samples(p, s, (long)step);
+        progress_update(&prog, (long)step, "score %.3f | kl %.3f | gold %.3f | len %.0f | %.0f tok/s", it.score, it.kl,
+                        it.gold, it.length, tps);
+        int stop_here = s->stop_after > 0 && (long)step == s->stop_after;
+        extra[0] = p->kl.beta;
+        if ((step % s->save_every == 0 || (long)step == s->steps || stop_here) &&
+            run_save(s->out, &p->policy, &p->h, step, &rng, extra, err))
+            return 0;
+        if (stop_here && (long)step < s->steps) {
+            progress_done(&prog);
+            printf("ppo: stopped after step %llu as asked; continue with --resume %s\n", (unsigned long long)step, s->out);
+            return 1;
+        }
+    }
+    progress_done(&prog);
+    return finish(p, s, t_start, err);
+}
+
+int main(int argc, char **argv) {
+    Settings s = {.prompts = "data/prompts_train.jsonl", .eval_prompts = "data/prompts_eval.jsonl", .data_dir = "data",
+                  .seed = 1337, .kl_coef = 0.05f, .horizon = 10000, .gamma = 1.0f, .lambda = 0.95f, .clip = 0.2f,
+                  .value_clip = 0.2f, .vf_coef = 0.1f, .grad_clip = 1.0f, .temperature = 1.0f,
+                  .missing_eos_penalty = 1.0f};
+    Error err;
+    apply_config(&s, "tiny", &err);
+    CliOption opts[] = {
+        {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --policy)"},
+        {"policy", CLI_STRING, &s.policy, 0, 0, "SFT checkpoint to optimise (required)"},
+        {"ref", CLI_STRING, &s.ref, 0, 0, "frozen reference for the KL penalty (default: --policy)"},
+        {"rm", CLI_STRING, &s.rm, 0, 0, "reward-model checkpoint from train_rm (required)"},
+        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin of these checkpoints (required)"},
+        {"prompts", CLI_STRING, &s.prompts, 0, 0, "training prompts, JSONL {\"prompt\", optional \"category\"}"},
+        {"eval-prompts", CLI_STRING, &s.eval_prompts, 0, 0, "held-out prompts for the final evaluation"},
+        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files (gold scores are logged only)"},
+        {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
+        {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for prompts, sampling and minibatches"},
+        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
+        {"steps", CLI_INT, &s.steps, 1, 10000000, "PPO iterations (rollout + updates)"},
+        {"batch", CLI_INT, &s.batch, 1, 256, "rollouts per iteration"},
+        {"minibatch", CLI_INT, &s.minibatch, 1, 256, "rollouts per gradient update"},
+        {"epochs", CLI_INT, &s.epochs, 1, 100, "passes over each batch of rollouts"},
+        {"max-new", CLI_INT, &s.max_new, 1, 8192, "longest response in tokens"},
+        {"lr", CLI_FLOAT, &s.lr, 1e-9, 1, "learning rate (constant)"},
+        {"kl-coef", CLI_FLOAT, &s.kl_coef, 0, 100, "beta: weight of the per-token KL penalty (initial value if adaptive)"},
+        {"target-kl", CLI_FLOAT, &s.target_kl, 0, 1e6, "adapt beta towards this KL per response (0: fixed beta)"},
+        {"horizon", CLI_FLOAT, &s.horizon, 1, 1e9, "horizon of the adaptive KL controller, in samples"},
+        {"gamma", CLI_FLOAT, &s.gamma, 0, 1, "discount"},
+        {"lambda", CLI_FLOAT, &s.lambda, 0, 1, "GAE lambda"},
+        {"clip", CLI_FLOAT, &s.clip, 0, 10, "PPO clip range of the probability ratio"},
+        {"value-clip", CLI_FLOAT, &s.value_clip, 0, 1e6, "clip range of the value update"},
+        {"vf-coef", CLI_FLOAT, &s.vf_coef, 0, 100, "weight of the value loss"},
+        {"ent-coef", CLI_FLOAT, &s.ent_coef, 0, 100, "weight of the entropy bonus"},
+        {"grad-clip", CLI_FLOAT, &s.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+        {"weight-decay", CLI_FLOAT, &s.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
+        {"temperature", CLI_FLOAT, &s.temperature, 0.01, 10, "sampling temperature; log-probabilities use the same"},
+        {"missing-eos-penalty", CLI_FLOAT, &s.missing_eos_penalty, 0, 100, "subtracted from the score of a response with no end token"},
+        {"eval-n", CLI_INT, &s.eval_n, 1, 100000, "held-out prompts in the final evaluation"},
+        {"save-every", CLI_INT, &s.save_every, 1, 10000000, "iterations between checkpoints"},
+        {"sample-every", CLI_INT, &s.sample_every, 1, 10000000, "iterations between sample tables in samples.txt"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this iteration; 0: off"},
+    };
+    int n_opts = sizeof opts / sizeof opts[0];
+    char *stored = NULL;
+    int rc = run_parse_options("ppo", "Optimises a policy against a reward model with PPO under a KL penalty.", opts,
+                               n_opts, argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
+    if (rc == 1) return 0;
+    if (rc == 0 && s.resume) s.out = s.resume;
+    if (rc == 0 && (!s.policy || !s.rm || !s.tokenizer || !s.out))
+        rc = error_set(&err, "--policy, --rm, --tokenizer and --out are required (see --help)");
+    if (rc == 0 && s.minibatch > s.batch) rc = error_set(&err, "--minibatch %d exceeds --batch %d", s.minibatch, s.batch);
+    if (rc) error_exit("ppo", &err);
+    run_set_threads(s.threads);
+    Ppo p;
+    int ok = ppo_setup(&p, &s, &err) == 0 && ppo_run(&p, &s, opts, n_opts, &err);
+    ppo_free(&p);
+    free(stored);
+    if (!ok) error_exit("ppo", &err);
+    return 0;
+}

@@ -1,0 +1,70 @@
+// Rollouts for PPO and evaluation: prompts, sampled responses, and per-token
+// log-probabilities, values and rewards laid out as (n, max_new) arrays.
+#ifndef PPO_ROLLOUT_H
+#define PPO_ROLLOUT_H
+
+#include "common/error.h"
+#include "common/rng.h"
+#include "data/annotator.h"
+#include "model/checkpoint.h"
+#include "model/generate.h"
+#include "model/gpt.h"
+#include "tokenizer/tokenizer.h"
+
+// Prompts from JSONL {"prompt", optional "category"}, chat-formatted once.
+typedef struct {
+    char **text;
+    int **ids; // [USER] prompt [ASSISTANT]
+    int *len;
+    int *category; // annotator category, from the field or the prompt's wording
+    size_t n;
+} PromptSet;
+
+int prompts_load(PromptSet *ps, const Tokenizer *tok, const Annotator *ann, const char *path, int ctx,
+                 int max_new_min, Error *err);
+void prompts_free(PromptSet *ps);
+
+typedef struct {
+    int n, max_new;
+    int *prompt;     // (n) index into the PromptSet
+    int *resp;       // (n, max_new) sampled tokens
+    int *resp_len;   // (n)
+    int *ended;      // (n) 1 if the response stopped at the end token
+    float *sample_logp, *logp, *ref_logp, *values, *entropy; // (n, max_new)
+    float *rewards, *adv, *returns;                           // (n, max_new)
+    float *score, *gold, *kl;                                 // (n): reward model, annotator, sum of logp - ref_logp
+} Rollout;
+
+int rollout_alloc(Rollout *r, int n, int max_new, Error *err);
+void rollout_free(Rollout *r);
+
+// Samples one response per rollout row (r->prompt must be set) from policy at
+// the given temperature, at most r->max_new tokens and never past the context.
+void rollout_generate(Rollout *r, const GPT *policy, KVCache *kv, const PromptSet *ps, float temperature,
+                      int eot, Rng *rng);
+
+// Rows are named by an index list idx (rows entries) into the rollout.
+// Lays out the rows as prompt + response into inputs (rows, T),
+// right-padded; with close_turn, a response that did not end gets the end
+// token appended (what the reward model reads). Returns T; lens gets lengths.
+int rollout_rows(int *inputs, int *lens, const Rollout *r, const PromptSet *ps, const int *idx, int rows, int pad,
+                 int eot, int close_turn, int ctx);
+
+// Forward of m over the rows: per response token, its
+// log-probability at the temperature into logp, and (when non-NULL) the
+// value head before it into values and the entropy of the distribution it
+// was drawn from into entropy. inputs holds rows * ctx ints of scratch.
+void rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const int *idx, int rows, float temperature,
+                         int pad, int *inputs, int *lens, float *logp, float *values, float *entropy);
+
+// Normalised reward-model scores of the rows into r->score.
+void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const PromptSet *ps, const int *idx,
+                       int rows, int pad, int eot, int *inputs, int *lens);
+
+// The annotator's gold score of every row into r->gold (never used for training).
+int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok, Error *err);
+
+// Mean and standard error of x over n values.
+void mean_se(const float *x, int n, double *mean, double *se);
+
+#endif
