@@ -1,26 +1,109 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs every stage of minirlhf on one
-# configuration, then prints a summary.
+# configuration, then prints a summary (also written to RUN/summary.md).
+#
+#   ./scripts/pipeline.sh [--config smoke|tiny|small] [--out runs/NAME] [--seed N] [--from STAGE]
+#
+# Stages, in order: bpe pretrain sft prefs train_rm ppo evaluate. --from STAGE
+# starts there and reuses the outputs of the earlier stages in the run folder.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/common.sh"
 
-config=tiny
+STAGES="bpe pretrain sft prefs train_rm ppo evaluate"
+config=tiny; out=""; seed=1337; from=bpe
+usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
-    --config) config="$2"; shift 2 ;;
-    -h|--help) echo "usage: pipeline.sh [--config smoke|tiny|small]"; exit 0 ;;
+    --config) config="${2:?--config needs a value}"; shift 2 ;;
+    --out) out="${2:?--out needs a value}"; shift 2 ;;
+    --seed) seed="${2:?--seed needs a value}"; shift 2 ;;
+    --from) from="${2:?--from needs a value}"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
     *) echo "pipeline.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$config" in
+  smoke) vocab=512; pairs=128 ;;
+  tiny) vocab=2048; pairs=2000 ;;
+  small) vocab=4096; pairs=4000 ;;
+  *) echo "pipeline.sh: --config must be smoke, tiny or small" >&2; exit 2 ;;
+esac
+case " $STAGES " in *" $from "*) ;; *) echo "pipeline.sh: --from must be one of: $STAGES" >&2; exit 2 ;; esac
+[[ "$seed" =~ ^[0-9]+$ ]] || { echo "pipeline.sh: --seed must be a whole number" >&2; exit 2; }
+out="${out:-$ROOT/runs/$config}"
 
 ensure_packages
 build_project "$ROOT/build"
-bin="$ROOT/build/bin"
-echo "built: $(ls "$bin" | tr '\n' ' ')"
-for stage in bpe pretrain sft prefs train_rm ppo evaluate; do
-  if [ ! -x "$bin/$stage" ]; then
-    echo "stage '$stage' is not built yet: the pipeline stops here."
-    exit 0
-  fi
-done
+bin="$ROOT/build/bin"; data="$ROOT/data"; tok="$out/tokenizer.bin"
+mkdir -p "$out"
+
+# Each stage's folder in the run (train_rm writes the reward model to rm/).
+folder() { case "$1" in bpe) echo bpe ;; train_rm) echo rm ;; evaluate) echo eval ;; *) echo "$1" ;; esac; }
+
+# run_stage NAME COMMAND...: runs a stage unless it comes before --from,
+# logging to RUN/FOLDER/log.txt and recording its wall time.
+started=0
+run_stage() {
+  local name="$1" dir; shift
+  dir="$out/$(folder "$name")"
+  [ "$name" = "$from" ] && started=1
+  if [ "$started" = 0 ]; then echo "== $name: reusing $dir"; return 0; fi
+  if [ ! -x "$bin/$name" ]; then echo "== $name: not built yet, so the pipeline stops here."; return 1; fi
+  echo "== $name"
+  mkdir -p "$dir"
+  local t0=$SECONDS rc
+  set +e
+  "$@" 2>&1 | tee "$dir/log.txt"
+  rc=${PIPESTATUS[0]}
+  set -e
+  if [ "$rc" != 0 ]; then echo "pipeline.sh: stage $name failed (exit $rc); see $dir/log.txt" >&2; exit "$rc"; fi
+  echo "$((SECONDS - t0))" > "$dir/wall_s.txt"
+}
+
+run_all() {
+  run_stage bpe "$bin/bpe" train --input "$data/fortunes.jsonl" --jsonl-field text --vocab "$vocab" --out "$tok" || return 0
+  run_stage pretrain "$bin/pretrain" --config "$config" --seed "$seed" --tokenizer "$tok" \
+    --data "$data/fortunes.jsonl" --out "$out/pretrain" || return 0
+  run_stage sft "$bin/sft" --config "$config" --seed "$seed" --init "$out/pretrain/model.bin" --tokenizer "$tok" \
+    --data "$data/sft.jsonl" --val "$data/sft_val.jsonl" --out "$out/sft" || return 0
+  run_stage prefs "$bin/prefs" --seed "$seed" --pairs "$pairs" --policy "$out/sft/model.bin" --tokenizer "$tok" \
+    --prompts "$data/prompts_train.jsonl" --data-dir "$data" --out "$out/prefs" || return 0
+  run_stage train_rm "$bin/train_rm" --config "$config" --seed "$seed" --init "$out/sft/model.bin" --tokenizer "$tok" \
+    --pairs "$out/prefs/prefs.jsonl" --val "$out/prefs/prefs_val.jsonl" --out "$out/rm" || return 0
+  run_stage ppo "$bin/ppo" --config "$config" --seed "$seed" --policy "$out/sft/model.bin" --rm "$out/rm/model.bin" \
+    --tokenizer "$tok" --prompts "$data/prompts_train.jsonl" --eval-prompts "$data/prompts_eval.jsonl" \
+    --data-dir "$data" --out "$out/ppo" || return 0
+  run_stage evaluate "$bin/evaluate" --config "$config" --seed "$seed" --policy "$out/ppo/model.bin" \
+    --ref "$out/sft/model.bin" --rm "$out/rm/model.bin" --tokenizer "$tok" --prompts "$data/prompts_eval.jsonl" \
+    --data-dir "$data" --out "$out/eval" || return 0
+}
+run_all
+
+# figure STAGE PATTERN: the last line of a stage's log that matches, without the program name.
+figure() { grep -h "$2" "$out/$(folder "$1")/log.txt" 2>/dev/null | tail -1 | sed 's/^[a-z_]*: //'; }
+
+{
+  echo "# minirlhf run: $config config, seed $seed"
+  echo
+  echo "| stage | wall time (s) | result |"
+  echo "| --- | --- | --- |"
+  for s in $STAGES; do
+    wall="$out/$(folder "$s")/wall_s.txt"
+    [ -f "$wall" ] || continue
+    case "$s" in
+      bpe) r=$(figure bpe "^wrote") ;;
+      pretrain) r=$(figure pretrain "validation loss") ;;
+      sft) r="$(figure sft "held-out response loss"); $(figure sft "end-token rate")" ;;
+      prefs) r=$(figure prefs "label noise") ;;
+      train_rm) r=$(figure train_rm "final:") ;;
+      ppo) r="$(figure ppo "held-out gold score"); $(figure ppo "held-out reward-model score"); $(figure ppo "KL(policy")" ;;
+      *) r=$(tail -1 "$out/$(folder "$s")/log.txt") ;;
+    esac
+    echo "| $s | $(cat "$wall") | $r |"
+  done
+} > "$out/summary.md"
+echo
+cat "$out/summary.md"
+echo
+echo "summary written to $out/summary.md"
