@@ -59,6 +59,23 @@ static cJSON *tensor_stats_json(const CkptHeader *h, const TensorStats *stats) {
     return a;
 }
 
+static void report_info(const char *path, const CkptHeader *h, const Lineage *lineage,
+                        const TensorStats *stats, int json) {
+    if (json) {
+        cJSON *doc = header_json(path, h);
+        cJSON_AddItemToObject(doc, "lineage", lineage_json(lineage));
+        cJSON_AddItemToObject(doc, "tensors", tensor_stats_json(h, stats));
+        print_json(doc);
+        return;
+    }
+    print_header(path, h);
+    printf("\nlineage (newest first)\n");
+    print_lineage(lineage, "  ");
+    if (lineage->end != LINEAGE_COMPLETE) printf("  ! %s\n", lineage->problem);
+    printf("\n");
+    print_tensor_table(h, stats);
+}
+
 static int cmd_info(int argc, char **argv) {
     int json = 0, threads = 0;
     CliOption opts[] = {
@@ -84,19 +101,7 @@ static int cmd_info(int argc, char **argv) {
     TensorStats stats[NUM_PARAMETER_TENSORS];
     gpt_param_sizes(&h.config, sizes);
     for (int i = 0; i < NUM_PARAMETER_TENSORS; at += sizes[i], i++) tensor_stats(params + at, sizes[i], &stats[i]);
-    if (json) {
-        cJSON *doc = header_json(path, &h);
-        cJSON_AddItemToObject(doc, "lineage", lineage_json(&lineage));
-        cJSON_AddItemToObject(doc, "tensors", tensor_stats_json(&h, stats));
-        print_json(doc);
-    } else {
-        print_header(path, &h);
-        printf("\nlineage (newest first)\n");
-        print_lineage(&lineage, "  ");
-        if (lineage.end != LINEAGE_COMPLETE) printf("  ! %s\n", lineage.problem);
-        printf("\n");
-        print_tensor_table(&h, stats);
-    }
+    report_info(path, &h, &lineage, stats, json);
     lineage_free(&lineage);
     free(params);
     return 0;
