@@ -104,21 +104,9 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
     return ckpt_set_parent(&p->h, s->policy, init.fingerprint, err);
 }
 
-// Log-probabilities, values and entropies under the policy, reference
-// log-probabilities and reward-model scores of the first n rollout rows.
-static void score_rollout(Ppo *p, const Settings *s, const PromptSet *ps, int n, int with_policy_stats) {
-    Rollout *r = &p->r;
-    for (int i = 0; i < n; i++) p->order[i] = i;
-    for (int at = 0; at < n; at += s->minibatch) {
-        int rows = n - at < s->minibatch ? n - at : s->minibatch;
-        const int *idx = p->order + at;
-        if (with_policy_stats)
-            rollout_token_stats(&p->policy, r, ps, idx, rows, s->temperature, p->pad, p->inputs, p->lens,
-                                r->logp, r->values, r->entropy);
-        rollout_token_stats(&p->ref, r, ps, idx, rows, s->temperature, p->pad, p->inputs, p->lens,
-                            r->ref_logp, NULL, NULL);
-        rollout_rm_scores(&p->rm, &p->rm_h, r, ps, idx, rows, p->pad, p->eot, p->inputs, p->lens);
-    }
+static void score_rollout(Ppo *p, const Settings *s, const PromptSet *ps) {
+    ScoreScratch sc = {s->minibatch, p->inputs, p->lens, p->order};
+    rollout_score(&p->r, ps, &p->policy, &p->ref, &p->rm, &p->rm_h, s->temperature, p->pad, p->eot, &sc);
 }
 
 typedef struct {
@@ -190,7 +178,7 @@ static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, Ite
     for (int i = 0; i < B; i++)
         r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->seed, step * B + i, p->perm, &p->perm_epoch);
     rollout_generate(r, &p->policy, &p->kv, &p->train, s->temperature, p->eot, rng);
-    score_rollout(p, s, &p->train, B, 1);
+    score_rollout(p, s, &p->train);
     if (rollout_gold(r, &p->train, p->ann, p->tok, err)) return -1;
     memset(it, 0, sizeof *it);
     for (int i = 0; i < B; i++) {
@@ -243,7 +231,7 @@ static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, uint64_t se
     Rng rng;
     rng_seed(&rng, seed);
     rollout_generate(r, from, &p->kv, &p->eval, s->temperature, p->eot, &rng);
-    score_rollout(p, s, &p->eval, n, 1); // policy stats: logp for the KL
+    score_rollout(p, s, &p->eval); // the policy's log-probabilities give the KL
     int rc = rollout_gold(r, &p->eval, p->ann, p->tok, err);
     double k1, k3, end = 0;
     kl_estimates(r->logp, r->ref_logp, r->resp_len, n, r->max_new, &k1, &k3);

@@ -156,6 +156,20 @@ void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const P
         r->score[idx[i]] = (rm->head[i * T + lens[i] - 1] - rm_header->reward_mean) / rm_header->reward_std;
 }
 
+void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *rm, const CkptHeader *rm_header,
+                   float temperature, int pad, int eot, ScoreScratch *sc) {
+    for (int i = 0; i < r->n; i++) sc->order[i] = i;
+    for (int at = 0; at < r->n; at += sc->rows) {
+        int rows = r->n - at < sc->rows ? r->n - at : sc->rows;
+        const int *idx = sc->order + at;
+        if (policy)
+            rollout_token_stats(policy, r, ps, idx, rows, temperature, pad, sc->inputs, sc->lens, r->logp, r->values,
+                                r->entropy);
+        rollout_token_stats(ref, r, ps, idx, rows, temperature, pad, sc->inputs, sc->lens, r->ref_logp, NULL, NULL);
+        rollout_rm_scores(rm, rm_header, r, ps, idx, rows, pad, eot, sc->inputs, sc->lens);
+    }
+}
+
 int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok, Error *err) {
     for (int i = 0; i < r->n; i++) {
         char *text = NULL;

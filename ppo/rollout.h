@@ -61,6 +61,20 @@ void rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const in
 void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const PromptSet *ps, const int *idx,
                        int rows, int pad, int eot, int *inputs, int *lens);
 
+// Scratch for scoring a rollout a minibatch of rows at a time.
+typedef struct {
+    int rows;      // rows per forward pass
+    int *inputs;   // rows * ctx
+    int *lens;     // rows
+    int *order;    // n: the row indices 0..n-1
+} ScoreScratch;
+
+// For the first r->n rows: per-token log-probabilities, values and entropies
+// under policy (skipped when policy is NULL), reference log-probabilities, and
+// normalised reward-model scores into r->score.
+void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *rm, const CkptHeader *rm_header,
+                   float temperature, int pad, int eot, ScoreScratch *sc);
+
 // The annotator's gold score of every row into r->gold (never used for training).
 int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok, Error *err);
 
