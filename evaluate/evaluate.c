@@ -1,0 +1,227 @@
+// evaluate: compares a policy with its reference on held-out prompts, several
+// samples each: gold and reward-model scores with standard errors, KL to the
+// reference, perplexity under the reference, diversity, length, end-token
+// rate and the gold win rate. A table on the terminal and DIR/eval.json.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "common/fileio.h"
+#include "model/run.h"
+#include "ppo/ppo_core.h"
+#include "ppo/rollout.h"
+
+typedef struct {
+    const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *data_dir, *out;
+    int seed, threads, samples, n_prompts, max_new, batch;
+    float temperature;
+} Settings;
+
+static int apply_config(void *settings, const char *name, Error *err) {
+    Settings *s = settings;
+    s->config = name;
+    if (!strcmp(name, "smoke")) s->samples = 2, s->n_prompts = 16, s->max_new = 24;
+    else if (!strcmp(name, "tiny")) s->samples = 4, s->n_prompts = 0, s->max_new = 64;
+    else if (!strcmp(name, "small")) s->samples = 4, s->n_prompts = 0, s->max_new = 96;
+    else return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
+    return 0;
+}
+
+typedef struct {
+    double gold, gold_se, score, score_se, kl, kl_k3, ppl_ref, distinct1, distinct2, length, end_rate;
+} Figures;
+
+static int compare_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+// Distinct n-grams over all responses (end token excluded) / all n-grams.
+static double distinct_ngrams(const Rollout *r, int n) {
+    uint64_t *keys = malloc((size_t)r->n * r->max_new * sizeof(uint64_t));
+    size_t count = 0;
+    for (int i = 0; i < r->n; i++) {
+        const int *t = r->resp + (size_t)i * r->max_new;
+        int L = r->resp_len[i] - (r->ended[i] ? 1 : 0);
+        for (int k = 0; k + n <= L; k++) {
+            uint64_t key = (uint64_t)t[k];
+            if (n == 2) key = key << 21 | (uint64_t)t[k + 1];
+            keys[count++] = key;
+        }
+    }
+    qsort(keys, count, sizeof *keys, compare_u64);
+    size_t distinct = 0;
+    for (size_t i = 0; i < count; i++) distinct += i == 0 || keys[i] != keys[i - 1];
+    free(keys);
+    return count ? (double)distinct / count : NAN;
+}
+
+static Figures figures_of(const Rollout *r) {
+    Figures f;
+    mean_se(r->gold, r->n, &f.gold, &f.gold_se);
+    mean_se(r->score, r->n, &f.score, &f.score_se);
+    kl_estimates(r->logp, r->ref_logp, r->resp_len, r->n, r->max_new, &f.kl, &f.kl_k3);
+    double nll = 0, tokens = 0, ended = 0;
+    for (int i = 0; i < r->n; i++) {
+        for (int k = 0; k < r->resp_len[i]; k++) nll -= r->ref_logp[(size_t)i * r->max_new + k], tokens++;
+        ended += r->ended[i];
+    }
+    f.ppl_ref = exp(nll / tokens);
+    f.distinct1 = distinct_ngrams(r, 1), f.distinct2 = distinct_ngrams(r, 2);
+    f.length = tokens / r->n, f.end_rate = ended / r->n;
+    return f;
+}
+
+typedef struct {
+    Tokenizer *tok;
+    Annotator *ann;
+    GPT policy, ref, rm;
+    CkptHeader rm_h;
+    PromptSet ps;
+    Rollout a, b; // samples of the policy, of the reference
+    KVCache kv;
+    ScoreScratch sc;
+} Eval;
+
+static void eval_free(Eval *e) {
+    tokenizer_free(e->tok);
+    annotator_free(e->ann);
+    gpt_free(&e->policy), gpt_free(&e->ref), gpt_free(&e->rm);
+    prompts_free(&e->ps);
+    rollout_free(&e->a), rollout_free(&e->b);
+    kvcache_free(&e->kv);
+    free(e->sc.inputs), free(e->sc.lens), free(e->sc.order);
+}
+
+static int eval_setup(Eval *e, const Settings *s, Error *err) {
+    memset(e, 0, sizeof *e);
+    if (tokenizer_load(&e->tok, s->tokenizer, err) || annotator_load(&e->ann, s->data_dir, err)) return -1;
+    uint32_t fp = tokenizer_fingerprint(e->tok);
+    unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
+    CkptHeader h;
+    if (run_load_model(&e->policy, &h, s->policy, lm_or_policy, fp, err) ||
+        run_load_model(&e->ref, &h, s->ref, lm_or_policy, fp, err) ||
+        run_load_model(&e->rm, &e->rm_h, s->rm, 1u << CKPT_RM, fp, err))
+        return -1;
+    int ctx = e->policy.config.max_seq_len, rows = 8;
+    if (e->ref.config.max_seq_len != ctx || e->rm.config.max_seq_len < ctx)
+        return error_set(err, "%s, %s and %s have different contexts", s->policy, s->ref, s->rm);
+    if (prompts_load(&e->ps, e->tok, e->ann, s->prompts, ctx, 1, err)) return -1;
+    int n_prompts = s->n_prompts > 0 && s->n_prompts < (int)e->ps.n ? s->n_prompts : (int)e->ps.n;
+    int n = n_prompts * s->samples;
+    if (rollout_alloc(&e->a, n, s->max_new, err) || rollout_alloc(&e->b, n, s->max_new, err)) return -1;
+    for (int i = 0; i < n; i++) e->a.prompt[i] = e->b.prompt[i] = i / s->samples;
+    if (gpt_alloc_activations(&e->policy, rows, ctx, err) || gpt_alloc_activations(&e->ref, rows, ctx, err) ||
+        gpt_alloc_activations(&e->rm, rows, ctx, err) || kvcache_create(&e->kv, &e->policy.config, s->batch, err))
+        return -1;
+    e->sc = (ScoreScratch){rows, malloc((size_t)rows * ctx * sizeof(int)), malloc(rows * sizeof(int)), malloc(n * sizeof(int))};
+    if (!e->sc.inputs || !e->sc.lens || !e->sc.order) return error_set(err, "out of memory");
+    return 0;
+}
+
+// Samples from `from` into r, then scores: log-probabilities under the policy
+// and the reference, the reward model's score, the annotator's gold score.
+static int sample_and_score(Eval *e, const Settings *s, Rollout *r, GPT *from, Error *err) {
+    Rng rng;
+    rng_seed(&rng, (uint64_t)s->seed);
+    int pad = tokenizer_special(e->tok, TOK_PAD), eot = tokenizer_special(e->tok, TOK_ENDOFTEXT);
+    rollout_generate(r, from, &e->kv, &e->ps, s->temperature, eot, &rng);
+    rollout_score(r, &e->ps, &e->policy, &e->ref, &e->rm, &e->rm_h, s->temperature, pad, eot, &e->sc);
+    return rollout_gold(r, &e->ps, e->ann, e->tok, err);
+}
+
+static cJSON *figures_json(const Figures *f) {
+    cJSON *o = cJSON_CreateObject();
+    const char *names[] = {"gold", "gold_se", "rm_score", "rm_score_se", "kl", "kl_k3", "perplexity_under_ref",
+                           "distinct_1", "distinct_2", "mean_length", "end_rate"};
+    double v[] = {f->gold, f->gold_se, f->score, f->score_se, f->kl, f->kl_k3, f->ppl_ref, f->distinct1,
+                  f->distinct2, f->length, f->end_rate};
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cJSON_AddNumberToObject(o, names[i], v[i]);
+    return o;
+}
+
+static void print_table(const Figures *p, const Figures *r, double win, int n, int prompts) {
+    printf("evaluate: %d samples (%d held-out prompts)\n", n, prompts);
+    printf("  %-28s %18s %18s\n", "", "policy", "reference");
+    printf("  %-28s %10.3f ± %5.3f %10.3f ± %5.3f\n", "gold score", p->gold, p->gold_se, r->gold, r->gold_se);
+    printf("  %-28s %10.3f ± %5.3f %10.3f ± %5.3f\n", "reward-model score", p->score, p->score_se, r->score, r->score_se);
+    printf("  %-28s %18.3f %18.3f\n", "KL to reference (k1)", p->kl, r->kl);
+    printf("  %-28s %18.3f %18.3f\n", "KL to reference (k3)", p->kl_k3, r->kl_k3);
+    printf("  %-28s %18.2f %18.2f\n", "perplexity under reference", p->ppl_ref, r->ppl_ref);
+    printf("  %-28s %18.3f %18.3f\n", "distinct-1", p->distinct1, r->distinct1);
+    printf("  %-28s %18.3f %18.3f\n", "distinct-2", p->distinct2, r->distinct2);
+    printf("  %-28s %18.1f %18.1f\n", "mean length (tokens)", p->length, r->length);
+    printf("  %-28s %17.1f%% %17.1f%%\n", "end-token rate", 100 * p->end_rate, 100 * r->end_rate);
+    printf("evaluate: gold win rate of the policy against the reference: %.1f%%\n", 100 * win);
+}
+
+static int write_json(const Settings *s, const Figures *p, const Figures *r, double win, int n, Error *err) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "policy_checkpoint", s->policy);
+    cJSON_AddStringToObject(o, "reference_checkpoint", s->ref);
+    cJSON_AddNumberToObject(o, "samples", n);
+    cJSON_AddNumberToObject(o, "temperature", s->temperature);
+    cJSON_AddItemToObject(o, "policy", figures_json(p));
+    cJSON_AddItemToObject(o, "reference", figures_json(r));
+    cJSON_AddNumberToObject(o, "gold_win_rate", win);
+    char *text = cJSON_Print(o), path[4096];
+    cJSON_Delete(o);
+    int rc = make_dirs(s->out, err) || path_join(path, sizeof path, s->out, "eval.json", err) ||
+             write_file_atomic(path, text, strlen(text), err);
+    cJSON_free(text);
+    return rc ? -1 : 0;
+}
+
+static int evaluate(Eval *e, const Settings *s, Error *err) {
+    if (sample_and_score(e, s, &e->a, &e->policy, err) || sample_and_score(e, s, &e->b, &e->ref, err)) return -1;
+    Figures p = figures_of(&e->a), r = figures_of(&e->b);
+    r.kl = r.kl_k3 = 0; // KL(reference || reference); its samples' policy log-probs say nothing of it
+    double win = 0;
+    for (int i = 0; i < e->a.n; i++) win += e->a.gold[i] > e->b.gold[i] ? 1.0 : e->a.gold[i] == e->b.gold[i] ? 0.5 : 0.0;
+    win /= e->a.n;
+    print_table(&p, &r, win, e->a.n, e->a.n / s->samples);
+    if (s->out && write_json(s, &p, &r, win, e->a.n, err)) return -1;
+    if (s->out) printf("evaluate: wrote %s/eval.json\n", s->out);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    Settings s = {.prompts = "data/prompts_eval.jsonl", .data_dir = "data", .seed = 1337, .batch = 32, .temperature = 1.0f};
+    Error err;
+    apply_config(&s, "tiny", &err);
+    CliOption opts[] = {
+        {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small"},
+        {"policy", CLI_STRING, &s.policy, 0, 0, "policy (or any language model) to evaluate (required)"},
+        {"ref", CLI_STRING, &s.ref, 0, 0, "reference it is compared with, e.g. the SFT model (required)"},
+        {"rm", CLI_STRING, &s.rm, 0, 0, "reward-model checkpoint (required)"},
+        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin of these checkpoints (required)"},
+        {"prompts", CLI_STRING, &s.prompts, 0, 0, "held-out prompts, JSONL {\"prompt\", optional \"category\"}"},
+        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files"},
+        {"out", CLI_STRING, &s.out, 0, 0, "folder for eval.json (none: print only)"},
+        {"samples", CLI_INT, &s.samples, 1, 1000, "samples per prompt from each model"},
+        {"n-prompts", CLI_INT, &s.n_prompts, 0, 1000000, "prompts to use (0: all)"},
+        {"max-new", CLI_INT, &s.max_new, 1, 8192, "longest response in tokens"},
+        {"temperature", CLI_FLOAT, &s.temperature, 0.01, 10, "sampling temperature"},
+        {"batch", CLI_INT, &s.batch, 1, 256, "sequences generated at once"},
+        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for sampling"},
+        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
+    };
+    int n_opts = sizeof opts / sizeof opts[0];
+    char *stored = NULL;
+    int rc = run_parse_options("evaluate", "Compares a policy with a reference on held-out prompts.", opts, n_opts, argc,
+                               argv, NULL, apply_config, &s, &stored, &err);
+    if (rc == 1) return 0;
+    if (rc == 0 && (!s.policy || !s.ref || !s.rm || !s.tokenizer))
+        rc = error_set(&err, "--policy, --ref, --rm and --tokenizer are required (see --help)");
+    if (rc) error_exit("evaluate", &err);
+    run_set_threads(s.threads);
+    Eval e;
+    int ok = eval_setup(&e, &s, &err) == 0 && evaluate(&e, &s, &err) == 0;
+    eval_free(&e);
+    free(stored);
+    if (!ok) error_exit("evaluate", &err);
+    return 0;
+}
