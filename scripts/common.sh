@@ -27,3 +27,13 @@ build_project() {
   # grep above hides progress chatter; the build's own status decides.
   cmake --build "$dir" -j "$(nproc)" >/dev/null
 }
+
+# Prints the folder of the executables: $MINIRLHF_BIN when set (tests run the
+# scripts against the build under test), otherwise build/bin after installing
+# and building. Build output goes to stderr so that stdout is only the path.
+use_or_build_binaries() {
+  if [ -n "${MINIRLHF_BIN:-}" ]; then echo "$MINIRLHF_BIN"; return 0; fi
+  ensure_packages >&2
+  build_project "$ROOT/build" >&2
+  echo "$ROOT/build/bin"
+}

@@ -2,23 +2,26 @@
 # Installs what is missing, builds, and runs every stage of minirlhf on one
 # configuration, then prints a summary (also written to RUN/summary.md).
 #
-#   ./scripts/pipeline.sh [--config smoke|tiny|small] [--out runs/NAME] [--seed N] [--from STAGE]
+#   ./scripts/pipeline.sh [--config smoke|tiny|small] [--out runs/NAME] [--seed N] [--from STAGE] [--until STAGE]
 #
 # Stages, in order: bpe pretrain sft prefs train_rm ppo evaluate. --from STAGE
-# starts there and reuses the outputs of the earlier stages in the run folder.
+# starts there and reuses the outputs of the earlier stages in the run folder;
+# --until STAGE stops after it. With MINIRLHF_BIN=DIR set, the executables
+# already built in DIR are used and nothing is installed or built.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/common.sh"
 
 STAGES="bpe pretrain sft prefs train_rm ppo evaluate"
-config=tiny; out=""; seed=1337; from=bpe
-usage() { sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; }
+config=tiny; out=""; seed=1337; from=bpe; until=evaluate
+usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config="${2:?--config needs a value}"; shift 2 ;;
     --out) out="${2:?--out needs a value}"; shift 2 ;;
     --seed) seed="${2:?--seed needs a value}"; shift 2 ;;
     --from) from="${2:?--from needs a value}"; shift 2 ;;
+    --until) until="${2:?--until needs a value}"; shift 2 ;;
     -h|--help) usage; exit 0 ;;
     *) echo "pipeline.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -29,13 +32,14 @@ case "$config" in
   small) vocab=4096; pairs=4000 ;;
   *) echo "pipeline.sh: --config must be smoke, tiny or small" >&2; exit 2 ;;
 esac
-case " $STAGES " in *" $from "*) ;; *) echo "pipeline.sh: --from must be one of: $STAGES" >&2; exit 2 ;; esac
+for stage in "$from" "$until"; do
+  case " $STAGES " in *" $stage "*) ;; *) echo "pipeline.sh: --from and --until take one of: $STAGES" >&2; exit 2 ;; esac
+done
 [[ "$seed" =~ ^[0-9]+$ ]] || { echo "pipeline.sh: --seed must be a whole number" >&2; exit 2; }
 out="${out:-$ROOT/runs/$config}"
 
-ensure_packages
-build_project "$ROOT/build"
-bin="$ROOT/build/bin"; data="$ROOT/data"; tok="$out/tokenizer.bin"
+bin=$(use_or_build_binaries)
+data="$ROOT/data"; tok="$out/tokenizer.bin"
 mkdir -p "$out"
 
 # Each stage's folder in the run (train_rm writes the reward model to rm/).
@@ -43,11 +47,12 @@ folder() { case "$1" in bpe) echo bpe ;; train_rm) echo rm ;; evaluate) echo eva
 
 # run_stage NAME COMMAND...: runs a stage unless it comes before --from,
 # logging to RUN/FOLDER/log.txt and recording its wall time.
-started=0
+started=0; finished=0
 run_stage() {
   local name="$1" dir; shift
   dir="$out/$(folder "$name")"
   [ "$name" = "$from" ] && started=1
+  [ "$finished" = 1 ] && return 1
   if [ "$started" = 0 ]; then echo "== $name: reusing $dir"; return 0; fi
   if [ ! -x "$bin/$name" ]; then echo "== $name: not built yet, so the pipeline stops here."; return 1; fi
   echo "== $name"
@@ -59,6 +64,8 @@ run_stage() {
   set -e
   if [ "$rc" != 0 ]; then echo "pipeline.sh: stage $name failed (exit $rc); see $dir/log.txt" >&2; exit "$rc"; fi
   echo "$((SECONDS - t0))" > "$dir/wall_s.txt"
+  [ "$name" = "$until" ] && finished=1
+  return 0
 }
 
 run_all() {
@@ -98,6 +105,7 @@ figure() { grep -h "$2" "$out/$(folder "$1")/log.txt" 2>/dev/null | tail -1 | se
       prefs) r=$(figure prefs "label noise") ;;
       train_rm) r=$(figure train_rm "final:") ;;
       ppo) r="$(figure ppo "held-out gold score"); $(figure ppo "held-out reward-model score"); $(figure ppo "KL(policy")" ;;
+      evaluate) r=$(figure evaluate "gold win rate") ;;
       *) r=$(tail -1 "$out/$(folder "$s")/log.txt") ;;
     esac
     echo "| $s | $(cat "$wall") | $r |"

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Compares KL coefficients: runs PPO once per beta from the same SFT model and
+# reward model with the same seed, evaluates each, and writes sweep.csv and
+# PNG plots (gnuplot) into the output folder.
+#
+#   ./scripts/kl_sweep.sh [--config smoke|tiny|small] [--run runs/CONFIG] [--out DIR] [--seed N] --betas 0,0.01,0.03,0.1,0.3
+#
+# The SFT and reward models come from the pipeline run in --run; if it has no
+# reward model yet, the pipeline is run there up to train_rm first. With
+# MINIRLHF_BIN=DIR set, the executables already built in DIR are used.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+. "$ROOT/scripts/common.sh"
+
+config=tiny; run=""; out=""; seed=1337; betas=""
+usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) config="${2:?--config needs a value}"; shift 2 ;;
+    --run) run="${2:?--run needs a value}"; shift 2 ;;
+    --out) out="${2:?--out needs a value}"; shift 2 ;;
+    --seed) seed="${2:?--seed needs a value}"; shift 2 ;;
+    --betas) betas="${2:?--betas needs a value}"; shift 2 ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "kl_sweep.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+[ -n "$betas" ] || { echo "kl_sweep.sh: --betas is required, e.g. --betas 0,0.01,0.1" >&2; exit 2; }
+IFS=, read -r -a beta_list <<< "$betas"
+for b in "${beta_list[@]}"; do
+  [[ "$b" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "kl_sweep.sh: '$b' in --betas is not a number" >&2; exit 2; }
+done
+run="${run:-$ROOT/runs/$config}"; out="${out:-$run/sweep}"
+
+if [ ! -f "$run/rm/model.bin" ]; then
+  "$ROOT/scripts/pipeline.sh" --config "$config" --seed "$seed" --out "$run" --until train_rm
+fi
+bin=$(use_or_build_binaries)
+data="$ROOT/data"
+mkdir -p "$out"
+
+csv="$out/sweep.csv"
+echo "beta,kl,kl_k3,gold,gold_se,rm_score,rm_score_se,ref_gold,ref_rm_score,gold_win_rate,mean_length,end_rate" > "$csv.tmp"
+for b in "${beta_list[@]}"; do
+  dir="$out/beta_$b"
+  echo "== beta $b"
+  mkdir -p "$dir/eval"
+  "$bin/ppo" --config "$config" --seed "$seed" --kl-coef "$b" --policy "$run/sft/model.bin" --rm "$run/rm/model.bin" \
+    --tokenizer "$run/tokenizer.bin" --prompts "$data/prompts_train.jsonl" --eval-prompts "$data/prompts_eval.jsonl" \
+    --data-dir "$data" --out "$dir" > "$dir/log.txt" 2>&1 || { cat "$dir/log.txt"; exit 1; }
+  grep "^ppo: held-out" "$dir/log.txt"
+  "$bin/evaluate" --config "$config" --seed "$seed" --policy "$dir/model.bin" --ref "$run/sft/model.bin" \
+    --rm "$run/rm/model.bin" --tokenizer "$run/tokenizer.bin" --prompts "$data/prompts_eval.jsonl" \
+    --data-dir "$data" --out "$dir/eval" > "$dir/eval/log.txt" 2>&1 || { cat "$dir/eval/log.txt"; exit 1; }
+  # One row of sweep.csv from eval.json (cJSON writes one field per line).
+  awk -v beta="$b" -F'[:,]' '
+    /"policy":/ {s="p"} /"reference":/ {s="r"}
+    { gsub(/[ \t"]/, "", $1); gsub(/[ \t]/, "", $2) }
+    s=="p" && $1!="" { p[$1]=$2 } s=="r" && $1!="" { r[$1]=$2 } /gold_win_rate/ { w=$2 }
+    END { printf "%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s\n", beta, p["kl"], p["kl_k3"], p["gold"], p["gold_se"],
+          p["rm_score"], p["rm_score_se"], r["gold"], r["rm_score"], w, p["mean_length"], p["end_rate"] }' \
+    "$dir/eval/eval.json" >> "$csv.tmp"
+done
+mv "$csv.tmp" "$csv"
+
+# Plots: the trade-off (gold and proxy score against KL: over-optimisation
+# shows as the proxy rising while gold stalls or falls) and each beta's
+# training curves.
+plot_steps() { # plot_steps FILE COLUMN TITLE
+  local cmd="" col
+  for b in "${beta_list[@]}"; do
+    col=$(head -1 "$out/beta_$b/metrics.csv" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1)
+    cmd="$cmd${cmd:+, }'$out/beta_$b/metrics.csv' using 1:$col with lines title 'beta $b'"
+  done
+  gnuplot -e "set terminal pngcairo size 800,500; set output '$out/$1'; set datafile separator ','; \
+    set key autotitle columnhead; set xlabel 'PPO iteration'; set ylabel '$3'; set grid; plot $cmd"
+}
+gnuplot -e "set terminal pngcairo size 800,500; set output '$out/score_vs_kl.png'; set datafile separator ','; \
+  set xlabel 'KL(policy || reference), nats per response'; set ylabel 'held-out score'; set grid; set key top left; \
+  plot '$csv' every ::1 using 2:4:5 with yerrorlines title 'gold (annotator)', \
+       '' every ::1 using 2:6:7 with yerrorlines title 'proxy (reward model)', \
+       '' every ::1 using 2:4:(sprintf('%s', stringcolumn(1))) with labels offset 1,1 notitle"
+plot_steps reward_over_steps.png score "reward-model score of rollouts"
+plot_steps kl_over_steps.png kl "KL to reference per response"
+plot_steps gold_over_steps.png gold "gold score of rollouts"
+echo
+column -s, -t "$csv"
+echo
+echo "wrote $csv and $out/{score_vs_kl,reward_over_steps,kl_over_steps,gold_over_steps}.png"
