@@ -222,26 +222,13 @@ static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
     }
 }
 
-static int save_checkpoint(Pretrain *p, const Settings *s, long step, const Rng *rng, Error *err) {
-    return run_save(s->out, &p->m, &p->h, (uint64_t)step, rng, NULL, err);
-}
-
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    RunLoop loop = {"pretrain", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
+                    s->stop_after, METRICS_HEADER, opts, n_opts};
     Rng rng;
-    rng_seed(&rng, (uint64_t)s->seed);
-    uint64_t step = 0;
-    if (s->resume) {
-        if (run_resume(s->out, &p->m, &p->h, &step, &rng, NULL, err)) return 0;
-        printf("pretrain: resuming %s at step %llu of %d\n", s->out, (unsigned long long)step, s->steps);
-    }
-    char path[4096];
-    if (run_write_config(s->out, opts, n_opts, err)) return 0;
-    if (path_join(path, sizeof path, s->out, "metrics.csv", err)) return 0;
-    if (s->resume && csv_truncate_after(path, (double)step, err)) return 0;
-    if (csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err)) return 0;
-    run_install_signal_handlers();
-
+    uint64_t step;
+    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
     LmBatch *b = &p->batch;
     double entropy = unigram_entropy(p->corpus.val, p->corpus.n_val, b->V);
     printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", s->config,
@@ -254,21 +241,11 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
     AdamWConfig opt = adamw_defaults();
     opt.weight_decay = s->weight_decay;
     while ((long)step < s->steps) {
-        if (run_stop_requested()) {
-            progress_done(&prog);
-            if (save_checkpoint(p, s, (long)step, &rng, err)) return 0;
-            printf("pretrain: interrupted; checkpoint at step %llu written to %s (continue with --resume %s)\n",
-                   (unsigned long long)step, s->out, s->out);
-            return 1;
-        }
         sample_batch(b, &p->corpus, &rng);
         float loss = lm_batch_loss(b, b->max_B, b->max_T, 1);
-        float norm = gpt_clip_grad_norm(&p->m, s->grad_clip);
-        if (!isfinite(loss) || !isfinite(norm))
-            return !error_set(err, "non-finite loss or gradient norm at step %llu; the last checkpoint in %s is untouched",
-                              (unsigned long long)step + 1, s->out);
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
-        adamw_update(&p->m, &opt, lr, (long)step + 1);
+        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
+        if (norm < 0) return 0;
         step++;
         double now = now_seconds(), tps = (double)b->max_B * b->max_T / (now - t_last);
         int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
@@ -281,19 +258,10 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
                          norm, tps, now - t_start};
         csv_row(&p->csv, row);
         progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
-        int stop_here = s->stop_after > 0 && (long)step == s->stop_after;
-        if (step % s->save_every == 0 || (long)step == s->steps || stop_here) {
-            if (save_checkpoint(p, s, (long)step, &rng, err)) return 0;
-        }
-        if (stop_here) {
-            progress_done(&prog);
-            printf("pretrain: stopped after step %llu as asked; continue with --resume %s\n",
-                   (unsigned long long)step, s->out);
-            return 1;
-        }
+        int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
+        if (rc) return rc > 0;
     }
     progress_done(&prog);
-    if (isnan(val)) val = validation_loss(b, &p->corpus, s->eval_batches);
     printf("pretrain: done in %.1f s: validation loss %.3f nats/token, unigram entropy %.3f (%.3f below)\n",
            now_seconds() - t_start, val, entropy, entropy - val);
     printf("pretrain: wrote %s/model.bin\n", s->out);

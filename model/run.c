@@ -1,5 +1,6 @@
 #include "model/run.h"
 
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,6 +113,47 @@ int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *
     rng->state = s.rng_state;
     if (extra) memcpy(extra, s.extra, sizeof s.extra);
     return 0;
+}
+
+int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, double *extra, CsvWriter *csv,
+              Error *err) {
+    rng_seed(rng, loop->seed);
+    *step = 0;
+    if (loop->resuming) {
+        if (run_resume(loop->out, m, h, step, rng, extra, err)) return -1;
+        printf("%s: resuming %s at step %llu of %ld\n", loop->prog, loop->out, (unsigned long long)*step, loop->steps);
+    }
+    char path[4096];
+    if (run_write_config(loop->out, loop->opts, loop->n_opts, err) ||
+        path_join(path, sizeof path, loop->out, "metrics.csv", err))
+        return -1;
+    if (loop->resuming && csv_truncate_after(path, (double)*step, err)) return -1;
+    if (csv_open(csv, path, loop->metrics_header, loop->resuming, err)) return -1;
+    run_install_signal_handlers();
+    return 0;
+}
+
+int run_after_step(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng, const double *extra,
+                   Error *err) {
+    long s = (long)step;
+    int signalled = run_stop_requested(), last = s >= loop->steps;
+    int asked = loop->stop_after > 0 && s == loop->stop_after && !last;
+    if ((s % loop->save_every == 0 || last || asked || signalled) && run_save(loop->out, m, h, step, rng, extra, err))
+        return -1;
+    if (!signalled && !asked) return 0;
+    printf("\n%s: %s after step %ld; checkpoint in %s (continue with --resume %s)\n", loop->prog,
+           signalled ? "interrupted" : "stopped as asked", s, loop->out, loop->out);
+    return 1;
+}
+
+float run_optimizer_step(const RunLoop *loop, GPT *m, const AdamWConfig *opt, float loss, float grad_clip, float lr,
+                         uint64_t step, Error *err) {
+    float norm = gpt_clip_grad_norm(m, grad_clip);
+    if (!isfinite(loss) || !isfinite(norm))
+        return (float)error_set(err, "non-finite %s at step %llu; the last checkpoint in %s is left as it was",
+                                isfinite(loss) ? "gradient norm" : "loss", (unsigned long long)step + 1, loop->out);
+    adamw_update(m, opt, lr, (long)step + 1);
+    return norm;
 }
 
 // The one piece of global state: a signal handler can reach nothing else.

@@ -8,8 +8,10 @@
 #include <stdint.h>
 
 #include "common/cli.h"
+#include "common/csv.h"
 #include "common/error.h"
 #include "common/rng.h"
+#include "model/adamw.h"
 #include "model/checkpoint.h"
 #include "model/gpt.h"
 
@@ -45,6 +47,36 @@ int run_save(const char *out_dir, GPT *m, CkptHeader *h, uint64_t step, const Rn
 // must already have its training state allocated.
 int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
                double *extra, Error *err);
+
+// The part of a training loop that is the same in every stage.
+typedef struct {
+    const char *prog;           // program name for messages
+    const char *out;            // run folder
+    int resuming;               // continue the run in out
+    uint64_t seed;
+    long steps, save_every, stop_after; // stop_after 0: off
+    const char *metrics_header; // metrics.csv columns
+    const CliOption *opts;      // written to config.txt
+    int n_opts;
+} RunLoop;
+
+// Before the first step: the RNG from the seed, or model, AdamW moments, step,
+// RNG and extra values from the run folder when resuming; config.txt;
+// metrics.csv (a resumed run drops rows past its step); signal handlers.
+int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, double *extra, CsvWriter *csv,
+              Error *err);
+
+// After `step` steps: writes a checkpoint when one is due (every save_every
+// steps, at the last step, at stop_after, or after SIGINT/SIGTERM) and says
+// whether to stop: 0 go on, 1 stop now (a message says how to resume), -1 error.
+int run_after_step(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng, const double *extra,
+                   Error *err);
+
+// Clips the gradients, refuses a non-finite loss or gradient norm (the last
+// checkpoint on disk stays as it is), and takes one AdamW step; returns the
+// gradient norm before clipping, or -1 with a message.
+float run_optimizer_step(const RunLoop *loop, GPT *m, const AdamWConfig *opt, float loss, float grad_clip, float lr,
+                         uint64_t step, Error *err);
 
 // SIGINT and SIGTERM set a flag instead of killing the process, so the loop
 // can write a checkpoint and exit; run_stop_requested reports it.

@@ -294,35 +294,20 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
 
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    RunLoop loop = {"ppo", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
+                    METRICS_HEADER, opts, n_opts};
     Rng rng;
-    rng_seed(&rng, (uint64_t)s->seed);
-    uint64_t step = 0;
+    uint64_t step;
     double extra[TRAINSTATE_NUM_EXTRA] = {0};
-    if (s->resume) {
-        if (run_resume(s->out, &p->policy, &p->h, &step, &rng, extra, err)) return 0;
-        p->kl.beta = extra[0];
-        printf("ppo: resuming %s at step %llu of %d (kl_coef %.4f)\n", s->out, (unsigned long long)step, s->steps, p->kl.beta);
-    }
-    char path[4096];
-    if (run_write_config(s->out, opts, n_opts, err) || path_join(path, sizeof path, s->out, "metrics.csv", err)) return 0;
-    if ((s->resume && csv_truncate_after(path, (double)step, err)) ||
-        csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err))
-        return 0;
-    run_install_signal_handlers();
+    extra[0] = p->kl.beta;
+    if (run_begin(&loop, &p->policy, &p->h, &step, &rng, extra, &p->csv, err)) return 0;
+    p->kl.beta = extra[0]; // the adaptive controller's beta carries over a resume
     printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f%s\n", p->train.n, p->eval.n, p->kl.beta,
            s->target_kl > 0 ? " (adaptive)" : "");
     Progress prog;
     progress_init(&prog, stdout, "ppo", (long)step, s->steps, s->sample_every);
     double t_start = now_seconds();
     while ((long)step < s->steps) {
-        if (run_stop_requested()) {
-            progress_done(&prog);
-            extra[0] = p->kl.beta;
-            if (run_save(s->out, &p->policy, &p->h, step, &rng, extra, err)) return 0;
-            printf("ppo: interrupted; checkpoint at step %llu in %s (continue with --resume %s)\n",
-                   (unsigned long long)step, s->out, s->out);
-            return 1;
-        }
         double t0 = now_seconds(), beta = p->kl.beta;
         IterStats it;
         if (ppo_iteration(p, s, step, &rng, &it, err)) return 0;
@@ -335,16 +320,9 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
         if (step % s->sample_every == 0 || (long)step == s->steps) write_samples(p, s, (long)step);
         progress_update(&prog, (long)step, "score %.3f | kl %.3f | gold %.3f | len %.0f | %.0f tok/s", it.score, it.kl,
                         it.gold, it.length, tps);
-        int stop_here = s->stop_after > 0 && (long)step == s->stop_after;
         extra[0] = p->kl.beta;
-        if ((step % s->save_every == 0 || (long)step == s->steps || stop_here) &&
-            run_save(s->out, &p->policy, &p->h, step, &rng, extra, err))
-            return 0;
-        if (stop_here && (long)step < s->steps) {
-            progress_done(&prog);
-            printf("ppo: stopped after step %llu as asked; continue with --resume %s\n", (unsigned long long)step, s->out);
-            return 1;
-        }
+        int rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, extra, err);
+        if (rc) return rc > 0;
     }
     progress_done(&prog);
     return finish(p, s, t_start, err);

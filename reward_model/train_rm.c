@@ -221,20 +221,11 @@ static void print_eval(const char *when, const PairEval *e) {
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
+    RunLoop loop = {"train_rm", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
+                    s->stop_after, METRICS_HEADER, opts, n_opts};
     Rng rng;
-    rng_seed(&rng, (uint64_t)s->seed);
-    uint64_t step = 0;
-    if (s->resume) {
-        if (run_resume(s->out, &p->m, &p->h, &step, &rng, NULL, err)) return 0;
-        printf("train_rm: resuming %s at step %llu of %d\n", s->out, (unsigned long long)step, s->steps);
-    }
-    char path[4096];
-    if (run_write_config(s->out, opts, n_opts, err) || path_join(path, sizeof path, s->out, "metrics.csv", err))
-        return 0;
-    if ((s->resume && csv_truncate_after(path, (double)step, err)) ||
-        csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err))
-        return 0;
-    run_install_signal_handlers();
+    uint64_t step;
+    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
     Progress prog;
     progress_init(&prog, stdout, "train_rm", (long)step, s->steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start, tokens = 0;
@@ -242,22 +233,12 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
     AdamWConfig opt = adamw_defaults();
     opt.weight_decay = s->weight_decay;
     while ((long)step < s->steps) {
-        if (run_stop_requested()) {
-            progress_done(&prog);
-            if (run_save(s->out, &p->m, &p->h, step, &rng, NULL, err)) return 0;
-            printf("train_rm: interrupted; checkpoint at step %llu in %s (continue with --resume %s)\n",
-                   (unsigned long long)step, s->out, s->out);
-            return 1;
-        }
         for (int i = 0; i < s->batch; i++)
             p->idx[i] = shuffled_index(p->train.n, (uint64_t)s->seed, step * s->batch + i, p->perm, &p->perm_epoch);
         float acc, loss = pair_step(p, s, &acc);
-        float norm = gpt_clip_grad_norm(&p->m, s->grad_clip);
-        if (!isfinite(loss) || !isfinite(norm))
-            return !error_set(err, "non-finite loss or gradient norm at step %llu; the last checkpoint in %s is untouched",
-                              (unsigned long long)step + 1, s->out);
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
-        adamw_update(&p->m, &opt, lr, (long)step + 1);
+        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
+        if (norm < 0) return 0;
         step++;
         tokens += (double)2 * s->batch * p->m.T;
         double now = now_seconds(), tps = (double)2 * s->batch * p->m.T / (now - t_last);
@@ -271,20 +252,13 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
         csv_row(&p->csv, row);
         progress_update(&prog, (long)step, "loss %.3f | val acc %.1f%% | gold acc %.1f%% | %.0f tok/s", loss,
                         100 * ev.accuracy, 100 * ev.gold_accuracy, tps);
-        int stop_here = s->stop_after > 0 && (long)step == s->stop_after;
-        int last = (long)step == s->steps;
-        if (last) { // normalise against the SFT policy's own responses
+        if ((long)step == s->steps) { // normalise against the SFT policy's own responses
             double mean, std;
             reward_stats(p, s, &mean, &std);
             p->h.reward_mean = (float)mean, p->h.reward_std = (float)std;
         }
-        if ((step % s->save_every == 0 || last || stop_here) && run_save(s->out, &p->m, &p->h, step, &rng, NULL, err))
-            return 0;
-        if (stop_here && !last) {
-            progress_done(&prog);
-            printf("train_rm: stopped after step %llu as asked; continue with --resume %s\n", (unsigned long long)step, s->out);
-            return 1;
-        }
+        int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
+        if (rc) return rc > 0;
     }
     progress_done(&prog);
     print_eval("final", &ev);

@@ -187,20 +187,11 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
     printf("sft: %zu training pairs, %zu held-out (%zu and %zu longer than the context skipped)\n",
            p->train.n, p->val.n, p->train.skipped_long, p->val.skipped_long);
     SftFigures before = measure(p, s); // the init (pretrained) model, before any step
+    RunLoop loop = {"sft", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
+                    METRICS_HEADER, opts, n_opts};
     Rng rng;
-    rng_seed(&rng, (uint64_t)s->seed);
-    uint64_t step = 0;
-    if (s->resume) {
-        if (run_resume(s->out, &p->m, &p->h, &step, &rng, NULL, err)) return 0;
-        printf("sft: resuming %s at step %llu of %d\n", s->out, (unsigned long long)step, s->steps);
-    }
-    char path[4096];
-    if (run_write_config(s->out, opts, n_opts, err) || path_join(path, sizeof path, s->out, "metrics.csv", err))
-        return 0;
-    if ((s->resume && csv_truncate_after(path, (double)step, err)) ||
-        csv_open(&p->csv, path, METRICS_HEADER, s->resume != NULL, err))
-        return 0;
-    run_install_signal_handlers();
+    uint64_t step;
+    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
     Progress prog;
     progress_init(&prog, stdout, "sft", (long)step, s->steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start, tokens = 0;
@@ -208,21 +199,11 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
     AdamWConfig opt = adamw_defaults();
     opt.weight_decay = s->weight_decay;
     while ((long)step < s->steps) {
-        if (run_stop_requested()) {
-            progress_done(&prog);
-            if (run_save(s->out, &p->m, &p->h, step, &rng, NULL, err)) return 0;
-            printf("sft: interrupted; checkpoint at step %llu in %s (continue with --resume %s)\n",
-                   (unsigned long long)step, s->out, s->out);
-            return 1;
-        }
         int T = next_batch(p, s, step);
         float loss = lm_batch_loss(&p->batch, s->batch, T, 1);
-        float norm = gpt_clip_grad_norm(&p->m, s->grad_clip);
-        if (!isfinite(loss) || !isfinite(norm))
-            return !error_set(err, "non-finite loss or gradient norm at step %llu; the last checkpoint in %s is untouched",
-                              (unsigned long long)step + 1, s->out);
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
-        adamw_update(&p->m, &opt, lr, (long)step + 1);
+        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
+        if (norm < 0) return 0;
         step++;
         tokens += (double)s->batch * T;
         double now = now_seconds(), tps = (double)s->batch * T / (now - t_last);
@@ -235,15 +216,8 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
         double row[8] = {(double)step, tokens, lr, loss, eval_now ? val : NAN, norm, tps, now - t_start};
         csv_row(&p->csv, row);
         progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
-        int stop_here = s->stop_after > 0 && (long)step == s->stop_after;
-        if ((step % s->save_every == 0 || (long)step == s->steps || stop_here) &&
-            run_save(s->out, &p->m, &p->h, step, &rng, NULL, err))
-            return 0;
-        if (stop_here) {
-            progress_done(&prog);
-            printf("sft: stopped after step %llu as asked; continue with --resume %s\n", (unsigned long long)step, s->out);
-            return 1;
-        }
+        int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
+        if (rc) return rc > 0;
     }
     progress_done(&prog);
     SftFigures after = measure(p, s);

@@ -86,7 +86,7 @@ static void test_resume_is_bit_exact(void **state) {
                              common, f->tok, f->data, f->dir), 0);
     assert_int_equal(run_cmd(out, sizeof out, "%s %s --tokenizer %s --data %s --out %s/part --stop-after 17",
                              f->pretrain, common, f->tok, f->data, f->dir), 0);
-    assert_non_null(strstr(out, "stopped after step 17"));
+    assert_non_null(strstr(out, "stopped as asked after step 17"));
     assert_int_equal(run_cmd(out, sizeof out, "%s --resume %s/part --threads 1", f->pretrain, f->dir), 0);
     assert_non_null(strstr(out, "resuming"));
     assert_int_equal(run_cmd(out, sizeof out, "cmp %s/full/model.bin %s/part/model.bin && cmp %s/full/model.opt %s/part/model.opt",
