@@ -195,6 +195,19 @@ void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits) {
     head_forward(m->head, a->lnf, p->headw, p->headb, BT, C);                    // (B,T)
 }
 
+const char *gpt_first_nonfinite(const GPT *m, const float *buf) {
+    size_t sizes[NUM_PARAMETER_TENSORS], off = 0;
+    gpt_param_sizes(&m->config, sizes);
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        int bad = 0;
+#pragma omp parallel for reduction(| : bad)
+        for (size_t i = off; i < off + sizes[k]; i++) bad |= !isfinite(buf[i]);
+        if (bad) return gpt_param_name(k);
+        off += sizes[k];
+    }
+    return NULL;
+}
+
 void gpt_zero_grad(GPT *m) {
     memset(m->grads_memory, 0, m->num_params * sizeof(float));
 }

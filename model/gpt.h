@@ -118,6 +118,10 @@ void gpt_free(GPT *m);
 // Forward over inputs (B,T): fills activations, m->head (B,T) and, when
 // want_logits, acts.logits (B,T,V). Needs B <= max_B and T <= max_T.
 void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits);
+// Name of the first parameter tensor of buf (params_memory or grads_memory)
+// holding a NaN or an infinity, or NULL if every value is finite.
+const char *gpt_first_nonfinite(const GPT *m, const float *buf);
+
 // Zeroes parameter gradients.
 void gpt_zero_grad(GPT *m);
 // Backward of the last forward. Upstream gradients are read from bw.dlogits

@@ -85,6 +85,10 @@ int run_save(const char *out_dir, GPT *m, CkptHeader *h, uint64_t step, const Rn
     char path[4096], state_path[4200];
     if (path_join(path, sizeof path, out_dir, "model.bin", err)) return -1;
     if (trainstate_path_for(state_path, sizeof state_path, path, err)) return -1;
+    const char *bad = gpt_first_nonfinite(m, m->params_memory);
+    if (bad)
+        return error_set(err, "%s: not written: parameter tensor %s holds a NaN or infinity at step %llu; the "
+                         "checkpoint already there is left as it was", path, bad, (unsigned long long)step);
     h->step = step;
     if (ckpt_save(path, h, m->params_memory, err)) return -1;
     TrainState s = {.step = step, .rng_state = rng->state, .ckpt_fp = h->fingerprint};
@@ -149,9 +153,15 @@ int run_after_step(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, co
 float run_optimizer_step(const RunLoop *loop, GPT *m, const AdamWConfig *opt, float loss, float grad_clip, float lr,
                          uint64_t step, Error *err) {
     float norm = gpt_clip_grad_norm(m, grad_clip);
-    if (!isfinite(loss) || !isfinite(norm))
-        return (float)error_set(err, "non-finite %s at step %llu; the last checkpoint in %s is left as it was",
-                                isfinite(loss) ? "gradient norm" : "loss", (unsigned long long)step + 1, loop->out);
+    if (!isfinite(loss))
+        return (float)error_set(err, "the loss is %g at step %llu; training stops and the last checkpoint in %s is "
+                                "left as it was", loss, (unsigned long long)step + 1, loop->out);
+    if (!isfinite(norm)) {
+        const char *bad = gpt_first_nonfinite(m, m->grads_memory);
+        return (float)error_set(err, "the gradient of %s holds a NaN or infinity at step %llu; training stops and the "
+                                "last checkpoint in %s is left as it was", bad ? bad : "a parameter",
+                                (unsigned long long)step + 1, loop->out);
+    }
     adamw_update(m, opt, lr, (long)step + 1);
     return norm;
 }
