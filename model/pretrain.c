@@ -28,8 +28,8 @@ static int apply_config(Settings *s, const char *name, Error *err) {
         s->steps = 60, s->batch = 4, s->lr = 3e-3f, s->warmup = 10, s->eval_every = 20;
         s->eval_batches = 2, s->save_every = 30;
     } else if (!strcmp(name, "tiny")) {
-        s->steps = 2000, s->batch = 16, s->lr = 2e-3f, s->warmup = 100, s->eval_every = 250;
-        s->eval_batches = 8, s->save_every = 500;
+        s->steps = 1400, s->batch = 16, s->lr = 2e-3f, s->warmup = 100, s->eval_every = 200;
+        s->eval_batches = 8, s->save_every = 700;
     } else if (!strcmp(name, "small")) {
         s->steps = 6000, s->batch = 16, s->lr = 1e-3f, s->warmup = 200, s->eval_every = 500;
         s->eval_batches = 8, s->save_every = 1000;

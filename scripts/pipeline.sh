@@ -28,8 +28,8 @@ while [ $# -gt 0 ]; do
 done
 case "$config" in
   smoke) vocab=512; pairs=128 ;;
-  tiny) vocab=2048; pairs=2000 ;;
-  small) vocab=4096; pairs=4000 ;;
+  tiny) vocab=2048; pairs=8000 ;;
+  small) vocab=4096; pairs=16000 ;;
   *) echo "pipeline.sh: --config must be smoke, tiny or small" >&2; exit 2 ;;
 esac
 for stage in "$from" "$until"; do
