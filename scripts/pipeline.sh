@@ -90,6 +90,19 @@ run_all
 # figure STAGE PATTERN: the last line of a stage's log that matches, without the program name.
 figure() { grep -h "$2" "$out/$(folder "$1")/log.txt" 2>/dev/null | tail -1 | sed 's/^[a-z_]*: //'; }
 
+# Training curves of every stage that ran, in one figure.
+plot_curves() {
+  local png="$out/training.png" m="set datafile separator ','; set key autotitle columnhead; set grid; set xlabel 'step'"
+  [ -f "$out/pretrain/metrics.csv" ] || return 0
+  local panels="set title 'pretrain'; plot '$out/pretrain/metrics.csv' using 1:4 with lines title 'loss', '' using 1:5 with linespoints title 'validation loss';"
+  [ -f "$out/sft/metrics.csv" ] && panels="$panels set title 'sft'; plot '$out/sft/metrics.csv' using 1:4 with lines title 'loss', '' using 1:5 with linespoints title 'held-out response loss';"
+  [ -f "$out/rm/metrics.csv" ] && panels="$panels set title 'reward model'; plot '$out/rm/metrics.csv' using 1:4 with lines title 'loss', '' using 1:8 with linespoints title 'held-out accuracy vs gold';"
+  [ -f "$out/ppo/metrics.csv" ] && panels="$panels set title 'ppo'; plot '$out/ppo/metrics.csv' using 1:2 with lines title 'reward-model score', '' using 1:16 with lines title 'gold', '' using 1:4 with lines axes x1y2 title 'KL (right axis)'; "
+  gnuplot -e "set terminal pngcairo size 1200,800; set output '$png'; $m; set y2tics; set multiplot layout 2,2; $panels unset multiplot" \
+    && echo "$png"
+}
+plots=$(plot_curves || true)
+
 {
   echo "# minirlhf run: $config config, seed $seed"
   echo
@@ -110,6 +123,7 @@ figure() { grep -h "$2" "$out/$(folder "$1")/log.txt" 2>/dev/null | tail -1 | se
     esac
     echo "| $s | $(cat "$wall") | $r |"
   done
+  [ -n "$plots" ] && printf '\n![training curves](training.png)\n'
 } > "$out/summary.md"
 echo
 cat "$out/summary.md"
