@@ -160,8 +160,9 @@ int cli_load_settings(const char *path, const CliOption *opts, int n_opts,
         line++;
         char *eq = strstr(ln, " = ");
         if (!eq) {
+            error_set(err, "%s:%ld: expected 'name = value'", path, line);
             free(buf);
-            return error_set(err, "%s:%ld: expected 'name = value'", path, line);
+            return -1;
         }
         *eq = '\0';
         const char *value = eq + 3;
@@ -169,8 +170,9 @@ int cli_load_settings(const char *path, const CliOption *opts, int n_opts,
         for (int i = 0; i < n_opts && !o; i++)
             if (!strcmp(opts[i].name, ln)) o = &opts[i];
         if (!o) {
+            error_set(err, "%s:%ld: unknown setting '%s'", path, line, ln); // ln lives in buf: format first
             free(buf);
-            return error_set(err, "%s:%ld: unknown setting '%s'", path, line, ln);
+            return -1;
         }
         if (in_list(o->name, skip) || (o->type == CLI_STRING && value[0] == '\0')) continue;
         if (o->type == CLI_FLAG) {
@@ -179,8 +181,9 @@ int cli_load_settings(const char *path, const CliOption *opts, int n_opts,
         }
         Error e2;
         if (set_value(o, value, &e2)) {
+            error_set(err, "%s:%ld: %s", path, line, e2.msg);
             free(buf);
-            return error_set(err, "%s:%ld: %s", path, line, e2.msg);
+            return -1;
         }
     }
     *storage = text;

@@ -122,10 +122,14 @@ int rollout_rows(int *inputs, int *lens, const Rollout *r, const PromptSet *ps, 
     }
     for (int i = 0; i < rows; i++) {
         int s = idx[i], q = ps->len[r->prompt[s]];
-        int *row = inputs + (size_t)i * T;
+        int *row = inputs + (size_t)i * T, L = r->resp_len[s];
         for (int t = 0; t < T; t++)
-            row[t] = t >= lens[i] ? pad : t < q ? ps->ids[r->prompt[s]][t] : r->resp[(size_t)s * r->max_new + t - q];
-        if (close_turn && !r->ended[s]) row[lens[i] - 1] = eot; // the reward model reads at the end token
+            row[t] = t >= lens[i] ? pad
+                     : t < q      ? ps->ids[r->prompt[s]][t]
+                     : t - q < L  ? r->resp[(size_t)s * r->max_new + t - q]
+                                  : eot; // the end token appended to a response that had none
+        // Cut at the context, the reward model still reads at an end token.
+        if (close_turn && !r->ended[s]) row[lens[i] - 1] = eot;
     }
     return T;
 }
