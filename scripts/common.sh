@@ -1,7 +1,7 @@
 # Sourced by the scripts: installs what is missing and builds.
 # Debian packages the project needs to build, test and plot.
 MINIRLHF_PACKAGES="gcc make cmake pkg-config libopenblas-openmp-dev libcmocka-dev \
-libutf8proc-dev libcjson-dev zlib1g-dev gnuplot-nox"
+libutf8proc-dev libcjson-dev zlib1g-dev gnuplot-nox bsdextrautils"
 
 # Installs the packages that are not installed yet (needs root and apt-get).
 ensure_packages() {
