@@ -104,6 +104,9 @@ static void test_pipeline_and_sweep_write_every_file(void **state) {
     snprintf(path, sizeof path, "%s/run/summary.md", f->dir);
     assert_int_equal(run_cmd(out, sizeof out, "grep -c '^| [a-z_]* | [0-9]* |' %s", path), 0);
     assert_int_equal(atoi(out), 7); // one row per stage, evaluate included
+    assert_int_equal(run_cmd(out, sizeof out, "grep -c 'training.png' %s", path), 0);
+    snprintf(path, sizeof path, "%s/run/training.png", f->dir);
+    assert_valid_png(path);
 
     rc = run_cmd(out, sizeof out, "cd %s && MINIRLHF_BIN=%s %sscripts/kl_sweep.sh --config smoke --run %s/run --out %s/sweep --betas 0,0.5",
                  f->dir, f->bin, f->root, f->dir, f->dir);
