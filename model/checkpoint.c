@@ -380,6 +380,18 @@ static FILE *open_checkpoint(const char *path, CkptHeader *h, Error *err) {
 
 // ---- Checkpoint API ------------------------------------------------------------
 
+int ckpt_save_prepare(CkptHeader *h, const float *params, Error *err) {
+    h->version = CKPT_FORMAT_VERSION;
+    h->num_params = gpt_num_params(&h->config);
+    if (check_ckpt_fields("checkpoint", h, err) != 0) return -1;
+    uint32_t crc = 0;
+    write_floats(NULL, params, (size_t)h->num_params, &crc, err);
+    h->payload_crc = crc;
+    uint8_t header[CKPT_HEADER_SIZE];
+    h->fingerprint = encode_ckpt_header(h, header);
+    return 0;
+}
+
 int ckpt_save(const char *path, CkptHeader *h, const float *params, Error *err) {
     if (!params) return error_set(err, "%s: no parameters to save", path);
     h->version = CKPT_FORMAT_VERSION;
@@ -387,11 +399,10 @@ int ckpt_save(const char *path, CkptHeader *h, const float *params, Error *err) 
     if (check_ckpt_fields(path, h, err) != 0) return -1;
     // The header carries the payload checksum, so the payload is encoded
     // twice: once to checksum it, once to write it.
-    uint32_t crc = 0;
-    write_floats(NULL, params, (size_t)h->num_params, &crc, err);
-    h->payload_crc = crc;
+    if (ckpt_save_prepare(h, params, err) != 0) return -1;
+    uint32_t crc = h->payload_crc;
     uint8_t header[CKPT_HEADER_SIZE];
-    h->fingerprint = encode_ckpt_header(h, header);
+    encode_ckpt_header(h, header);
 
     AtomicFile af;
     if (atomic_open(&af, path, err) != 0) return -1;

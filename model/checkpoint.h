@@ -54,6 +54,9 @@ int ckpt_set_parent(CkptHeader *h, const char *parent_path, uint32_t parent_fp, 
 // temporary file, fsync, rename; an existing file at path is untouched on
 // failure. Sets h->version, num_params, payload_crc and fingerprint.
 int ckpt_save(const char *path, CkptHeader *h, const float *params, Error *err);
+// Sets the fields ckpt_save derives (version, num_params, payload_crc,
+// fingerprint) without writing anything: the fingerprint a save would give.
+int ckpt_save_prepare(CkptHeader *h, const float *params, Error *err);
 
 // Reads and validates the header alone, including against the file's size.
 int ckpt_read_header(const char *path, CkptHeader *h, Error *err);

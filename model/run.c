@@ -1,5 +1,6 @@
 #include "model/run.h"
 
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -80,27 +81,39 @@ int run_load_model(GPT *m, CkptHeader *h, const char *path, unsigned kinds_mask,
     return 0;
 }
 
+// A checkpoint and its training state are two files, so no single rename can
+// replace both. The state is written first as model.opt.next, then model.bin,
+// then model.opt.next is renamed over model.opt: after a crash at any point,
+// one of model.opt and model.opt.next belongs to the model.bin on disk, and
+// run_resume picks it by fingerprint.
 int run_save(const char *out_dir, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
              const double *extra, Error *err) {
-    char path[4096], state_path[4200];
+    char path[4096], state_path[4200], next_path[4300];
     if (path_join(path, sizeof path, out_dir, "model.bin", err)) return -1;
     if (trainstate_path_for(state_path, sizeof state_path, path, err)) return -1;
+    snprintf(next_path, sizeof next_path, "%s.next", state_path);
     const char *bad = gpt_first_nonfinite(m, m->params_memory);
     if (bad)
         return error_set(err, "%s: not written: parameter tensor %s holds a NaN or infinity at step %llu; the "
                          "checkpoint already there is left as it was", path, bad, (unsigned long long)step);
     h->step = step;
-    if (ckpt_save(path, h, m->params_memory, err)) return -1;
-    TrainState s = {.step = step, .rng_state = rng->state, .ckpt_fp = h->fingerprint};
+    CkptHeader next = *h; // the fingerprint the new model.bin will have
+    if (ckpt_save_prepare(&next, m->params_memory, err)) return -1;
+    TrainState s = {.step = step, .rng_state = rng->state, .ckpt_fp = next.fingerprint};
     if (extra) memcpy(s.extra, extra, sizeof s.extra);
-    return trainstate_save(state_path, &s, m->m_memory, m->v_memory, m->num_params, err);
+    if (trainstate_save(next_path, &s, m->m_memory, m->v_memory, m->num_params, err)) return -1;
+    if (ckpt_save(path, h, m->params_memory, err)) return -1;
+    if (rename(next_path, state_path) != 0)
+        return error_set(err, "%s: cannot rename into place: %s", state_path, strerror(errno));
+    return 0;
 }
 
 int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
                double *extra, Error *err) {
-    char path[4096], state_path[4200];
+    char path[4096], state_path[4200], next_path[4300];
     if (path_join(path, sizeof path, out_dir, "model.bin", err)) return -1;
     if (trainstate_path_for(state_path, sizeof state_path, path, err)) return -1;
+    snprintf(next_path, sizeof next_path, "%s.next", state_path);
     float *params = NULL;
     if (ckpt_load(path, h, &params, err)) return -1;
     if (h->num_params != m->num_params ||
@@ -111,8 +124,15 @@ int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *
     memcpy(m->params_memory, params, m->num_params * sizeof(float));
     free(params);
     TrainState s;
-    if (trainstate_load(state_path, h->fingerprint, &s, m->m_memory, m->v_memory, m->num_params, err))
+    // model.opt.next belongs to model.bin only after a crash between the two
+    // writes of run_save; try it when model.opt does not match.
+    Error first;
+    if (trainstate_load(state_path, h->fingerprint, &s, m->m_memory, m->v_memory, m->num_params, &first) &&
+        (!file_exists(next_path) ||
+         trainstate_load(next_path, h->fingerprint, &s, m->m_memory, m->v_memory, m->num_params, err))) {
+        if (!file_exists(next_path)) *err = first;
         return -1;
+    }
     *step = s.step;
     rng->state = s.rng_state;
     if (extra) memcpy(extra, s.extra, sizeof s.extra);
