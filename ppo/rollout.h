@@ -32,7 +32,8 @@ typedef struct {
     int *ended;      // (n) 1 if the response stopped at the end token
     // sample_logp is what the sampler reported; PPO's ratios use logp, which
     // the same forward pass as the updates recomputes, so that the first
-    // ratio of every update is exactly 1 (the two agree to about 1e-5).
+    // ratio of every update is exactly 1 (the two agree within 1e-4:
+    // test_generation_reproducible in tests/test_model.c).
     float *sample_logp, *logp, *ref_logp, *values, *entropy; // (n, max_new)
     float *rewards, *adv, *returns;                           // (n, max_new)
     float *score, *gold, *kl;                                 // (n): reward model, annotator, sum of logp - ref_logp
