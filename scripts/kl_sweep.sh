@@ -13,7 +13,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/common.sh"
 
 config=tiny; run=""; out=""; seed=1337; betas=""
-usage() { sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; } # the header comment
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config="${2:?--config needs a value}"; shift 2 ;;

@@ -14,7 +14,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 STAGES="bpe pretrain sft prefs train_rm ppo evaluate"
 config=tiny; out=""; seed=1337; from=bpe; until=evaluate
-usage() { sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; } # the header comment
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config="${2:?--config needs a value}"; shift 2 ;;

@@ -127,6 +127,13 @@ static void test_pipeline_and_sweep_write_every_file(void **state) {
     assert_int_equal(run_cmd(out, sizeof out, "%sscripts/kl_sweep.sh --betas 0,abc", f->root), 2);
     assert_non_null(strstr(out, "'abc' in --betas is not a number"));
     assert_int_equal(run_cmd(out, sizeof out, "%sscripts/pipeline.sh --from nowhere", f->root), 2);
+    // --help is the whole header comment and nothing of the code after it.
+    const char *scripts[] = {"pipeline.sh", "kl_sweep.sh"}, *last_words[] = {"nothing is installed or built.", "are used."};
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(run_cmd(out, sizeof out, "%sscripts/%s --help", f->root, scripts[i]), 0);
+        assert_non_null(strstr(out, last_words[i]));
+        assert_null(strstr(out, "set -e"));
+    }
 }
 
 static void test_evaluate_refuses_bad_checkpoints(void **state) {
