@@ -1,7 +1,7 @@
 // Every training stage after SIGINT, SIGTERM or SIGKILL: it resumes from its
 // last checkpoint, and the resumed run ends bit for bit where an
 // uninterrupted run with the same seed and threads ends (pretrain has the
-// same test in test_pretrain.c).
+// SIGINT/SIGTERM test in test_pretrain.c).
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,6 +67,14 @@ static void interrupt_and_resume(Fixture *f, const char *stage, const char *args
                              f->dir, stage, stage, stage, stage), 0);
 }
 
+static void test_pretrain_resumes_after_sigkill(void **state) {
+    Fixture *f = *state;
+    char args[2048];
+    snprintf(args, sizeof args, "--config smoke --steps 400 --save-every 7 --eval-every 1000 --tokenizer tok.bin "
+             "--data %s/fortunes.jsonl", f->data);
+    interrupt_and_resume(f, "pretrain", args, "KILL", 30);
+}
+
 static void test_sft_resumes_after_signals(void **state) {
     Fixture *f = *state;
     char args[2048];
@@ -96,6 +104,7 @@ static void test_ppo_resumes_after_signals(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_pretrain_resumes_after_sigkill),
         cmocka_unit_test(test_sft_resumes_after_signals),
         cmocka_unit_test(test_train_rm_resumes_after_signals),
         cmocka_unit_test(test_ppo_resumes_after_signals),

@@ -122,6 +122,12 @@ static void test_ppo_refuses_wrong_inputs(void **state) {
                  f->dir, f->bin, f->data, f->bin, f->data);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "tokenizer"));
+    // A reference of another shape (the tiny config with the same tokenizer).
+    rc = run_cmd(out, sizeof out, "cd %s && %spretrain --config tiny --steps 1 --eval-every 10 --eval-batches 1 --tokenizer tok.bin "
+                 "--data %s/fortunes.jsonl --out tinyref > /dev/null && %sppo %s --ref tinyref/model.bin --out x",
+                 f->dir, f->bin, f->data, f->bin, f->common);
+    assert_int_equal(rc, 1);
+    assert_non_null(strstr(out, "have different model shapes"));
     rc = run_cmd(out, sizeof out, "cd %s && %sppo %s --minibatch 16 --out x", f->dir, f->bin, f->common);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "--minibatch 16 exceeds --batch 8"));
