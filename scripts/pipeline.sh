@@ -7,7 +7,8 @@
 # Stages, in order: bpe pretrain sft prefs train_rm ppo evaluate. --from STAGE
 # starts there and reuses the outputs of the earlier stages in the run folder;
 # --until STAGE stops after it. With MINIRLHF_BIN=DIR set, the executables
-# already built in DIR are used and nothing is installed or built.
+# already built in DIR are used and nothing is installed or built. With
+# MINIRLHF_WRAP="valgrind -q ..." every stage runs under that command.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/common.sh"
@@ -59,7 +60,7 @@ run_stage() {
   mkdir -p "$dir"
   local t0=$SECONDS rc
   set +e
-  "$@" 2>&1 | tee "$dir/log.txt"
+  ${MINIRLHF_WRAP:-} "$@" 2>&1 | tee "$dir/log.txt"
   rc=${PIPESTATUS[0]}
   set -e
   if [ "$rc" != 0 ]; then echo "pipeline.sh: stage $name failed (exit $rc); see $dir/log.txt" >&2; exit "$rc"; fi
