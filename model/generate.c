@@ -18,9 +18,13 @@ int kvcache_create(KVCache *c, const GPTConfig *cfg, int slots, Error *err) {
                       S * 4 * C, S * 4 * C, S * cfg->n_head * T, S * V, S, V};
     size_t total = 0, n = sizeof sizes / sizeof sizes[0];
     for (size_t i = 0; i < n; i++) total += sizes[i];
+    int **iptrs[] = {&c->order, &c->pos, &c->tok, &c->row_seq, &c->row_pos, &c->done};
+    size_t isizes[] = {2 * V, S, S, S, S, S};
+    size_t itotal = 0, ni = sizeof isizes / sizeof isizes[0];
+    for (size_t i = 0; i < ni; i++) itotal += isizes[i];
     c->memory = malloc(total * sizeof(float));
-    c->order = malloc(2 * V * sizeof(int));
-    if (!c->memory || !c->order) {
+    c->int_memory = malloc(itotal * sizeof(int));
+    if (!c->memory || !c->int_memory) {
         kvcache_free(c);
         return error_set(err, "out of memory for a KV cache of %d slots", slots);
     }
@@ -29,12 +33,17 @@ int kvcache_create(KVCache *c, const GPTConfig *cfg, int slots, Error *err) {
         *ptrs[i] = p;
         p += sizes[i];
     }
+    int *q = c->int_memory;
+    for (size_t i = 0; i < ni; i++) {
+        *iptrs[i] = q;
+        q += isizes[i];
+    }
     return 0;
 }
 
 void kvcache_free(KVCache *c) {
     free(c->memory);
-    free(c->order);
+    free(c->int_memory);
     memset(c, 0, sizeof *c);
 }
 
@@ -178,10 +187,9 @@ void generate(const GPT *m, KVCache *c, const int *const *prompts, const int *pr
     // prompt (feeding prompt tokens), then sampling. Finished sequences drop
     // out of the step, so short answers cost nothing afterwards.
     int T = c->max_T;
-    int *pos = calloc(B, sizeof(int)), *tok = malloc(B * sizeof(int));
-    int *row_seq = malloc(B * sizeof(int)), *row_pos = malloc(B * sizeof(int));
-    int *done = malloc(B * sizeof(int));
+    int *pos = c->pos, *tok = c->tok, *row_seq = c->row_seq, *row_pos = c->row_pos, *done = c->done;
     for (int b = 0; b < B; b++) {
+        pos[b] = 0;
         out_lens[b] = 0;
         done[b] = prompt_lens[b] < 1 || prompt_lens[b] >= T; // no room to continue
     }
@@ -210,9 +218,4 @@ void generate(const GPT *m, KVCache *c, const int *const *prompts, const int *pr
             if (t == stop_token || out_lens[b] >= max_new || pos[b] >= T) done[b] = 1;
         }
     }
-    free(pos);
-    free(tok);
-    free(row_seq);
-    free(row_pos);
-    free(done);
 }

@@ -16,9 +16,15 @@ typedef struct {
     float *head;   // (slots) scalar head of the last step
     float *probs;  // (V) sampler scratch
     int *order;    // (2V) sampler scratch
+    // generate's per-sequence state, (slots) each: kept here so that neither
+    // a decode step nor a call of generate allocates anything.
+    int *pos, *tok, *row_seq, *row_pos, *done;
     float *memory;
+    int *int_memory;
 } KVCache;
 
+// Everything decoding and sampling need, allocated once: nothing allocates
+// after this until kvcache_free.
 int kvcache_create(KVCache *c, const GPTConfig *cfg, int slots, Error *err);
 void kvcache_free(KVCache *c);
 
