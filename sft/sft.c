@@ -49,6 +49,10 @@ typedef struct {
     CsvWriter csv;
     size_t *perm, *idx;
     long perm_epoch;
+    // Held-out sampling, allocated once: responses (eval_prompts or at least
+    // 4, x ctx), their lengths and the sampler's log-probabilities (slots x ctx).
+    int *gen_tokens, *gen_lens;
+    float *gen_lps;
 } Sft;
 
 static void sft_state_free(Sft *p) {
@@ -59,6 +63,7 @@ static void sft_state_free(Sft *p) {
     kvcache_free(&p->kv);
     csv_close(&p->csv);
     free(p->perm), free(p->idx);
+    free(p->gen_tokens), free(p->gen_lens), free(p->gen_lps);
 }
 
 static int sft_setup(Sft *p, const Settings *s, Error *err) {
@@ -77,7 +82,11 @@ static int sft_setup(Sft *p, const Settings *s, Error *err) {
         return -1;
     p->perm = malloc(p->train.n * sizeof(size_t));
     p->idx = malloc((size_t)s->batch * sizeof(size_t));
-    if (!p->perm || !p->idx) return error_set(err, "out of memory");
+    int n_gen = s->eval_prompts > 4 ? s->eval_prompts : 4;
+    p->gen_tokens = malloc((size_t)n_gen * ctx * sizeof(int));
+    p->gen_lens = malloc((size_t)n_gen * sizeof(int));
+    p->gen_lps = malloc((size_t)p->kv.slots * ctx * sizeof(float));
+    if (!p->perm || !p->idx || !p->gen_tokens || !p->gen_lens || !p->gen_lps) return error_set(err, "out of memory");
     if (ckpt_header_init(&p->h, CKPT_LM, &p->m.config, "sft", err)) return -1;
     p->h.tokenizer_fp = init.tokenizer_fp;
     return ckpt_set_parent(&p->h, s->init, init.fingerprint, err);
@@ -101,14 +110,14 @@ static float validation_loss(Sft *p, int B) {
 
 // Samples one response (temperature 1, up to the context) for each of `count`
 // validation prompts from `first`, kv->slots at a time. out_tokens holds
-// count * ctx ids; returns how many responses ended with the end token.
+// count * ctx ids and lps kv->slots * ctx floats of scratch; returns how many
+// responses ended with the end token.
 static int sample_responses(const GPT *m, KVCache *kv, const SftSet *val, size_t first, int count,
-                            int eot, uint64_t seed, int *out_tokens, int *out_lens) {
+                            int eot, uint64_t seed, int *out_tokens, int *out_lens, float *lps) {
     int ctx = m->config.max_seq_len, ended = 0;
     SamplerConfig sc = {1.0f, 0, 1.0f};
     Rng rng;
     rng_seed(&rng, seed);
-    float *lps = malloc((size_t)kv->slots * ctx * sizeof(float));
     for (int at = 0; at < count; at += kv->slots) {
         int B = count - at < kv->slots ? count - at : kv->slots;
         const int *prompts[64];
@@ -121,7 +130,6 @@ static int sample_responses(const GPT *m, KVCache *kv, const SftSet *val, size_t
         for (int i = 0; i < B; i++)
             ended += out_lens[at + i] > 0 && out_tokens[(size_t)(at + i) * ctx + out_lens[at + i] - 1] == eot;
     }
-    free(lps);
     return ended;
 }
 
@@ -129,8 +137,9 @@ static int sample_responses(const GPT *m, KVCache *kv, const SftSet *val, size_t
 static void write_samples(Sft *p, const Settings *s, long step) {
     enum { N = 4 };
     int ctx = p->m.config.max_seq_len, eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
-    int *tokens = malloc((size_t)N * ctx * sizeof(int)), lens[N];
-    sample_responses(&p->m, &p->kv, &p->val, 0, N, eot, (uint64_t)s->seed + (uint64_t)step, tokens, lens);
+    int *tokens = p->gen_tokens, *lens = p->gen_lens;
+    sample_responses(&p->m, &p->kv, &p->val, 0, N, eot, (uint64_t)s->seed + (uint64_t)step, tokens, lens,
+                     p->gen_lps);
     char path[4096];
     Error err;
     FILE *fp = path_join(path, sizeof path, s->out, "samples.txt", &err) ? NULL : fopen(path, "a");
@@ -147,15 +156,11 @@ static void write_samples(Sft *p, const Settings *s, long step) {
         free(prompt), free(response);
     }
     if (fp) fclose(fp);
-    free(tokens);
 }
 
-// End-token rate of a model over the first n held-out prompts.
-static double end_rate(const GPT *m, KVCache *kv, const SftSet *val, int n, int eot, uint64_t seed) {
-    int ctx = m->config.max_seq_len;
-    int *tokens = malloc((size_t)n * ctx * sizeof(int)), *lens = malloc((size_t)n * sizeof(int));
-    int ended = sample_responses(m, kv, val, 0, n, eot, seed, tokens, lens);
-    free(tokens), free(lens);
+// End-token rate of the model over the first n (at most eval_prompts) held-out prompts.
+static double end_rate(Sft *p, int n, int eot, uint64_t seed) {
+    int ended = sample_responses(&p->m, &p->kv, &p->val, 0, n, eot, seed, p->gen_tokens, p->gen_lens, p->gen_lps);
     return (double)ended / n;
 }
 
@@ -170,8 +175,7 @@ typedef struct {
 static SftFigures measure(Sft *p, const Settings *s) {
     SftFigures f;
     f.val_loss = validation_loss(p, s->batch);
-    f.end_rate = end_rate(&p->m, &p->kv, &p->val, s->eval_prompts, tokenizer_special(p->tok, TOK_ENDOFTEXT),
-                          (uint64_t)s->seed);
+    f.end_rate = end_rate(p, s->eval_prompts, tokenizer_special(p->tok, TOK_ENDOFTEXT), (uint64_t)s->seed);
     return f;
 }
 
