@@ -8,7 +8,12 @@
 # starts there and reuses the outputs of the earlier stages in the run folder;
 # --until STAGE stops after it. With MINIRLHF_BIN=DIR set, the executables
 # already built in DIR are used and nothing is installed or built. With
-# MINIRLHF_WRAP="valgrind -q ..." every stage runs under that command.
+# MINIRLHF_WRAP="valgrind -q ..." every stage runs under that command (and
+# the peak memory recorded is then that of the wrapper's process).
+#
+# Each stage's folder gets log.txt, wall_s.txt (wall time, seconds) and
+# peak_rss_kb.txt (peak resident memory, KiB, measured by peak_rss); the
+# summary shows both for every stage.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/common.sh"
@@ -43,11 +48,14 @@ bin=$(use_or_build_binaries)
 data="$ROOT/data"; tok="$out/tokenizer.bin"
 mkdir -p "$out"
 
+# mib FILE: the size in KiB that FILE holds, in MiB with one decimal ("?" without FILE).
+mib() { if [ -s "$1" ]; then awk '{ printf "%.1f", $1 / 1024; exit }' "$1"; else printf '?'; fi; }
+
 # Each stage's folder in the run (train_rm writes the reward model to rm/).
 folder() { case "$1" in bpe) echo bpe ;; train_rm) echo rm ;; evaluate) echo eval ;; *) echo "$1" ;; esac; }
 
 # run_stage NAME COMMAND...: runs a stage unless it comes before --from,
-# logging to RUN/FOLDER/log.txt and recording its wall time.
+# logging to RUN/FOLDER/log.txt and recording its wall time and peak memory.
 started=0; finished=0
 run_stage() {
   local name="$1" dir; shift
@@ -60,11 +68,13 @@ run_stage() {
   mkdir -p "$dir"
   local t0=$SECONDS rc
   set +e
-  ${MINIRLHF_WRAP:-} "$@" 2>&1 | tee "$dir/log.txt"
+  "$bin/peak_rss" "$dir/peak_rss_kb.txt" ${MINIRLHF_WRAP:-} "$@" 2>&1 | tee "$dir/log.txt"
   rc=${PIPESTATUS[0]}
   set -e
   if [ "$rc" != 0 ]; then echo "pipeline.sh: stage $name failed (exit $rc); see $dir/log.txt" >&2; exit "$rc"; fi
   echo "$((SECONDS - t0))" > "$dir/wall_s.txt"
+  echo "pipeline.sh: $name: wall time $(cat "$dir/wall_s.txt") s, peak resident memory $(mib "$dir/peak_rss_kb.txt") MiB" \
+    | tee -a "$dir/log.txt"
   [ "$name" = "$until" ] && finished=1
   return 0
 }
@@ -107,8 +117,8 @@ plots=$(plot_curves || true)
 {
   echo "# minirlhf run: $config config, seed $seed"
   echo
-  echo "| stage | wall time (s) | result |"
-  echo "| --- | --- | --- |"
+  echo "| stage | wall time (s) | peak memory (MiB) | result |"
+  echo "| --- | --- | --- | --- |"
   for s in $STAGES; do
     wall="$out/$(folder "$s")/wall_s.txt"
     [ -f "$wall" ] || continue
@@ -122,7 +132,7 @@ plots=$(plot_curves || true)
       evaluate) r=$(figure evaluate "gold win rate") ;;
       *) r=$(tail -1 "$out/$(folder "$s")/log.txt") ;;
     esac
-    echo "| $s | $(cat "$wall") | $r |"
+    echo "| $s | $(cat "$wall") | $(mib "$out/$(folder "$s")/peak_rss_kb.txt") | $r |"
   done
   [ -n "$plots" ] && printf '\n![training curves](training.png)\n'
 } > "$out/summary.md"

@@ -104,6 +104,26 @@ static void test_pipeline_and_sweep_write_every_file(void **state) {
     snprintf(path, sizeof path, "%s/run/summary.md", f->dir);
     assert_int_equal(run_cmd(out, sizeof out, "grep -c '^| [a-z_]* | [0-9]* |' %s", path), 0);
     assert_int_equal(atoi(out), 7); // one row per stage, evaluate included
+    // Every row has a positive peak memory (MiB) next to its wall time, and
+    // agrees with the KiB figure in the stage's folder.
+    assert_int_equal(run_cmd(out, sizeof out, "grep -c '^| stage | wall time (s) | peak memory (MiB) |' %s", path), 0);
+    assert_int_equal(atoi(out), 1);
+    assert_int_equal(run_cmd(out, sizeof out, "awk -F' [|] ' '/^[|] [a-z_]+ [|] [0-9]+ [|] / && $3 + 0 > 0' %s | wc -l", path),
+                     0);
+    assert_int_equal(atoi(out), 7);
+    const char *folders[] = {"bpe", "pretrain", "sft", "prefs", "rm", "ppo", "eval"};
+    for (int i = 0; i < 7; i++) {
+        snprintf(path, sizeof path, "%s/run/%s/peak_rss_kb.txt", f->dir, folders[i]);
+        unsigned char *kb;
+        assert_int_equal(read_file(path, 64, &kb, &len, &err), 0);
+        long k = atol((char *)kb);
+        free(kb);
+        assert_true(k > 1024); // a stage holds at least its binary and libraries: over 1 MiB
+        assert_int_equal(run_cmd(out, sizeof out, "grep -c '^| [a-z_]* | [0-9]* | %.1f |' %s/run/summary.md", k / 1024.0,
+                                 f->dir), 0);
+        assert_true(atoi(out) >= 1);
+    }
+    snprintf(path, sizeof path, "%s/run/summary.md", f->dir);
     assert_int_equal(run_cmd(out, sizeof out, "grep -c 'training.png' %s", path), 0);
     snprintf(path, sizeof path, "%s/run/training.png", f->dir);
     assert_valid_png(path);
