@@ -51,6 +51,12 @@ def render(res, path):
         "",
         "Command: `%s`" % m["command"],
         "",
+    ]
+    busy = max(float(m["loadavg_start"].split()[0]), float(m["loadavg_end"].split()[0]))
+    if busy >= 0.5:
+        lines += ["Other work was running on the machine (1-minute load average up to %.2f on %d CPUs): "
+                  "these figures are noisy; compare the two sides within this run only." % (busy, m["nproc"]), ""]
+    lines += [
         "| config | mode | shape | parameters | ours: median | ours: tokens/s | torch: median | torch: tokens/s "
         "| ours / torch | per-round ratios | target |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
