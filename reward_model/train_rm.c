@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/bucket.h"
 #include "common/csv.h"
 #include "common/fileio.h"
 #include "common/progress.h"
@@ -79,6 +80,24 @@ static int pairs_load(RmPairs *set, const Tokenizer *tok, const char *path, int 
     return rc;
 }
 
+// The pairs' indices shortest first, keyed by the longer response of a pair;
+// *pair_len receives those keys. NULL when out of memory.
+static size_t *pairs_by_length(const RmPairs *set, int **pair_len) {
+    size_t *rows = malloc(set->n * sizeof(size_t));
+    *pair_len = malloc(set->n * sizeof(int));
+    if (!rows || !*pair_len) {
+        free(rows);
+        return NULL;
+    }
+    for (size_t i = 0; i < set->n; i++) {
+        const RmPair *q = &set->p[i];
+        (*pair_len)[i] = q->len[0] > q->len[1] ? q->len[0] : q->len[1];
+        rows[i] = i;
+    }
+    sort_by_length(rows, set->n, *pair_len);
+    return rows;
+}
+
 typedef struct {
     Tokenizer *tok;
     GPT m;
@@ -87,6 +106,8 @@ typedef struct {
     CsvWriter csv;
     int *inputs, *lens, **rows; // (2B, ctx), (2B), (2B)
     float *rewards;             // (2B)
+    int *pair_len; // (n train pairs) the longer response's tokens: the key of length buckets
+    size_t *train_by_len, *val_by_len; // pairs shortest first, for evaluation with little padding
     size_t *perm, *idx;
     long perm_epoch;
 } TrainRm;
@@ -96,7 +117,8 @@ static void train_rm_free(TrainRm *p) {
     gpt_free(&p->m);
     pairs_free(&p->train), pairs_free(&p->val);
     csv_close(&p->csv);
-    free(p->inputs), free(p->lens), free(p->rows), free(p->rewards), free(p->perm), free(p->idx);
+    free(p->inputs), free(p->lens), free(p->rows), free(p->rewards), free(p->pair_len), free(p->perm), free(p->idx);
+    free(p->train_by_len), free(p->val_by_len);
 }
 
 static int train_rm_setup(TrainRm *p, const Settings *s, Error *err) {
@@ -117,7 +139,13 @@ static int train_rm_setup(TrainRm *p, const Settings *s, Error *err) {
     p->rewards = malloc(rows * sizeof(float));
     p->perm = malloc(p->train.n * sizeof(size_t));
     p->idx = malloc(s->batch * sizeof(size_t));
-    if (!p->inputs || !p->lens || !p->rows || !p->rewards || !p->perm || !p->idx) return error_set(err, "out of memory");
+    p->train_by_len = pairs_by_length(&p->train, &p->pair_len);
+    int *val_len = NULL;
+    p->val_by_len = pairs_by_length(&p->val, &val_len);
+    free(val_len);
+    if (!p->inputs || !p->lens || !p->rows || !p->rewards || !p->perm || !p->idx || !p->train_by_len ||
+        !p->val_by_len)
+        return error_set(err, "out of memory");
     if (ckpt_header_init(&p->h, CKPT_RM, &p->m.config, "train_rm", err)) return -1;
     p->h.tokenizer_fp = init.tokenizer_fp;
     return ckpt_set_parent(&p->h, s->init, init.fingerprint, err);
@@ -164,10 +192,10 @@ static PairEval evaluate_pairs(TrainRm *p, const Settings *s) {
     int B = s->batch, n_gold_order = 0;
     for (size_t at = 0; at < p->val.n; at += B) {
         int rows = p->val.n - at < (size_t)B ? (int)(p->val.n - at) : B;
-        for (int i = 0; i < rows; i++) p->idx[i] = at + i;
+        for (int i = 0; i < rows; i++) p->idx[i] = p->val_by_len[at + i];
         score_pairs(p, &p->val, p->idx, rows);
         for (int i = 0; i < rows; i++) {
-            const RmPair *q = &p->val.p[at + i];
+            const RmPair *q = &p->val.p[p->idx[i]];
             double rc = p->rewards[i], rr = p->rewards[rows + i];
             e.loss += bt_loss(rc, rr, 0, NULL);
             e.accuracy += rc > rr ? 1.0 : rc == rr ? 0.5 : 0.0;
@@ -198,7 +226,7 @@ static void reward_stats(TrainRm *p, const Settings *s, double *mean, double *st
     int B = s->batch;
     for (size_t at = 0; at < p->train.n; at += B) {
         int rows = p->train.n - at < (size_t)B ? (int)(p->train.n - at) : B;
-        for (int i = 0; i < rows; i++) p->idx[i] = at + i;
+        for (int i = 0; i < rows; i++) p->idx[i] = p->train_by_len[at + i];
         score_pairs(p, &p->train, p->idx, rows);
         for (int i = 0; i < 2 * rows; i++) sum += p->rewards[i], sumsq += (double)p->rewards[i] * p->rewards[i];
     }
@@ -234,7 +262,8 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
     opt.weight_decay = s->weight_decay;
     while ((long)step < s->steps) {
         for (int i = 0; i < s->batch; i++)
-            p->idx[i] = shuffled_index(p->train.n, (uint64_t)s->seed, step * s->batch + i, p->perm, &p->perm_epoch);
+            p->idx[i] = bucketed_index(p->train.n, p->pair_len, s->batch, (uint64_t)s->seed, step * s->batch + i,
+                                       p->perm, &p->perm_epoch);
         float acc, loss = pair_step(p, s, &acc);
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
         float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
