@@ -31,7 +31,7 @@ static const char PROG[] = "prefs";
 typedef struct {
     const char *policy, *tokenizer, *prompts, *data_dir, *out;
     int pairs, seed, threads, batch, top_k;
-    float tau, val_frac, temperature;
+    float tau, val_frac, temperature, temperature2; // temperature2 < 0: the same as temperature
 } Settings;
 
 typedef struct {
@@ -230,42 +230,54 @@ typedef struct {
     float *logprobs;
     const int **prompt_ids;
     int *prompt_lens;
-    size_t *slot_of_row; // rows 2i and 2i+1 sample slot slot_of_row[2i]
+    size_t *slot_of_row; // row j < n samples slot slot_of_row[j]'s first response, row n + j its second
 } Batch;
 
-// Fills the batch with up to max_slots pending slots; returns the row count.
+// Fills the batch with up to max_slots pending slots; returns the row count
+// 2n: rows 0..n-1 hold the slots' first samples, rows n..2n-1 their second.
 static int fill_batch(const Prefs *p, Batch *b, size_t *next, int max_slots, int *max_new) {
-    int rows = 0, T = p->model.config.max_seq_len;
+    int n = 0, T = p->model.config.max_seq_len;
     *max_new = 0;
-    for (size_t tried = 0; tried < p->n_slots && rows < 2 * max_slots; tried++) {
+    for (size_t tried = 0; tried < p->n_slots && n < max_slots; tried++) {
         size_t i = (*next + tried) % p->n_slots;
         const Slot *s = &p->slots[i];
         if (s->done || s->attempts >= MAX_ATTEMPTS_PER_SLOT) continue;
-        for (int k = 0; k < 2; k++, rows++) {
-            b->prompt_ids[rows] = s->prompt->ids;
-            b->prompt_lens[rows] = s->prompt->n_ids;
-            b->slot_of_row[rows] = i;
-        }
+        b->prompt_ids[n] = s->prompt->ids;
+        b->prompt_lens[n] = s->prompt->n_ids;
+        b->slot_of_row[n++] = i;
         if (T - s->prompt->n_ids > *max_new) *max_new = T - s->prompt->n_ids;
         *next = (i + 1) % p->n_slots;
     }
-    return rows;
+    for (int j = 0; j < n; j++) b->prompt_ids[n + j] = b->prompt_ids[j], b->prompt_lens[n + j] = b->prompt_lens[j];
+    return 2 * n;
 }
 
 // Generates one batch and settles its slots: identical pairs are retried.
 static int run_batch(Prefs *p, Batch *b, int rows, int max_new, const Settings *s, Rng *gen_rng,
                      Rng *label_rng, Error *err) {
+    int end = tokenizer_special(p->tok, TOK_ENDOFTEXT);
     SamplerConfig sc = {s->temperature, s->top_k, 1.0f};
-    generate(&p->model, &p->kv, b->prompt_ids, b->prompt_lens, rows, max_new,
-             tokenizer_special(p->tok, TOK_ENDOFTEXT), &sc, gen_rng, b->tokens, b->logprobs, b->lens);
-    for (int r = 0; r < rows; r += 2) {
-        Slot *slot = &p->slots[b->slot_of_row[r]];
+    if (s->temperature2 < 0 || s->temperature2 == s->temperature) {
+        generate(&p->model, &p->kv, b->prompt_ids, b->prompt_lens, rows, max_new, end, &sc, gen_rng, b->tokens,
+                 b->logprobs, b->lens);
+    } else { // each pair's first response at one temperature, its second at the other
+        int n = rows / 2;
+        SamplerConfig sc2 = {s->temperature2, s->top_k, 1.0f};
+        generate(&p->model, &p->kv, b->prompt_ids, b->prompt_lens, n, max_new, end, &sc, gen_rng, b->tokens,
+                 b->logprobs, b->lens);
+        generate(&p->model, &p->kv, b->prompt_ids + n, b->prompt_lens + n, n, max_new, end, &sc2, gen_rng,
+                 b->tokens + (size_t)n * max_new, b->logprobs + (size_t)n * max_new, b->lens + n);
+    }
+    int n = rows / 2;
+    for (int j = 0; j < n; j++) {
+        Slot *slot = &p->slots[b->slot_of_row[j]];
         slot->attempts++;
         for (int k = 0; k < 2; k++) {
+            int r = j + k * n;
             free(slot->response[k]);
             slot->response[k] = NULL;
-            if (row_response(p, b->tokens + (size_t)(r + k) * max_new, b->lens[r + k],
-                             &slot->response[k], &slot->ended[k], err))
+            if (row_response(p, b->tokens + (size_t)r * max_new, b->lens[r], &slot->response[k], &slot->ended[k],
+                             err))
                 return -1;
         }
         if (strcmp(slot->response[0], slot->response[1]) != 0) label_slot(p, slot, s->tau, label_rng);
@@ -399,8 +411,9 @@ static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err)
     int rc = setup(&p, s, err);
     if (rc == 0) rc = run_write_config(s->out, opts, n_opts, err);
     if (rc == 0) {
-        printf("%s: %zu prompts, %d pairs from %s (context %d tokens), tau %g\n", PROG,
-               p.n_prompts, s->pairs, s->policy, p.model.config.max_seq_len, s->tau);
+        printf("%s: %zu prompts, %d pairs from %s (context %d tokens), temperatures %g and %g, tau %g\n",
+               PROG, p.n_prompts, s->pairs, s->policy, p.model.config.max_seq_len, s->temperature,
+               s->temperature2 < 0 ? s->temperature : s->temperature2, s->tau);
         rc = sample_all(&p, s, err);
     }
     size_t n_train = 0, n_val = 0;
@@ -416,7 +429,8 @@ static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err)
 
 int main(int argc, char **argv) {
     Settings s = {.prompts = "data/prompts_train.jsonl", .data_dir = "data", .pairs = 2000,
-                  .seed = 1337, .batch = 16, .tau = 0.3f, .val_frac = 0.1f, .temperature = 1.0f};
+                  .seed = 1337, .batch = 16, .tau = 0.3f, .val_frac = 0.1f, .temperature = 1.0f,
+                  .temperature2 = -1.0f};
     CliOption opts[] = {
         {"policy", CLI_STRING, &s.policy, 0, 0, "checkpoint to sample from: language model or policy (required)"},
         {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin the policy was trained with (required)"},
@@ -426,7 +440,9 @@ int main(int argc, char **argv) {
         {"pairs", CLI_INT, &s.pairs, 1, 10000000, "preference pairs to write (train + validation)"},
         {"val-frac", CLI_FLOAT, &s.val_frac, 0, 0.9, "fraction of pairs held out, on held-out prompts"},
         {"tau", CLI_FLOAT, &s.tau, 1e-3, 100, "Bradley-Terry temperature of the labels: P(A) = sigmoid((gA-gB)/tau)"},
-        {"temperature", CLI_FLOAT, &s.temperature, 0, 10, "sampling temperature (0: greedy)"},
+        {"temperature", CLI_FLOAT, &s.temperature, 0, 10, "sampling temperature of each pair's first response (0: greedy)"},
+        {"temperature2", CLI_FLOAT, &s.temperature2, -1, 10,
+         "sampling temperature of each pair's second response (-1: as --temperature)"},
         {"top-k", CLI_INT, &s.top_k, 0, 1000000, "sample from the k most likely tokens (0: all)"},
         {"batch", CLI_INT, &s.batch, 1, 1024, "prompts per generation batch (two samples each)"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for prompt order, sampling and labels"},

@@ -216,6 +216,67 @@ static void test_prefs_writes_labelled_pairs(void **state) {
                              f->dir, f->dir, f->dir, f->dir), 0);
 }
 
+// Each pair's first response is drawn at --temperature, its second at
+// --temperature2: with the first greedy, the pairs of a prompt share one
+// response (the greedy one) and differ in the other. ("Mostly": a greedy
+// choice between near-equal logits can flip with the batch's composition,
+// since the matrix products round differently for other row counts.)
+static void test_prefs_second_temperature(void **state) {
+    Fixture *f = *state;
+    char out[16384], path[600];
+    snprintf(path, sizeof path, "%s/two.jsonl", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs("{\"prompt\": \"Tell me a fortune about love.\"}\n{\"prompt\": \"Say something witty about work.\"}\n", fp);
+    fclose(fp);
+    char extra[800];
+    snprintf(extra, sizeof extra, "--prompts %s --val-frac 0 --temperature 0 --temperature2 1", path);
+    int rc = run_prefs(f, out, sizeof out, "greedy", extra);
+    printf("%s", out);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(out, "temperatures 0 and 1"));
+    snprintf(path, sizeof path, "%s/greedy/prefs.jsonl", f->dir);
+    PrefPair *pairs;
+    size_t n;
+    Error err;
+    if (prefs_load(path, &pairs, &n, &err)) fail_msg("%s", err.msg);
+    assert_int_equal(n, 32);
+    for (int k = 0; k < 2; k++) {
+        const char *topic = k ? "work" : "love";
+        // The response that occurs in the most pairs of this prompt.
+        const char *modal = NULL;
+        int best = 0, pairs_of_prompt = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!strstr(pairs[i].prompt, topic)) continue;
+            pairs_of_prompt++;
+            const char *cand[2] = {pairs[i].chosen, pairs[i].rejected};
+            for (int c = 0; c < 2; c++) {
+                int count = 0;
+                for (size_t j = 0; j < n; j++)
+                    count += strstr(pairs[j].prompt, topic) &&
+                             (!strcmp(pairs[j].chosen, cand[c]) || !strcmp(pairs[j].rejected, cand[c]));
+                if (count > best) best = count, modal = cand[c];
+            }
+        }
+        // The other responses are fresh samples: no two alike.
+        int distinct_others = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (!strstr(pairs[i].prompt, topic)) continue;
+            const char *other = strcmp(pairs[i].chosen, modal) ? pairs[i].chosen : pairs[i].rejected;
+            int seen = 0;
+            for (size_t j = 0; j < i; j++)
+                seen |= strstr(pairs[j].prompt, topic) && (!strcmp(pairs[j].chosen, other) || !strcmp(pairs[j].rejected, other));
+            distinct_others += !seen;
+        }
+        printf("%s: %d pairs, %d with the greedy response, %d distinct others\n", topic, pairs_of_prompt, best,
+               distinct_others);
+        assert_true(pairs_of_prompt >= 8);
+        assert_true(4 * best >= 3 * pairs_of_prompt);
+        assert_true(4 * distinct_others >= 3 * pairs_of_prompt);
+    }
+    prefs_free(pairs, n);
+}
+
 static void expect_prefs_error(const Fixture *f, const char *args, const char *words) {
     char out[8192];
     int rc = run_cmd(out, sizeof out, "%s --out %s/bad --pairs 4 --data-dir %s %s", f->prefs,
@@ -264,6 +325,7 @@ int main(void) {
         cmocka_unit_test(test_reader_good_file),
         cmocka_unit_test(test_reader_refuses_malformed_lines),
         cmocka_unit_test(test_prefs_writes_labelled_pairs),
+        cmocka_unit_test(test_prefs_second_temperature),
         cmocka_unit_test(test_prefs_refuses_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
