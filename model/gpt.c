@@ -82,6 +82,7 @@ int gpt_alloc_activations(GPT *m, int B, int T, Error *err) {
         return error_set(err, "batch shape (%d,%d) invalid for context %d", B, T, m->config.max_seq_len);
     free(m->acts_memory);
     free(m->head);
+    free(m->attn_scratch);
     ActivationTensors *a = &m->acts;
     float **ptrs[NUM_ACTIVATION_TENSORS] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att,
@@ -91,7 +92,10 @@ int gpt_alloc_activations(GPT *m, int B, int T, Error *err) {
     activation_sizes(&m->config, B, T, sizes);
     m->acts_memory = alloc_tensors(ptrs, sizes, NUM_ACTIVATION_TENSORS);
     m->head = malloc((size_t)B * T * sizeof(float));
-    if (!m->acts_memory || !m->head)
+    m->n_threads = omp_get_max_threads();
+    m->attn_scratch = malloc((size_t)m->n_threads *
+                             attention_scratch_floats(T, m->config.n_embd, m->config.n_head) * sizeof(float));
+    if (!m->acts_memory || !m->head || !m->attn_scratch)
         return error_set(err, "out of memory for activations of a (%d,%d) batch", B, T);
     m->max_B = B;
     m->max_T = T;
@@ -109,13 +113,10 @@ int gpt_alloc_training(GPT *m, int B, int T, Error *err) {
     m->m_memory = calloc(n, sizeof(float));
     m->v_memory = calloc(n, sizeof(float));
     size_t BT = (size_t)B * T, C = m->config.n_embd;
-    m->n_threads = omp_get_max_threads();
     BackwardBuffers *g = &m->bw;
-    float **ptrs[] = {&g->dlogits, &g->dhead, &g->dresidual, &g->dln, &g->datty, &g->dqkv,
-                      &g->dfch, &g->attn_scratch};
-    size_t sizes[] = {BT * m->config.vocab_size, BT, BT * C, BT * C, BT * C, BT * 3 * C,
-                      BT * 4 * C, (size_t)m->n_threads * T * T};
-    m->bw_memory = alloc_tensors(ptrs, sizes, 8);
+    float **ptrs[] = {&g->dlogits, &g->dhead, &g->dresidual, &g->dln, &g->datty, &g->dqkv, &g->dfch};
+    size_t sizes[] = {BT * m->config.vocab_size, BT, BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C};
+    m->bw_memory = alloc_tensors(ptrs, sizes, 7);
     if (!m->grads_memory || !m->m_memory || !m->v_memory || !m->bw_memory)
         return error_set(err, "out of memory for training state");
     gpt_point_params(&m->grads, m->grads_memory, &m->config);
@@ -130,6 +131,7 @@ void gpt_free(GPT *m) {
     free(m->bw_memory);
     free(m->acts_memory);
     free(m->head);
+    free(m->attn_scratch);
     memset(m, 0, sizeof *m);
 }
 
@@ -180,7 +182,7 @@ void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits) {
         LayerActs la = layer_acts(a, cfg, B, T, l);
         layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, residual, lp.ln1w, lp.ln1b, BT, C);
         matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, BT, C, 3 * C);            // (B,T,3C)
-        attention_forward(la.atty, la.att, la.qkv, B, T, C, NH);                   // (B,T,C)
+        attention_forward(la.atty, la.att, la.qkv, m->attn_scratch, m->n_threads, B, T, C, NH);
         matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, BT, C, C);   // (B,T,C)
         residual_forward(la.residual2, residual, la.attproj, (size_t)BT * C);
         layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, BT, C);
@@ -241,7 +243,7 @@ void gpt_backward(GPT *m, const int *inputs, int use_dlogits, int use_dhead) {
                            la.ln2_rstd, BT, C);
         // dres: gradient of residual2 = residual + attproj
         matmul_backward(bw->datty, lg.attprojw, lg.attprojb, dres, la.atty, lp.attprojw, BT, C, C);
-        attention_backward(bw->dqkv, bw->attn_scratch, m->n_threads, bw->datty, la.qkv, la.att, B, T, C, NH);
+        attention_backward(bw->dqkv, m->attn_scratch, m->n_threads, bw->datty, la.qkv, la.att, B, T, C, NH);
         matmul_backward(bw->dln, lg.qkvw, lg.qkvb, bw->dqkv, la.ln1, lp.qkvw, BT, C, 3 * C);
         layernorm_backward(dres, lg.ln1w, lg.ln1b, bw->dln, residual, lp.ln1w, la.ln1_mean,
                            la.ln1_rstd, BT, C);

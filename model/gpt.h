@@ -79,7 +79,6 @@ typedef struct {
     float *datty;     // (B,T,C)
     float *dqkv;      // (B,T,3C)
     float *dfch;      // (B,T,4C)
-    float *attn_scratch; // T*T floats per OpenMP thread
 } BackwardBuffers;
 
 typedef struct {
@@ -94,12 +93,13 @@ typedef struct {
     float *v_memory; // AdamW second moment
     BackwardBuffers bw;
     float *bw_memory;
-    int n_threads;   // threads the attention scratch was sized for
     // Activations for batches of up to max_B sequences of max_T tokens.
     int max_B, max_T;
     int B, T;        // shape of the last forward pass
     ActivationTensors acts;
     float *acts_memory;
+    float *attn_scratch; // attention_scratch_floats(max_T, ...) per thread
+    int n_threads;       // threads the attention scratch was sized for
     float *head;     // (B,T) scalar head output at every position
 } GPT;
 

@@ -126,44 +126,273 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
     }
 }
 
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH) {
-    int hs = C / NH, C3 = 3 * C;
+// ---- causal attention ---------------------------------------------------------------
+// Per (b,h) pair, with P the (T,T) softmax weights (zero above the diagonal):
+//   forward   S = scale Q K^T (j <= i only), P = softmax(S), out = P V
+//   backward  dP = dout V^T, dV = P^T dout, dS = P * (dP - rowsum(P * dP)),
+//             dQ = scale dS K, dK = scale dS^T Q.
+// Three small kernels cover the six products, each computing only the lower
+// triangle (half the work of a full T x T product) and packing nothing; they
+// replace per-(b,h) cblas_sgemm calls that computed the whole square and spent
+// much of their time copying panels and zeroing outputs (sgemm_beta, *copy in
+// the profile). The simple sgemm version is kept in tests/test_layers.c as the
+// reference these are compared with.
+//
+// The kernels rely on P[i][j] = 0 for i < j <= i + 3 (they run over tiles of
+// four rows and multiply the few entries just above the diagonal by those
+// zeros); attention_forward zeroes the whole upper triangle of att, backward
+// the three entries past the diagonal of its scratch dS.
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define LAYERS_AVX2 1
+// Keeps a loaded vector in a register: GCC otherwise folds the load into each
+// of the FMAs that use it, and the tile runs at the load ports' pace (one
+// third slower in these kernels).
+#define IN_REGISTER(v) __asm__("" : "+x"(v))
+#endif
+
+enum { ATT_TP = 16 }; // the transposed operand's rows are padded to this
+
+static int round_up_int(int n, int m) { return (n + m - 1) / m * m; }
+
+size_t attention_scratch_floats(int T, int C, int NH) {
+    size_t hs = (size_t)(C / NH), Tp = (size_t)round_up_int(T, ATT_TP);
+    return (size_t)T * T + hs * Tp + ATT_TP;
+}
+
+// Bt (hs, Tp) = B^T for B (T, hs) with row stride ldb; columns T..Tp-1 zero.
+static void transpose_pad(float *Bt, const float *B, int ldb, int T, int Tp, int hs) {
+    // Rows of B are read in order; the hs rows of Bt being written stay in L1.
+    for (int j = 0; j < T; j++) {
+        const float *b = B + (size_t)j * ldb;
+        for (int d = 0; d < hs; d++) Bt[(size_t)d * Tp + j] = b[d];
+    }
+    for (int d = 0; d < hs; d++)
+        for (int j = T; j < Tp; j++) Bt[(size_t)d * Tp + j] = 0.0f;
+}
+
+#ifdef LAYERS_AVX2
+// S rows [i0, i0+R) x columns [j0, j0+16) = alpha A B^T, storing the first
+// ncols columns of the block.
+static inline __attribute__((always_inline)) void abt_tile(float *S, int lds, const float *A, int lda,
+                                                          const float *Bt, int Tp, int hs, float alpha,
+                                                          int i0, int j0, int ncols, const int R) {
+    __m256 acc[4][2];
+    for (int r = 0; r < R; r++) acc[r][0] = acc[r][1] = _mm256_setzero_ps();
+    for (int d = 0; d < hs; d++) {
+        __m256 b0 = _mm256_loadu_ps(Bt + (size_t)d * Tp + j0);
+        __m256 b1 = _mm256_loadu_ps(Bt + (size_t)d * Tp + j0 + 8);
+        IN_REGISTER(b0);
+        IN_REGISTER(b1);
+        for (int r = 0; r < R; r++) {
+            __m256 a = _mm256_broadcast_ss(A + (size_t)(i0 + r) * lda + d);
+            acc[r][0] = _mm256_fmadd_ps(a, b0, acc[r][0]);
+            acc[r][1] = _mm256_fmadd_ps(a, b1, acc[r][1]);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    for (int r = 0; r < R; r++) {
+        float *s = S + (size_t)(i0 + r) * lds + j0;
+        __m256 s0 = _mm256_mul_ps(va, acc[r][0]), s1 = _mm256_mul_ps(va, acc[r][1]);
+        if (ncols == 16) {
+            _mm256_storeu_ps(s, s0);
+            _mm256_storeu_ps(s + 8, s1);
+        } else {
+            float tmp[16];
+            _mm256_storeu_ps(tmp, s0);
+            _mm256_storeu_ps(tmp + 8, s1);
+            memcpy(s, tmp, (size_t)ncols * sizeof(float));
+        }
+    }
+}
+#endif
+
+// S[i][j] = alpha A[i,:] . B[j,:] for 0 <= j <= i < T; A (T, hs) has row
+// stride lda, Bt (hs, Tp) is B transposed and zero-padded. Entries above the
+// diagonal may be overwritten with junk up to the end of the row's 16-block.
+static void tril_abt(float *S, int lds, const float *A, int lda, const float *Bt, int Tp, int T,
+                     int hs, float alpha) {
+#ifdef LAYERS_AVX2
+    for (int i0 = 0; i0 < T; i0 += 4) {
+        int R = T - i0 < 4 ? T - i0 : 4;
+        for (int j0 = 0; j0 < i0 + R; j0 += 16) {
+            int ncols = T - j0 < 16 ? T - j0 : 16;
+            if (R == 4) abt_tile(S, lds, A, lda, Bt, Tp, hs, alpha, i0, j0, ncols, 4);
+            else
+                for (int r = 0; r < R; r++) abt_tile(S, lds, A, lda, Bt, Tp, hs, alpha, i0 + r, j0, ncols, 1);
+        }
+    }
+#else
+    for (int i = 0; i < T; i++) {
+        float *s = S + (size_t)i * lds;
+        for (int j = 0; j <= i; j++) s[j] = 0.0f;
+        for (int d = 0; d < hs; d++) {
+            float a = A[(size_t)i * lda + d];
+            const float *bt = Bt + (size_t)d * Tp;
+            for (int j = 0; j <= i; j++) s[j] += a * bt[j];
+        }
+        for (int j = 0; j <= i; j++) s[j] *= alpha;
+    }
+#endif
+}
+
+#ifdef LAYERS_AVX2
+// Y rows [i0, i0+R) x columns [c0, c0+8NV) = alpha P[:, 0:jend] X[0:jend, :].
+static inline __attribute__((always_inline)) void px_tile(float *Y, int ldy, const float *P, int ldp,
+                                                         const float *X, int ldx, int i0, int jend,
+                                                         int c0, float alpha, const int R, const int NV) {
+    __m256 acc[4][2];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
+    for (int j = 0; j < jend; j++) {
+        __m256 x[2];
+        for (int v = 0; v < NV; v++) {
+            x[v] = _mm256_loadu_ps(X + (size_t)j * ldx + c0 + 8 * v);
+            IN_REGISTER(x[v]);
+        }
+        for (int r = 0; r < R; r++) {
+            __m256 p = _mm256_broadcast_ss(P + (size_t)(i0 + r) * ldp + j);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(p, x[v], acc[r][v]);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++)
+            _mm256_storeu_ps(Y + (size_t)(i0 + r) * ldy + c0 + 8 * v, _mm256_mul_ps(va, acc[r][v]));
+}
+
+// Y rows [j0, j0+R) x columns [c0, c0+8NV) = alpha P[j0:T, j0:j0+R]^T X[j0:T, :].
+static inline __attribute__((always_inline)) void ptx_tile(float *Y, int ldy, const float *P, int ldp,
+                                                          const float *X, int ldx, int j0, int T,
+                                                          int c0, float alpha, const int R, const int NV) {
+    __m256 acc[4][2];
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++) acc[r][v] = _mm256_setzero_ps();
+    for (int i = j0; i < T; i++) {
+        __m256 x[2];
+        for (int v = 0; v < NV; v++) {
+            x[v] = _mm256_loadu_ps(X + (size_t)i * ldx + c0 + 8 * v);
+            IN_REGISTER(x[v]);
+        }
+        for (int r = 0; r < R; r++) {
+            __m256 p = _mm256_broadcast_ss(P + (size_t)i * ldp + j0 + r);
+            for (int v = 0; v < NV; v++) acc[r][v] = _mm256_fmadd_ps(p, x[v], acc[r][v]);
+        }
+    }
+    __m256 va = _mm256_set1_ps(alpha);
+    for (int r = 0; r < R; r++)
+        for (int v = 0; v < NV; v++)
+            _mm256_storeu_ps(Y + (size_t)(j0 + r) * ldy + c0 + 8 * v, _mm256_mul_ps(va, acc[r][v]));
+}
+#endif
+
+// Y (T, hs; row stride ldy) = alpha P X for P (T, T; row stride ldp) lower
+// triangular and X (T, hs; row stride ldx).
+static void tril_px(float *Y, int ldy, const float *P, int ldp, const float *X, int ldx, int T, int hs,
+                    float alpha) {
+    int c0 = 0;
+#ifdef LAYERS_AVX2
+    for (int i0 = 0; i0 < T; i0 += 4) {
+        int R = T - i0 < 4 ? T - i0 : 4;
+        for (c0 = 0; c0 + 16 <= hs; c0 += 16) {
+            if (R == 4) px_tile(Y, ldy, P, ldp, X, ldx, i0, i0 + 4, c0, alpha, 4, 2);
+            else
+                for (int r = 0; r < R; r++) px_tile(Y, ldy, P, ldp, X, ldx, i0 + r, i0 + r + 1, c0, alpha, 1, 2);
+        }
+        for (; c0 + 8 <= hs; c0 += 8) {
+            if (R == 4) px_tile(Y, ldy, P, ldp, X, ldx, i0, i0 + 4, c0, alpha, 4, 1);
+            else
+                for (int r = 0; r < R; r++) px_tile(Y, ldy, P, ldp, X, ldx, i0 + r, i0 + r + 1, c0, alpha, 1, 1);
+        }
+    }
+    c0 = hs - hs % 8;
+#endif
+    if (c0 == hs) return;
+    for (int i = 0; i < T; i++) {
+        const float *p = P + (size_t)i * ldp;
+        float *y = Y + (size_t)i * ldy;
+        for (int c = c0; c < hs; c++) y[c] = 0.0f;
+        for (int j = 0; j <= i; j++) {
+            const float *x = X + (size_t)j * ldx;
+            for (int c = c0; c < hs; c++) y[c] += p[j] * x[c];
+        }
+        for (int c = c0; c < hs; c++) y[c] *= alpha;
+    }
+}
+
+// Y (T, hs) = alpha P^T X for P lower triangular: Y[j] = alpha sum_{i>=j} P[i][j] X[i].
+static void tril_ptx(float *Y, int ldy, const float *P, int ldp, const float *X, int ldx, int T, int hs,
+                     float alpha) {
+    int c0 = 0;
+#ifdef LAYERS_AVX2
+    for (int j0 = 0; j0 < T; j0 += 4) {
+        int R = T - j0 < 4 ? T - j0 : 4;
+        for (c0 = 0; c0 + 16 <= hs; c0 += 16) {
+            if (R == 4) ptx_tile(Y, ldy, P, ldp, X, ldx, j0, T, c0, alpha, 4, 2);
+            else
+                for (int r = 0; r < R; r++) ptx_tile(Y, ldy, P, ldp, X, ldx, j0 + r, T, c0, alpha, 1, 2);
+        }
+        for (; c0 + 8 <= hs; c0 += 8) {
+            if (R == 4) ptx_tile(Y, ldy, P, ldp, X, ldx, j0, T, c0, alpha, 4, 1);
+            else
+                for (int r = 0; r < R; r++) ptx_tile(Y, ldy, P, ldp, X, ldx, j0 + r, T, c0, alpha, 1, 1);
+        }
+    }
+    c0 = hs - hs % 8;
+#endif
+    if (c0 == hs) return;
+    for (int j = 0; j < T; j++) {
+        float *y = Y + (size_t)j * ldy;
+        for (int c = c0; c < hs; c++) y[c] = 0.0f;
+        for (int i = j; i < T; i++) {
+            float p = P[(size_t)i * ldp + j];
+            const float *x = X + (size_t)i * ldx;
+            for (int c = c0; c < hs; c++) y[c] += p * x[c];
+        }
+        for (int c = c0; c < hs; c++) y[c] *= alpha;
+    }
+}
+
+void attention_forward(float *out, float *att, const float *qkv, float *scratch, int n_threads, int B,
+                       int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C, Tp = round_up_int(T, ATT_TP);
     float scale = 1.0f / sqrtf((float)hs);
-    // One (b,h) pair per task; sgemm inside a parallel region runs on one
-    // thread in OpenBLAS's OpenMP build, so the two levels do not fight.
-#pragma omp parallel for collapse(2)
+    size_t per_thread = attention_scratch_floats(T, C, NH);
+#pragma omp parallel for collapse(2) num_threads(n_threads)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
             const float *q = qkv + (size_t)b * T * C3 + h * hs;
             const float *k = q + C, *v = q + 2 * C;
             float *a = att + ((size_t)b * NH + h) * T * T;
-            // scores (T,T) = scale * Q K^T; the causal mask is applied below.
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3,
-                        0.0f, a, T);
+            float *kt = scratch + (size_t)omp_get_thread_num() * per_thread;
+            transpose_pad(kt, k, C3, T, Tp, hs);
+            tril_abt(a, T, q, C3, kt, Tp, T, hs, scale); // scores, lower triangle
             for (int i = 0; i < T; i++) {
                 float *row = a + (size_t)i * T;
                 float maxv = row[0];
+#pragma omp simd reduction(max : maxv)
                 for (int j = 1; j <= i; j++) maxv = row[j] > maxv ? row[j] : maxv;
                 float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
                 for (int j = 0; j <= i; j++) {
-                    row[j] = fast_expf(row[j] - maxv);
-                    sum += row[j];
+                    float e = fast_expf(row[j] - maxv);
+                    row[j] = e;
+                    sum += e;
                 }
                 float inv = 1.0f / sum;
                 for (int j = 0; j <= i; j++) row[j] *= inv;
                 for (int j = i + 1; j < T; j++) row[j] = 0.0f;
             }
-            // out (T,hs) = att @ V
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, C3,
-                        0.0f, out + (size_t)b * T * C + h * hs, C);
+            tril_px(out + (size_t)b * T * C + h * hs, C, a, T, v, C3, T, hs, 1.0f); // att @ V
         }
     }
 }
 
 void attention_backward(float *dqkv, float *scratch, int n_threads, const float *dout,
                         const float *qkv, const float *att, int B, int T, int C, int NH) {
-    int hs = C / NH, C3 = 3 * C;
+    int hs = C / NH, C3 = 3 * C, Tp = round_up_int(T, ATT_TP);
     float scale = 1.0f / sqrtf((float)hs);
+    size_t per_thread = attention_scratch_floats(T, C, NH);
 #pragma omp parallel for collapse(2) num_threads(n_threads)
     for (int b = 0; b < B; b++) {
         for (int h = 0; h < NH; h++) {
@@ -173,26 +402,23 @@ void attention_backward(float *dqkv, float *scratch, int n_threads, const float 
             const float *d = dout + (size_t)b * T * C + h * hs;
             float *dq = dqkv + (size_t)b * T * C3 + h * hs;
             float *dk = dq + C, *dv = dq + 2 * C;
-            float *datt = scratch + (size_t)omp_get_thread_num() * T * T;
-            // datt (T,T) = dout @ V^T ; dV = att^T @ dout
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, d, C, v, C3, 0.0f,
-                        datt, T);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, d, C, 0.0f,
-                        dv, C3);
-            // Softmax backward in place: datt becomes the gradient of the scores.
+            float *datt = scratch + (size_t)omp_get_thread_num() * per_thread;
+            float *vt = datt + (size_t)T * T;
+            transpose_pad(vt, v, C3, T, Tp, hs);
+            tril_abt(datt, T, d, C, vt, Tp, T, hs, 1.0f); // dP = dout V^T, lower triangle
+            tril_ptx(dv, C3, a, T, d, C, T, hs, 1.0f);    // dV = P^T dout
+            // Softmax backward in place: datt becomes dS, zero just past the diagonal.
             for (int i = 0; i < T; i++) {
                 const float *arow = a + (size_t)i * T;
                 float *drow = datt + (size_t)i * T;
                 float dot = 0.0f;
+#pragma omp simd reduction(+ : dot)
                 for (int j = 0; j <= i; j++) dot += arow[j] * drow[j];
                 for (int j = 0; j <= i; j++) drow[j] = arow[j] * (drow[j] - dot);
-                for (int j = i + 1; j < T; j++) drow[j] = 0.0f;
+                for (int j = i + 1; j < T && j <= i + 3; j++) drow[j] = 0.0f;
             }
-            // dQ = scale * dscores @ K ; dK = scale * dscores^T @ Q
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, datt, T, k, C3,
-                        0.0f, dq, C3);
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, datt, T, q, C3,
-                        0.0f, dk, C3);
+            tril_px(dq, C3, datt, T, k, C3, T, hs, scale);  // dQ = scale dS K
+            tril_ptx(dk, C3, datt, T, q, C3, T, hs, scale); // dK = scale dS^T Q
         }
     }
 }

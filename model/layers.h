@@ -33,11 +33,15 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 
 // Causal multi-head self-attention. qkv (B,T,3C) holds Q, K, V side by side;
 // out (B,T,C); att (B,NH,T,T) softmax weights, zero above the diagonal.
-void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int NH);
-// dqkv (B,T,3C) from dout (B,T,C); scratch holds T*T floats for each of
-// n_threads threads, and the work runs on at most that many.
+// scratch holds attention_scratch_floats(T,C,NH) floats for each of n_threads
+// threads, and the work runs on at most that many.
+void attention_forward(float *out, float *att, const float *qkv, float *scratch, int n_threads, int B,
+                       int T, int C, int NH);
+// dqkv (B,T,3C) from dout (B,T,C); scratch as for attention_forward.
 void attention_backward(float *dqkv, float *scratch, int n_threads, const float *dout,
                         const float *qkv, const float *att, int B, int T, int C, int NH);
+// Scratch floats one thread needs in attention_forward and attention_backward.
+size_t attention_scratch_floats(int T, int C, int NH);
 
 // GELU, tanh approximation (GPT-2).
 void gelu_forward(float *out, const float *inp, size_t n);

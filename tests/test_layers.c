@@ -10,8 +10,12 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <cblas.h>
+#include <omp.h>
 
 #include "model/layers.h"
 #include "model/loss.h"
@@ -118,9 +122,16 @@ typedef struct {
     float *qkv, *out, *att, *r;
 } AttentionCtx;
 
+// Room for 64 threads of attention scratch: the tests run on fewer.
+static float *attention_scratch(int T, int C, int NH) {
+    return zeros(64 * attention_scratch_floats(T, C, NH));
+}
+
 static double attention_loss(void *p) {
     AttentionCtx *c = p;
-    attention_forward(c->out, c->att, c->qkv, c->B, c->T, c->C, c->NH);
+    float *scratch = attention_scratch(c->T, c->C, c->NH);
+    attention_forward(c->out, c->att, c->qkv, scratch, 64, c->B, c->T, c->C, c->NH);
+    free(scratch);
     return dot_loss(c->out, c->r, (size_t)c->B * c->T * c->C);
 }
 
@@ -142,10 +153,119 @@ static void test_attention_backward(void **state) {
             assert_true(fabs(sum - 1.0) < 1e-5);
         }
     }
-    float *dqkv = normal(B * T * 3 * C, 1, 98), *scratch = zeros(64 * T * T);
+    float *dqkv = normal(B * T * 3 * C, 1, 98), *scratch = attention_scratch(T, C, NH);
     attention_backward(dqkv, scratch, 64, c.r, c.qkv, c.att, B, T, C, NH);
     assert_true(gradcheck("attention.qkv", c.qkv, dqkv, B * T * 3 * C, 240, EPS, attention_loss, &c) < TOL);
     free(c.qkv), free(c.out), free(c.att), free(c.r), free(dqkv), free(scratch);
+}
+
+// ---- optimised kernels against the simple versions they replaced -------------
+// Each reference below is the earlier implementation, kept verbatim in spirit:
+// straightforward loops or one cblas_sgemm per product. The optimised kernels
+// must match them to float rounding on shapes that exercise every tail (T not
+// a multiple of the 4-row tiles or 16-column blocks, head sizes that are not a
+// multiple of 8).
+
+// Largest |a - b| over n entries, relative to the largest |b| (at least 1).
+static double max_rel_diff(const float *a, const float *b, size_t n) {
+    double diff = 0, scale = 1;
+    for (size_t i = 0; i < n; i++) {
+        diff = fmax(diff, fabs((double)a[i] - b[i]));
+        scale = fmax(scale, fabs((double)b[i]));
+    }
+    return diff / scale;
+}
+
+// Attention as it was: full (T,T) score matrices by sgemm, mask and softmax
+// with libm expf, then sgemm for att @ V; backward by four full sgemms.
+static void attention_forward_reference(float *out, float *att, const float *qkv, int B, int T, int C,
+                                        int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * C3 + h * hs;
+            const float *k = q + C, *v = q + 2 * C;
+            float *a = att + ((size_t)b * NH + h) * T * T;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, scale, q, C3, k, C3, 0.0f, a, T);
+            for (int i = 0; i < T; i++) {
+                float *row = a + (size_t)i * T;
+                float maxv = row[0];
+                for (int j = 1; j <= i; j++) maxv = row[j] > maxv ? row[j] : maxv;
+                float sum = 0.0f;
+                for (int j = 0; j <= i; j++) {
+                    row[j] = expf(row[j] - maxv);
+                    sum += row[j];
+                }
+                for (int j = 0; j <= i; j++) row[j] /= sum;
+                for (int j = i + 1; j < T; j++) row[j] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, v, C3, 0.0f,
+                        out + (size_t)b * T * C + h * hs, C);
+        }
+    }
+}
+
+static void attention_backward_reference(float *dqkv, const float *dout, const float *qkv, const float *att,
+                                         int B, int T, int C, int NH) {
+    int hs = C / NH, C3 = 3 * C;
+    float scale = 1.0f / sqrtf((float)hs);
+    float *datt = malloc((size_t)T * T * sizeof(float));
+    for (int b = 0; b < B; b++) {
+        for (int h = 0; h < NH; h++) {
+            const float *q = qkv + (size_t)b * T * C3 + h * hs;
+            const float *k = q + C, *v = q + 2 * C;
+            const float *a = att + ((size_t)b * NH + h) * T * T;
+            const float *d = dout + (size_t)b * T * C + h * hs;
+            float *dq = dqkv + (size_t)b * T * C3 + h * hs;
+            float *dk = dq + C, *dv = dq + 2 * C;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, T, T, hs, 1.0f, d, C, v, C3, 0.0f, datt, T);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, 1.0f, a, T, d, C, 0.0f, dv, C3);
+            for (int i = 0; i < T; i++) {
+                const float *arow = a + (size_t)i * T;
+                float *drow = datt + (size_t)i * T;
+                float dot = 0.0f;
+                for (int j = 0; j <= i; j++) dot += arow[j] * drow[j];
+                for (int j = 0; j <= i; j++) drow[j] = arow[j] * (drow[j] - dot);
+                for (int j = i + 1; j < T; j++) drow[j] = 0.0f;
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, T, hs, T, scale, datt, T, k, C3, 0.0f, dq, C3);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, T, hs, T, scale, datt, T, q, C3, 0.0f, dk, C3);
+        }
+    }
+    free(datt);
+}
+
+static void test_attention_matches_reference(void **state) {
+    (void)state;
+    // (B, T, C, NH): head sizes 4, 12, 20, 32, 64; T = 1 and T not a multiple of 4 or 16.
+    int shapes[][4] = {{2, 5, 8, 2}, {1, 1, 24, 2}, {1, 17, 24, 2}, {2, 23, 60, 3}, {2, 33, 96, 3},
+                       {1, 40, 128, 2}, {2, 128, 128, 4}, {1, 70, 384, 6}};
+    int threads[] = {1, 2, 3};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int B = shapes[s][0], T = shapes[s][1], C = shapes[s][2], NH = shapes[s][3];
+        size_t nqkv = (size_t)B * T * 3 * C, nout = (size_t)B * T * C, natt = (size_t)B * NH * T * T;
+        float *qkv = normal(nqkv, 1.5f, 40 + s), *dout = normal(nout, 1, 50 + s);
+        float *out_ref = zeros(nout), *att_ref = zeros(natt), *dqkv_ref = zeros(nqkv);
+        attention_forward_reference(out_ref, att_ref, qkv, B, T, C, NH);
+        attention_backward_reference(dqkv_ref, dout, qkv, att_ref, B, T, C, NH);
+        for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++) {
+            // Garbage in every output and in the scratch: all of it must be overwritten.
+            float *out = normal(nout, 9, 60), *att = normal(natt, 9, 61), *dqkv = normal(nqkv, 9, 62);
+            float *scratch = normal(64 * attention_scratch_floats(T, C, NH), 9, 63);
+            attention_forward(out, att, qkv, scratch, threads[t], B, T, C, NH);
+            attention_backward(dqkv, scratch, threads[t], dout, qkv, att, B, T, C, NH);
+            double e_out = max_rel_diff(out, out_ref, nout), e_att = max_rel_diff(att, att_ref, natt);
+            double e_d = max_rel_diff(dqkv, dqkv_ref, nqkv);
+            printf("    attention B=%d T=%d C=%d NH=%d threads %d: out %.1e att %.1e dqkv %.1e\n", B, T, C,
+                   NH, threads[t], e_out, e_att, e_d);
+            assert_true(e_out < 1e-5 && e_att < 1e-5 && e_d < 1e-5);
+            for (size_t i = 0; i < natt; i++) // the upper triangle is exactly zero
+                if ((int)(i % T) > (int)(i / T % T)) assert_true(att[i] == 0.0f);
+            free(out), free(att), free(dqkv), free(scratch);
+        }
+        free(qkv), free(dout), free(out_ref), free(att_ref), free(dqkv_ref);
+    }
 }
 
 // ---- GELU and an MLP block (matmul -> gelu -> matmul) ------------------------
@@ -299,6 +419,7 @@ int main(void) {
         cmocka_unit_test(test_layernorm_backward),
         cmocka_unit_test(test_matmul_backward),
         cmocka_unit_test(test_attention_backward),
+        cmocka_unit_test(test_attention_matches_reference),
         cmocka_unit_test(test_gelu_values),
         cmocka_unit_test(test_gelu_and_mlp_backward),
         cmocka_unit_test(test_head_backward),
