@@ -18,37 +18,50 @@ static int tensor_is_decayed(int i) {
 void adamw_update(GPT *m, const AdamWConfig *cfg, float lr, long t) {
     size_t sizes[NUM_PARAMETER_TENSORS];
     gpt_param_sizes(&m->config, sizes);
-    float b1c = 1.0f - powf(cfg->beta1, (float)t), b2c = 1.0f - powf(cfg->beta2, (float)t);
-    size_t offset = 0;
-    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
-        float wd = tensor_is_decayed(k) ? cfg->weight_decay : 0.0f;
-        float *p = m->params_memory + offset, *g = m->grads_memory + offset;
-        float *mm = m->m_memory + offset, *vv = m->v_memory + offset;
-        size_t n = sizes[k];
-#pragma omp parallel for
-        for (size_t i = 0; i < n; i++) {
-            float gi = g[i];
-            mm[i] = cfg->beta1 * mm[i] + (1.0f - cfg->beta1) * gi;
-            vv[i] = cfg->beta2 * vv[i] + (1.0f - cfg->beta2) * gi * gi;
-            float mhat = mm[i] / b1c, vhat = vv[i] / b2c;
-            p[i] -= lr * (mhat / (sqrtf(vhat) + cfg->eps) + wd * p[i]);
+    const float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps;
+    const float b1c = 1.0f - powf(b1, (float)t), b2c = 1.0f - powf(b2, (float)t);
+    float *p = m->params_memory, *g = m->grads_memory, *mm = m->m_memory, *vv = m->v_memory;
+    // One parallel region for the whole buffer (it was one per tensor: 18
+    // fork/joins a step, several for tensors of C floats); each tensor is a
+    // worksharing loop without a barrier, with its own weight decay. Every
+    // element's update is the same arithmetic as before, whatever thread runs it.
+#pragma omp parallel
+    {
+        size_t offset = 0;
+        for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+            const float wd = tensor_is_decayed(k) ? cfg->weight_decay : 0.0f;
+            const size_t lo = offset, hi = offset + sizes[k];
+#pragma omp for schedule(static) nowait
+            for (size_t i = lo; i < hi; i++) {
+                float gi = g[i];
+                mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
+                vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
+                float mhat = mm[i] / b1c, vhat = vv[i] / b2c;
+                p[i] -= lr * (mhat / (sqrtf(vhat) + eps) + wd * p[i]);
+            }
+            offset = hi;
         }
-        offset += n;
     }
 }
 
 float gpt_grad_norm(const GPT *m) {
     // Fixed chunks summed in order, not an OpenMP reduction whose combining
     // order may vary: the norm feeds clipping, so it must be bit-reproducible.
-    enum { CHUNKS = 64 };
+    // Within a chunk, 16 running sums (four vectors of doubles) instead of
+    // one serial chain, which bounded the loop by the latency of an add.
+    enum { CHUNKS = 64, LANES = 16 };
     double partial[CHUNKS];
     size_t n = m->num_params;
     const float *g = m->grads_memory;
 #pragma omp parallel for
     for (int c = 0; c < CHUNKS; c++) {
-        size_t lo = n * c / CHUNKS, hi = n * (c + 1) / CHUNKS;
+        size_t lo = n * c / CHUNKS, hi = n * (c + 1) / CHUNKS, i = lo;
+        double lane[LANES] = {0};
+        for (; i + LANES <= hi; i += LANES)
+            for (int k = 0; k < LANES; k++) lane[k] += (double)g[i + k] * g[i + k];
         double s = 0.0;
-        for (size_t i = lo; i < hi; i++) s += (double)g[i] * g[i];
+        for (; i < hi; i++) s += (double)g[i] * g[i];
+        for (int k = 0; k < LANES; k++) s += lane[k];
         partial[c] = s;
     }
     double total = 0.0;

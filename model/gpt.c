@@ -53,10 +53,10 @@ static void activation_sizes(const GPTConfig *cfg, int B, int T, size_t sizes[NU
         L * BT * 3 * C,               // qkv
         L * BT * C,                   // atty
         L * B * NH * (size_t)T * T,   // att
-        L * BT * C, L * BT * C,       // attproj, residual2
+        L * BT * C,                   // residual2
         L * BT * C, L * BT, L * BT,   // ln2, ln2_mean, ln2_rstd
         L * BT * 4 * C, L * BT * 4 * C, // fch, fch_gelu
-        L * BT * C, L * BT * C,       // fcproj, residual3
+        L * BT * C,                   // residual3
         BT * C, BT, BT,               // lnf, lnf_mean, lnf_rstd
         BT * (size_t)cfg->vocab_size, // logits
     };
@@ -86,8 +86,8 @@ int gpt_alloc_activations(GPT *m, int B, int T, Error *err) {
     ActivationTensors *a = &m->acts;
     float **ptrs[NUM_ACTIVATION_TENSORS] = {
         &a->encoded, &a->ln1, &a->ln1_mean, &a->ln1_rstd, &a->qkv, &a->atty, &a->att,
-        &a->attproj, &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
-        &a->fcproj, &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits};
+        &a->residual2, &a->ln2, &a->ln2_mean, &a->ln2_rstd, &a->fch, &a->fch_gelu,
+        &a->residual3, &a->lnf, &a->lnf_mean, &a->lnf_rstd, &a->logits};
     size_t sizes[NUM_ACTIVATION_TENSORS];
     activation_sizes(&m->config, B, T, sizes);
     m->acts_memory = alloc_tensors(ptrs, sizes, NUM_ACTIVATION_TENSORS);
@@ -152,18 +152,17 @@ static LayerParams layer_params(const ParameterTensors *p, const GPTConfig *cfg,
 }
 
 typedef struct {
-    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *attproj, *residual2, *ln2, *ln2_mean,
-        *ln2_rstd, *fch, *fch_gelu, *fcproj, *residual3;
+    float *ln1, *ln1_mean, *ln1_rstd, *qkv, *atty, *att, *residual2, *ln2, *ln2_mean, *ln2_rstd, *fch,
+        *fch_gelu, *residual3;
 } LayerActs;
 
 static LayerActs layer_acts(const ActivationTensors *a, const GPTConfig *cfg, int B, int T, int l) {
     size_t BT = (size_t)B * T, C = cfg->n_embd, NH = cfg->n_head;
     LayerActs la = {
         a->ln1 + l * BT * C, a->ln1_mean + l * BT, a->ln1_rstd + l * BT, a->qkv + l * BT * 3 * C,
-        a->atty + l * BT * C, a->att + l * B * NH * (size_t)T * T, a->attproj + l * BT * C,
-        a->residual2 + l * BT * C, a->ln2 + l * BT * C, a->ln2_mean + l * BT, a->ln2_rstd + l * BT,
-        a->fch + l * BT * 4 * C, a->fch_gelu + l * BT * 4 * C, a->fcproj + l * BT * C,
-        a->residual3 + l * BT * C,
+        a->atty + l * BT * C, a->att + l * B * NH * (size_t)T * T, a->residual2 + l * BT * C,
+        a->ln2 + l * BT * C, a->ln2_mean + l * BT, a->ln2_rstd + l * BT, a->fch + l * BT * 4 * C,
+        a->fch_gelu + l * BT * 4 * C, a->residual3 + l * BT * C,
     };
     return la;
 }
@@ -183,13 +182,11 @@ void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits) {
         layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, residual, lp.ln1w, lp.ln1b, BT, C);
         matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, BT, C, 3 * C);            // (B,T,3C)
         attention_forward(la.atty, la.att, la.qkv, m->attn_scratch, m->n_threads, B, T, C, NH);
-        matmul_forward(la.attproj, la.atty, lp.attprojw, lp.attprojb, BT, C, C);   // (B,T,C)
-        residual_forward(la.residual2, residual, la.attproj, (size_t)BT * C);
+        matmul_residual_forward(la.residual2, residual, la.atty, lp.attprojw, lp.attprojb, BT, C, C);
         layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, BT, C);
         matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, BT, C, 4 * C);              // (B,T,4C)
         gelu_forward(la.fch_gelu, la.fch, (size_t)BT * 4 * C);
-        matmul_forward(la.fcproj, la.fch_gelu, lp.fcprojw, lp.fcprojb, BT, 4 * C, C); // (B,T,C)
-        residual_forward(la.residual3, la.residual2, la.fcproj, (size_t)BT * C);
+        matmul_residual_forward(la.residual3, la.residual2, la.fch_gelu, lp.fcprojw, lp.fcprojb, BT, 4 * C, C);
         residual = la.residual3;
     }
     layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, p->lnfw, p->lnfb, BT, C);
@@ -210,8 +207,19 @@ const char *gpt_first_nonfinite(const GPT *m, const float *buf) {
     return NULL;
 }
 
+// memset of n floats, split over the threads (one thread alone is far from
+// the memory bandwidth of two, and this runs on every step).
+static void zero_floats(float *x, size_t n) {
+    enum { CHUNKS = 64 };
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < CHUNKS; c++) {
+        size_t lo = n * c / CHUNKS, hi = n * (c + 1) / CHUNKS;
+        memset(x + lo, 0, (hi - lo) * sizeof(float));
+    }
+}
+
 void gpt_zero_grad(GPT *m) {
-    memset(m->grads_memory, 0, m->num_params * sizeof(float));
+    zero_floats(m->grads_memory, m->num_params);
 }
 
 void gpt_backward(GPT *m, const int *inputs, int use_dlogits, int use_dhead) {
@@ -225,9 +233,9 @@ void gpt_backward(GPT *m, const int *inputs, int use_dlogits, int use_dhead) {
 
     // Final LayerNorm, fed by the LM head (tied to wte) and the scalar head.
     if (use_dlogits) matmul_backward(bw->dln, g->wte, NULL, bw->dlogits, a->lnf, p->wte, BT, C, V);
-    else memset(bw->dln, 0, (size_t)BT * C * sizeof(float));
+    else zero_floats(bw->dln, (size_t)BT * C);
     if (use_dhead) head_backward(bw->dln, g->headw, g->headb, bw->dhead, a->lnf, p->headw, BT, C);
-    memset(dres, 0, (size_t)BT * C * sizeof(float));
+    zero_floats(dres, (size_t)BT * C);
     const float *last = L > 0 ? layer_acts(a, cfg, B, T, L - 1).residual3 : a->encoded;
     layernorm_backward(dres, g->lnfw, g->lnfb, bw->dln, last, p->lnfw, a->lnf_mean, a->lnf_rstd, BT, C);
 

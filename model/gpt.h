@@ -44,7 +44,7 @@ size_t gpt_num_params(const GPTConfig *cfg);
 void gpt_point_params(ParameterTensors *p, float *mem, const GPTConfig *cfg);
 
 // Activations of one forward pass over a (B,T) batch, kept for backward.
-#define NUM_ACTIVATION_TENSORS 20
+#define NUM_ACTIVATION_TENSORS 18
 typedef struct {
     float *encoded;   // (B,T,C)
     float *ln1;       // (L,B,T,C)
@@ -53,15 +53,13 @@ typedef struct {
     float *qkv;       // (L,B,T,3C)
     float *atty;      // (L,B,T,C)
     float *att;       // (L,B,NH,T,T) softmax weights, zero above the diagonal
-    float *attproj;   // (L,B,T,C)
-    float *residual2; // (L,B,T,C)
+    float *residual2; // (L,B,T,C)  residual + attention projection
     float *ln2;       // (L,B,T,C)
     float *ln2_mean;  // (L,B,T)
     float *ln2_rstd;  // (L,B,T)
     float *fch;       // (L,B,T,4C)
     float *fch_gelu;  // (L,B,T,4C)
-    float *fcproj;    // (L,B,T,C)
-    float *residual3; // (L,B,T,C)
+    float *residual3; // (L,B,T,C)  residual2 + MLP projection
     float *lnf;       // (B,T,C)
     float *lnf_mean;  // (B,T)
     float *lnf_rstd;  // (B,T)

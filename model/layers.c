@@ -43,15 +43,20 @@ void encoder_backward(float *dwte, float *dwpe, const float *dout, const int *in
     }
 }
 
+// The per-row sums below are omp simd reductions: GCC keeps eight partial
+// sums in a vector instead of one serial chain (which bounded these loops by
+// the add latency). The order is fixed by the code, not by the thread count.
 void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *weight,
                        const float *bias, int N, int C) {
 #pragma omp parallel for
     for (int i = 0; i < N; i++) {
         const float *x = inp + (size_t)i * C;
         float m = 0.0f;
+#pragma omp simd reduction(+ : m)
         for (int c = 0; c < C; c++) m += x[c];
         m /= C;
         float v = 0.0f;
+#pragma omp simd reduction(+ : v)
         for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
         v /= C;
         float s = 1.0f / sqrtf(v + 1e-5f);
@@ -67,11 +72,12 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *rstd, int N, int C) {
 #pragma omp parallel
     {
-#pragma omp for
+#pragma omp for nowait
         for (int i = 0; i < N; i++) {
             const float *d = dout + (size_t)i * C, *x = inp + (size_t)i * C;
             float m = mean[i], s = rstd[i];
             float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
             for (int c = 0; c < C; c++) {
                 float dnorm = weight[c] * d[c];
                 dnorm_mean += dnorm;
@@ -85,13 +91,15 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                 di[c] += (weight[c] * d[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
             }
         }
-        // Parameter gradients sum over rows: each thread owns a channel slice.
+        // Parameter gradients sum over rows: each thread owns a channel slice
+        // (it only reads what the row loop reads, so no barrier is needed).
         int nth = omp_get_num_threads(), id = omp_get_thread_num();
         int c0 = C * id / nth, c1 = C * (id + 1) / nth;
         for (int i = 0; i < N; i++) {
             const float *d = dout + (size_t)i * C, *x = inp + (size_t)i * C;
+            float m = mean[i], s = rstd[i];
             for (int c = c0; c < c1; c++) {
-                dweight[c] += (x[c] - mean[i]) * rstd[i] * d[c];
+                dweight[c] += (x[c] - m) * s * d[c];
                 dbias[c] += d[c];
             }
         }
@@ -110,20 +118,46 @@ void matmul_forward(float *out, const float *inp, const float *weight, const flo
                 beta, out, OC);
 }
 
+void matmul_residual_forward(float *out, const float *residual, const float *inp, const float *weight,
+                             const float *bias, int N, int IC, int OC) {
+    // One pass writes residual + bias, and sgemm adds the product onto it
+    // (beta 1): no separate buffer for the product, no separate residual pass.
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *r = residual + (size_t)i * OC;
+        float *o = out + (size_t)i * OC;
+        for (int c = 0; c < OC; c++) o[c] = r[c] + bias[c];
+    }
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, IC, 1.0f, inp, IC, weight, IC, 1.0f,
+                out, OC);
+}
+
+// dbias (OC) += column sums of dout (N,OC). Each task owns a block of columns
+// and reads the rows in order, contiguously (the old loop ran down one column
+// at a time, a stride of OC floats per load); every column is still summed
+// row by row from zero and then added, so the result is bit for bit the same.
+static void bias_backward(float *dbias, const float *dout, int N, int OC) {
+    enum { BLK = 32 };
+    int nblk = (OC + BLK - 1) / BLK;
+#pragma omp parallel for
+    for (int k = 0; k < nblk; k++) {
+        int o0 = k * BLK, n = OC - o0 < BLK ? OC - o0 : BLK;
+        float acc[BLK] = {0};
+        for (int i = 0; i < N; i++) {
+            const float *row = dout + (size_t)i * OC + o0;
+            for (int o = 0; o < n; o++) acc[o] += row[o];
+        }
+        for (int o = 0; o < n; o++) dbias[o0 + o] += acc[o];
+    }
+}
+
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int IC, int OC) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC,
                 0.0f, dinp, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
                 dweight, IC);
-    if (dbias) {
-#pragma omp parallel for
-        for (int o = 0; o < OC; o++) {
-            float sum = 0.0f;
-            for (int i = 0; i < N; i++) sum += dout[(size_t)i * OC + o];
-            dbias[o] += sum;
-        }
-    }
+    if (dbias) bias_backward(dbias, dout, N, OC);
 }
 
 // ---- causal attention ---------------------------------------------------------------

@@ -26,6 +26,10 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
 // out (N,OC) = inp (N,IC) @ weight (OC,IC)^T + bias (OC, may be NULL).
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                     int IC, int OC);
+// out (N,OC) = residual (N,OC) + inp @ weight^T + bias: a projection back into
+// the residual stream in one pass (out may not alias residual).
+void matmul_residual_forward(float *out, const float *residual, const float *inp, const float *weight,
+                             const float *bias, int N, int IC, int OC);
 // dinp (N,IC) = dout @ weight; dweight += dout^T @ inp; dbias += column sums
 // of dout (dbias may be NULL).
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,

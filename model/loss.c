@@ -33,6 +33,10 @@ void logprob_forward(float *logp, const float *logits, const int *targets, int N
 
 void logprob_backward(float *dlogits, const float *logits, const int *targets, const float *dlogp,
                       int N, int V, float temperature) {
+    // d logp / d logit_v = (1[v = target] - softmax_v) / temperature. The
+    // exponentials are written into the output row as they are summed, then
+    // scaled: one exp per logit instead of two (a log-sum-exp pass and then
+    // exp(logit - lse) again).
     float inv_temp = 1.0f / temperature;
 #pragma omp parallel for
     for (int i = 0; i < N; i++) {
@@ -42,10 +46,18 @@ void logprob_backward(float *dlogits, const float *logits, const int *targets, c
             for (int v = 0; v < V; v++) drow[v] = 0.0f;
             continue;
         }
-        float maxv;
-        float lse = row_logsumexp(row, V, inv_temp, &maxv);
-        float scale = dlogp[i] * inv_temp;
-        for (int v = 0; v < V; v++) drow[v] = -scale * fast_expf(row[v] * inv_temp - lse);
+        float maxv = row[0] * inv_temp;
+#pragma omp simd reduction(max : maxv)
+        for (int v = 1; v < V; v++) maxv = row[v] * inv_temp > maxv ? row[v] * inv_temp : maxv;
+        float sum = 0.0f;
+#pragma omp simd reduction(+ : sum)
+        for (int v = 0; v < V; v++) {
+            float e = fast_expf(row[v] * inv_temp - maxv);
+            drow[v] = e;
+            sum += e;
+        }
+        float scale = dlogp[i] * inv_temp, k = -scale / sum;
+        for (int v = 0; v < V; v++) drow[v] *= k;
         drow[targets[i]] += scale;
     }
 }

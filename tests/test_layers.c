@@ -268,6 +268,137 @@ static void test_attention_matches_reference(void **state) {
     }
 }
 
+// LayerNorm as it was: serial sums.
+static void layernorm_forward_reference(float *out, float *mean, float *rstd, const float *inp,
+                                        const float *weight, const float *bias, int N, int C) {
+    for (int i = 0; i < N; i++) {
+        const float *x = inp + (size_t)i * C;
+        float m = 0.0f;
+        for (int c = 0; c < C; c++) m += x[c];
+        m /= C;
+        float v = 0.0f;
+        for (int c = 0; c < C; c++) v += (x[c] - m) * (x[c] - m);
+        v /= C;
+        float s = 1.0f / sqrtf(v + 1e-5f);
+        for (int c = 0; c < C; c++) out[(size_t)i * C + c] = (x[c] - m) * s * weight[c] + bias[c];
+        mean[i] = m;
+        rstd[i] = s;
+    }
+}
+
+static void layernorm_backward_reference(float *dinp, float *dweight, float *dbias, const float *dout,
+                                         const float *inp, const float *weight, const float *mean,
+                                         const float *rstd, int N, int C) {
+    for (int i = 0; i < N; i++) {
+        const float *d = dout + (size_t)i * C, *x = inp + (size_t)i * C;
+        float m = mean[i], s = rstd[i], dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+        for (int c = 0; c < C; c++) {
+            dnorm_mean += weight[c] * d[c];
+            dnorm_norm_mean += weight[c] * d[c] * (x[c] - m) * s;
+        }
+        dnorm_mean /= C;
+        dnorm_norm_mean /= C;
+        for (int c = 0; c < C; c++) {
+            float norm = (x[c] - m) * s;
+            dinp[(size_t)i * C + c] += (weight[c] * d[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+            dweight[c] += norm * d[c];
+            dbias[c] += d[c];
+        }
+    }
+}
+
+static void test_layernorm_matches_reference(void **state) {
+    (void)state;
+    int shapes[][2] = {{1, 1}, {7, 5}, {33, 128}, {64, 384}, {19, 100}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], C = shapes[s][1];
+        size_t n = (size_t)N * C;
+        float *x = normal(n, 3, 70 + s), *w = normal(C, 1, 71), *b = normal(C, 1, 72), *d = normal(n, 1, 73);
+        for (size_t i = 0; i < n; i++) x[i] += 5.0f; // a mean far from zero
+        float *out = zeros(n), *mean = zeros(N), *rstd = zeros(N);
+        float *out_r = zeros(n), *mean_r = zeros(N), *rstd_r = zeros(N);
+        layernorm_forward(out, mean, rstd, x, w, b, N, C);
+        layernorm_forward_reference(out_r, mean_r, rstd_r, x, w, b, N, C);
+        double e_fwd = fmax(max_rel_diff(out, out_r, n), max_rel_diff(rstd, rstd_r, N));
+        // Backward accumulates onto what is there: start both from the same values.
+        float *dx = normal(n, 1, 74), *dw = normal(C, 1, 75), *db = normal(C, 1, 76);
+        float *dx_r = normal(n, 1, 74), *dw_r = normal(C, 1, 75), *db_r = normal(C, 1, 76);
+        layernorm_backward(dx, dw, db, d, x, w, mean_r, rstd_r, N, C);
+        layernorm_backward_reference(dx_r, dw_r, db_r, d, x, w, mean_r, rstd_r, N, C);
+        double e_bwd = fmax(max_rel_diff(dx, dx_r, n), fmax(max_rel_diff(dw, dw_r, C), max_rel_diff(db, db_r, C)));
+        printf("    layernorm N=%d C=%d: forward %.1e backward %.1e\n", N, C, e_fwd, e_bwd);
+        assert_true(e_fwd < 1e-5 && e_bwd < 1e-5);
+        free(x), free(w), free(b), free(d), free(out), free(mean), free(rstd), free(out_r), free(mean_r);
+        free(rstd_r), free(dx), free(dw), free(db), free(dx_r), free(dw_r), free(db_r);
+    }
+}
+
+// The projection into the residual stream against matmul_forward followed by
+// the separate residual add it replaced; the bias gradient against the old
+// column-by-column sum (bit for bit: same order of additions).
+static void test_matmul_residual_and_bias_match_reference(void **state) {
+    (void)state;
+    int shapes[][3] = {{5, 7, 9}, {64, 128, 128}, {33, 512, 100}, {16, 24, 1}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], IC = shapes[s][1], OC = shapes[s][2];
+        float *inp = normal((size_t)N * IC, 1, 80), *w = normal((size_t)OC * IC, 1, 81), *b = normal(OC, 1, 82);
+        float *res = normal((size_t)N * OC, 1, 83), *out = normal((size_t)N * OC, 9, 84);
+        float *proj = zeros((size_t)N * OC), *out_r = zeros((size_t)N * OC);
+        matmul_residual_forward(out, res, inp, w, b, N, IC, OC);
+        matmul_forward(proj, inp, w, b, N, IC, OC);
+        residual_forward(out_r, res, proj, (size_t)N * OC);
+        double e = max_rel_diff(out, out_r, (size_t)N * OC);
+        float *dinp = zeros((size_t)N * IC), *dw = zeros((size_t)OC * IC), *db = normal(OC, 1, 85);
+        float *db_r = normal(OC, 1, 85);
+        matmul_backward(dinp, dw, db, res, inp, w, N, IC, OC);
+        for (int o = 0; o < OC; o++) {
+            float sum = 0.0f;
+            for (int i = 0; i < N; i++) sum += res[(size_t)i * OC + o];
+            db_r[o] += sum;
+        }
+        printf("    matmul N=%d IC=%d OC=%d: residual form %.1e\n", N, IC, OC, e);
+        assert_true(e < 1e-5);
+        assert_memory_equal(db, db_r, OC * sizeof(float));
+        free(inp), free(w), free(b), free(res), free(out), free(proj), free(out_r), free(dinp), free(dw);
+        free(db), free(db_r);
+    }
+}
+
+// logprob_backward as it was: the log-sum-exp, then exp(logit - lse) again.
+static void logprob_backward_reference(float *dlogits, const float *logits, const int *targets,
+                                       const float *dlogp, int N, int V, float temperature) {
+    for (int i = 0; i < N; i++) {
+        const float *row = logits + (size_t)i * V;
+        float *drow = dlogits + (size_t)i * V;
+        double maxv = row[0] / temperature, sum = 0;
+        for (int v = 1; v < V; v++) maxv = fmax(maxv, row[v] / temperature);
+        for (int v = 0; v < V; v++) sum += exp(row[v] / temperature - maxv);
+        double lse = maxv + log(sum), scale = dlogp[i] / temperature;
+        for (int v = 0; v < V; v++) drow[v] = (float)(-scale * exp(row[v] / temperature - lse));
+        drow[targets[i]] += (float)scale;
+    }
+}
+
+static void test_logprob_backward_matches_reference(void **state) {
+    (void)state;
+    enum { N = 6, V = 1000 };
+    int targets[N] = {0, 999, 5, 5, 500, 17};
+    float dlogp[N] = {-0.5f, 1.0f, 0.0f, 0.25f, -2.0f, 3.0f};
+    float temps[3] = {1.0f, 0.7f, 1.6f};
+    float *logits = normal((size_t)N * V, 3, 90);
+    logits[3 * V + 5] = 40.0f; // one dominant logit
+    float *d = normal((size_t)N * V, 9, 91), *d_r = zeros((size_t)N * V);
+    for (int k = 0; k < 3; k++) {
+        logprob_backward(d, logits, targets, dlogp, N, V, temps[k]);
+        logprob_backward_reference(d_r, logits, targets, dlogp, N, V, temps[k]);
+        double e = max_rel_diff(d, d_r, (size_t)N * V);
+        printf("    logprob_backward temperature %.1f: %.1e\n", temps[k], e);
+        assert_true(e < 1e-6);
+        for (int v = 0; v < V; v++) assert_true(d[2 * V + v] == 0.0f); // dlogp 0: exactly zero
+    }
+    free(logits), free(d), free(d_r);
+}
+
 // ---- GELU and an MLP block (matmul -> gelu -> matmul) ------------------------
 typedef struct {
     int N, C;
@@ -420,6 +551,9 @@ int main(void) {
         cmocka_unit_test(test_matmul_backward),
         cmocka_unit_test(test_attention_backward),
         cmocka_unit_test(test_attention_matches_reference),
+        cmocka_unit_test(test_layernorm_matches_reference),
+        cmocka_unit_test(test_matmul_residual_and_bias_match_reference),
+        cmocka_unit_test(test_logprob_backward_matches_reference),
         cmocka_unit_test(test_gelu_values),
         cmocka_unit_test(test_gelu_and_mlp_backward),
         cmocka_unit_test(test_head_backward),

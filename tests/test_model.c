@@ -300,6 +300,56 @@ static void test_adamw_decay_and_schedule(void **state) {
     gpt_free(&m);
 }
 
+// AdamW and the gradient norm against the simple versions they replaced: one
+// loop per tensor (the update must be the same bit for bit: only the
+// threading changed) and one serial sum of squares (same to rounding).
+static void adamw_update_reference(GPT *m, const AdamWConfig *cfg, float lr, long t) {
+    size_t sizes[NUM_PARAMETER_TENSORS], offset = 0;
+    gpt_param_sizes(&m->config, sizes);
+    float b1c = 1.0f - powf(cfg->beta1, (float)t), b2c = 1.0f - powf(cfg->beta2, (float)t);
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        const char *n = gpt_param_name(k);
+        int decayed = !strcmp(n, "qkvw") || !strcmp(n, "attprojw") || !strcmp(n, "fcw") || !strcmp(n, "fcprojw");
+        float wd = decayed ? cfg->weight_decay : 0.0f;
+        float *p = m->params_memory + offset, *g = m->grads_memory + offset;
+        float *mm = m->m_memory + offset, *vv = m->v_memory + offset;
+        for (size_t i = 0; i < sizes[k]; i++) {
+            float gi = g[i];
+            mm[i] = cfg->beta1 * mm[i] + (1.0f - cfg->beta1) * gi;
+            vv[i] = cfg->beta2 * vv[i] + (1.0f - cfg->beta2) * gi * gi;
+            float mhat = mm[i] / b1c, vhat = vv[i] / b2c;
+            p[i] -= lr * (mhat / (sqrtf(vhat) + cfg->eps) + wd * p[i]);
+        }
+        offset += sizes[k];
+    }
+}
+
+static void test_adamw_and_norm_match_reference(void **state) {
+    (void)state;
+    GPT a, b;
+    make_smoke_model(&a, 37, 21);
+    make_smoke_model(&b, 37, 21);
+    Error err;
+    assert_int_equal(gpt_alloc_training(&a, 1, 4, &err), 0);
+    assert_int_equal(gpt_alloc_training(&b, 1, 4, &err), 0);
+    size_t n = a.num_params;
+    AdamWConfig opt = adamw_defaults();
+    for (int step = 1; step <= 3; step++) {
+        fill_normal(a.grads_memory, n, 0.01f * step, 30 + step);
+        memcpy(b.grads_memory, a.grads_memory, n * sizeof(float));
+        double ref = 0;
+        for (size_t i = 0; i < n; i++) ref += (double)a.grads_memory[i] * a.grads_memory[i];
+        assert_float_equal(gpt_grad_norm(&a), (float)sqrt(ref), 1e-6 * sqrt(ref));
+        adamw_update(&a, &opt, 1e-2f, step);
+        adamw_update_reference(&b, &opt, 1e-2f, step);
+        assert_memory_equal(a.params_memory, b.params_memory, n * sizeof(float));
+        assert_memory_equal(a.m_memory, b.m_memory, n * sizeof(float));
+        assert_memory_equal(a.v_memory, b.v_memory, n * sizeof(float));
+    }
+    gpt_free(&a);
+    gpt_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_model_gradient),
@@ -308,6 +358,7 @@ int main(void) {
         cmocka_unit_test(test_sampler_distribution),
         cmocka_unit_test(test_overfits_one_batch),
         cmocka_unit_test(test_adamw_decay_and_schedule),
+        cmocka_unit_test(test_adamw_and_norm_match_reference),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
