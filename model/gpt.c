@@ -245,7 +245,7 @@ void gpt_backward(GPT *m, const int *inputs, int use_dlogits, int use_dhead) {
         const float *residual = l == 0 ? a->encoded : layer_acts(a, cfg, B, T, l - 1).residual3;
         // dres: gradient of residual3 = residual2 + fcproj
         matmul_backward(bw->dfch, lg.fcprojw, lg.fcprojb, dres, la.fch_gelu, lp.fcprojw, BT, 4 * C, C);
-        gelu_backward(bw->dfch, la.fch, (size_t)BT * 4 * C);
+        gelu_backward(bw->dfch, la.fch, la.fch_gelu, (size_t)BT * 4 * C);
         matmul_backward(bw->dln, lg.fcw, lg.fcb, bw->dfch, la.ln2, lp.fcw, BT, C, 4 * C);
         layernorm_backward(dres, lg.ln2w, lg.ln2b, bw->dln, la.residual2, lp.ln2w, la.ln2_mean,
                            la.ln2_rstd, BT, C);

@@ -467,12 +467,16 @@ void gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
-void gelu_backward(float *dinout, const float *inp, size_t n) {
+void gelu_backward(float *dinout, const float *inp, const float *out, size_t n) {
+    // tanh(u) is recovered from the forward output, out = x (1 + tanh u) / 2,
+    // instead of being computed again: a division instead of an exp and a
+    // division. Near x = 0, where that quotient loses precision, tanh u = u to
+    // within u^3/3 < 1e-12.
 #pragma omp parallel for simd
     for (size_t i = 0; i < n; i++) {
         float x = inp[i];
         float u = GELU_SCALE * (x + 0.044715f * x * x * x);
-        float th = fast_tanhf(u);
+        float th = fabsf(x) < 1e-4f ? u : 2.0f * out[i] / x - 1.0f;
         float sech2 = 1.0f - th * th;
         float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
         dinout[i] *= grad;

@@ -49,8 +49,9 @@ size_t attention_scratch_floats(int T, int C, int NH);
 
 // GELU, tanh approximation (GPT-2).
 void gelu_forward(float *out, const float *inp, size_t n);
-// dinout holds d(out) on entry and d(inp) on return.
-void gelu_backward(float *dinout, const float *inp, size_t n);
+// dinout holds d(out) on entry and d(inp) on return; out is what
+// gelu_forward returned for inp.
+void gelu_backward(float *dinout, const float *inp, const float *out, size_t n);
 
 void residual_forward(float *out, const float *a, const float *b, size_t n);
 
