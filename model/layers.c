@@ -185,19 +185,57 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 #define IN_REGISTER(v) __asm__("" : "+x"(v))
 #endif
 
-enum { ATT_TP = 16 }; // the transposed operand's rows are padded to this
+enum { ATT_TP = 16 }; // the transposed operand's rows are padded to a multiple of this
 
 static int round_up_int(int n, int m) { return (n + m - 1) / m * m; }
 
+// Row stride of the scratch matrices (K or V transposed, dS): a multiple of
+// 16 floats plus 16 more, so that consecutive rows do not all fall into the
+// same few L1 sets (a stride of 256 floats, T = 256, mapped 64 rows onto 4
+// sets: the transpose took as long as the score kernel, which ran at 3/4 speed).
+static int scratch_stride(int T) { return round_up_int(T, ATT_TP) + ATT_TP; }
+
 size_t attention_scratch_floats(int T, int C, int NH) {
-    size_t hs = (size_t)(C / NH), Tp = (size_t)round_up_int(T, ATT_TP);
-    return (size_t)T * T + hs * Tp + ATT_TP;
+    size_t hs = (size_t)(C / NH), Tp = (size_t)scratch_stride(T);
+    return ((size_t)T + hs) * Tp + ATT_TP;
 }
+
+#ifdef LAYERS_AVX2
+// dst rows 0..7 (stride ldd) = columns 0..7 of src rows 0..7 (stride lds).
+static inline void transpose8x8(float *dst, int ldd, const float *src, int lds) {
+    __m256 r[8], t[8];
+    for (int k = 0; k < 8; k++) r[k] = _mm256_loadu_ps(src + (size_t)k * lds);
+    for (int k = 0; k < 8; k += 2) {
+        t[k] = _mm256_unpacklo_ps(r[k], r[k + 1]);
+        t[k + 1] = _mm256_unpackhi_ps(r[k], r[k + 1]);
+    }
+    for (int k = 0; k < 8; k += 4) {
+        r[k] = _mm256_shuffle_ps(t[k], t[k + 2], 0x44);
+        r[k + 1] = _mm256_shuffle_ps(t[k], t[k + 2], 0xEE);
+        r[k + 2] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0x44);
+        r[k + 3] = _mm256_shuffle_ps(t[k + 1], t[k + 3], 0xEE);
+    }
+    for (int k = 0; k < 4; k++) {
+        _mm256_storeu_ps(dst + (size_t)k * ldd, _mm256_permute2f128_ps(r[k], r[k + 4], 0x20));
+        _mm256_storeu_ps(dst + (size_t)(k + 4) * ldd, _mm256_permute2f128_ps(r[k], r[k + 4], 0x31));
+    }
+}
+#endif
 
 // Bt (hs, Tp) = B^T for B (T, hs) with row stride ldb; columns T..Tp-1 zero.
 static void transpose_pad(float *Bt, const float *B, int ldb, int T, int Tp, int hs) {
-    // Rows of B are read in order; the hs rows of Bt being written stay in L1.
-    for (int j = 0; j < T; j++) {
+    int j0 = 0, d0 = 0;
+#ifdef LAYERS_AVX2
+    // 8x8 blocks through registers; the rows and columns past the last full
+    // block are left to the loops below.
+    for (; j0 + 8 <= T; j0 += 8)
+        for (d0 = 0; d0 + 8 <= hs; d0 += 8) transpose8x8(Bt + (size_t)d0 * Tp + j0, Tp, B + (size_t)j0 * ldb + d0, ldb);
+    d0 = hs - hs % 8;
+    for (int d = d0; d < hs; d++)
+        for (int j = 0; j < j0; j++) Bt[(size_t)d * Tp + j] = B[(size_t)j * ldb + d];
+#endif
+    // Rows of B in order; the hs rows of Bt being written stay in L1.
+    for (int j = j0; j < T; j++) {
         const float *b = B + (size_t)j * ldb;
         for (int d = 0; d < hs; d++) Bt[(size_t)d * Tp + j] = b[d];
     }
@@ -387,9 +425,116 @@ static void tril_ptx(float *Y, int ldy, const float *P, int ldp, const float *X,
     }
 }
 
+#ifdef LAYERS_AVX2
+// fast_expf on 8 lanes, the same operations in the same order (no FMA), so
+// each lane equals the scalar function bit for bit.
+static inline __m256 fast_exp8(__m256 x) {
+    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    __m256 k = _mm256_floor_ps(
+        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f)));
+    __m256 r = _mm256_add_ps(_mm256_sub_ps(x, _mm256_mul_ps(k, _mm256_set1_ps(0.693359375f))),
+                             _mm256_mul_ps(k, _mm256_set1_ps(2.12194440e-4f)));
+    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
+    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
+    __m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0f));
+    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(k), _mm256_set1_epi32(127)), 23);
+    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
+}
+
+// Lanes j with j < m (0 <= m <= 8) set, for masked loads and stores.
+static inline __m256i lanes_below(int m) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+static inline float hmax8(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static inline float hsum8(__m256 v) {
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_add_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+#endif
+
+// Softmax over the first n entries of a row of T scores, in place; the rest
+// of the row becomes 0. Rows are short (1 to T long, T/2 on average), so the
+// AVX2 path works in whole vectors of 8 with the last one masked, rather than
+// a vector loop plus up to 7 scalar iterations in each of four loops.
+static inline void softmax_causal_row(float *row, int n, int T) {
+#ifdef LAYERS_AVX2
+    int nfull = n / 8 * 8, rest = n - nfull;
+    __m256i mask = lanes_below(rest);
+    __m256 vmax = _mm256_set1_ps(-INFINITY), ninf = vmax;
+    for (int j = 0; j < nfull; j += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + j));
+    __m256 last = rest ? _mm256_blendv_ps(ninf, _mm256_maskload_ps(row + nfull, mask), _mm256_castsi256_ps(mask)) : ninf;
+    float maxv = hmax8(_mm256_max_ps(vmax, last));
+    __m256 vm = _mm256_set1_ps(maxv), vsum = _mm256_setzero_ps();
+    for (int j = 0; j < nfull; j += 8) {
+        __m256 e = fast_exp8(_mm256_sub_ps(_mm256_loadu_ps(row + j), vm));
+        _mm256_storeu_ps(row + j, e);
+        vsum = _mm256_add_ps(vsum, e);
+    }
+    __m256 elast = _mm256_setzero_ps();
+    if (rest) elast = _mm256_and_ps(fast_exp8(_mm256_sub_ps(last, vm)), _mm256_castsi256_ps(mask));
+    float sum = hsum8(_mm256_add_ps(vsum, elast));
+    __m256 inv = _mm256_set1_ps(1.0f / sum);
+    for (int j = 0; j < nfull; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
+    if (rest) _mm256_maskstore_ps(row + nfull, mask, _mm256_mul_ps(elast, inv));
+    if (n < T) memset(row + n, 0, (size_t)(T - n) * sizeof(float));
+#else
+    float maxv = row[0];
+    for (int j = 1; j < n; j++) maxv = row[j] > maxv ? row[j] : maxv;
+    float sum = 0.0f;
+    for (int j = 0; j < n; j++) {
+        row[j] = fast_expf(row[j] - maxv);
+        sum += row[j];
+    }
+    float inv = 1.0f / sum;
+    for (int j = 0; j < n; j++) row[j] *= inv;
+    for (int j = n; j < T; j++) row[j] = 0.0f;
+#endif
+}
+
+// Softmax backward for one row: ds (first n entries) = p * (ds - p . ds), with
+// p the row of softmax weights; the three entries of ds past the diagonal
+// (within the row), which the tile kernels read, become 0.
+static inline void softmax_causal_row_backward(float *ds, const float *p, int n, int T) {
+#ifdef LAYERS_AVX2
+    int nfull = n / 8 * 8, rest = n - nfull;
+    __m256i mask = lanes_below(rest);
+    __m256 vdot = _mm256_setzero_ps(), pl = _mm256_setzero_ps(), dl = _mm256_setzero_ps();
+    for (int j = 0; j < nfull; j += 8)
+        vdot = _mm256_add_ps(vdot, _mm256_mul_ps(_mm256_loadu_ps(p + j), _mm256_loadu_ps(ds + j)));
+    if (rest) {
+        pl = _mm256_maskload_ps(p + nfull, mask);
+        dl = _mm256_maskload_ps(ds + nfull, mask);
+    }
+    float dot = hsum8(_mm256_add_ps(vdot, _mm256_mul_ps(pl, dl)));
+    __m256 vd = _mm256_set1_ps(dot);
+    for (int j = 0; j < nfull; j += 8)
+        _mm256_storeu_ps(ds + j, _mm256_mul_ps(_mm256_loadu_ps(p + j), _mm256_sub_ps(_mm256_loadu_ps(ds + j), vd)));
+    if (rest) _mm256_maskstore_ps(ds + nfull, mask, _mm256_mul_ps(pl, _mm256_sub_ps(dl, vd)));
+#else
+    float dot = 0.0f;
+    for (int j = 0; j < n; j++) dot += p[j] * ds[j];
+    for (int j = 0; j < n; j++) ds[j] = p[j] * (ds[j] - dot);
+#endif
+    for (int j = n; j < T && j < n + 3; j++) ds[j] = 0.0f;
+}
+
 void attention_forward(float *out, float *att, const float *qkv, float *scratch, int n_threads, int B,
                        int T, int C, int NH) {
-    int hs = C / NH, C3 = 3 * C, Tp = round_up_int(T, ATT_TP);
+    int hs = C / NH, C3 = 3 * C, Tp = scratch_stride(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t per_thread = attention_scratch_floats(T, C, NH);
 #pragma omp parallel for collapse(2) num_threads(n_threads)
@@ -401,22 +546,7 @@ void attention_forward(float *out, float *att, const float *qkv, float *scratch,
             float *kt = scratch + (size_t)omp_get_thread_num() * per_thread;
             transpose_pad(kt, k, C3, T, Tp, hs);
             tril_abt(a, T, q, C3, kt, Tp, T, hs, scale); // scores, lower triangle
-            for (int i = 0; i < T; i++) {
-                float *row = a + (size_t)i * T;
-                float maxv = row[0];
-#pragma omp simd reduction(max : maxv)
-                for (int j = 1; j <= i; j++) maxv = row[j] > maxv ? row[j] : maxv;
-                float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-                for (int j = 0; j <= i; j++) {
-                    float e = fast_expf(row[j] - maxv);
-                    row[j] = e;
-                    sum += e;
-                }
-                float inv = 1.0f / sum;
-                for (int j = 0; j <= i; j++) row[j] *= inv;
-                for (int j = i + 1; j < T; j++) row[j] = 0.0f;
-            }
+            for (int i = 0; i < T; i++) softmax_causal_row(a + (size_t)i * T, i + 1, T);
             tril_px(out + (size_t)b * T * C + h * hs, C, a, T, v, C3, T, hs, 1.0f); // att @ V
         }
     }
@@ -424,7 +554,7 @@ void attention_forward(float *out, float *att, const float *qkv, float *scratch,
 
 void attention_backward(float *dqkv, float *scratch, int n_threads, const float *dout,
                         const float *qkv, const float *att, int B, int T, int C, int NH) {
-    int hs = C / NH, C3 = 3 * C, Tp = round_up_int(T, ATT_TP);
+    int hs = C / NH, C3 = 3 * C, Tp = scratch_stride(T);
     float scale = 1.0f / sqrtf((float)hs);
     size_t per_thread = attention_scratch_floats(T, C, NH);
 #pragma omp parallel for collapse(2) num_threads(n_threads)
@@ -436,23 +566,15 @@ void attention_backward(float *dqkv, float *scratch, int n_threads, const float 
             const float *d = dout + (size_t)b * T * C + h * hs;
             float *dq = dqkv + (size_t)b * T * C3 + h * hs;
             float *dk = dq + C, *dv = dq + 2 * C;
-            float *datt = scratch + (size_t)omp_get_thread_num() * per_thread;
-            float *vt = datt + (size_t)T * T;
+            float *datt = scratch + (size_t)omp_get_thread_num() * per_thread; // (T, Tp)
+            float *vt = datt + (size_t)T * Tp;
             transpose_pad(vt, v, C3, T, Tp, hs);
-            tril_abt(datt, T, d, C, vt, Tp, T, hs, 1.0f); // dP = dout V^T, lower triangle
-            tril_ptx(dv, C3, a, T, d, C, T, hs, 1.0f);    // dV = P^T dout
+            tril_abt(datt, Tp, d, C, vt, Tp, T, hs, 1.0f); // dP = dout V^T, lower triangle
+            tril_ptx(dv, C3, a, T, d, C, T, hs, 1.0f);     // dV = P^T dout
             // Softmax backward in place: datt becomes dS, zero just past the diagonal.
-            for (int i = 0; i < T; i++) {
-                const float *arow = a + (size_t)i * T;
-                float *drow = datt + (size_t)i * T;
-                float dot = 0.0f;
-#pragma omp simd reduction(+ : dot)
-                for (int j = 0; j <= i; j++) dot += arow[j] * drow[j];
-                for (int j = 0; j <= i; j++) drow[j] = arow[j] * (drow[j] - dot);
-                for (int j = i + 1; j < T && j <= i + 3; j++) drow[j] = 0.0f;
-            }
-            tril_px(dq, C3, datt, T, k, C3, T, hs, scale);  // dQ = scale dS K
-            tril_ptx(dk, C3, datt, T, q, C3, T, hs, scale); // dK = scale dS^T Q
+            for (int i = 0; i < T; i++) softmax_causal_row_backward(datt + (size_t)i * Tp, a + (size_t)i * T, i + 1, T);
+            tril_px(dq, C3, datt, Tp, k, C3, T, hs, scale);  // dQ = scale dS K
+            tril_ptx(dk, C3, datt, Tp, q, C3, T, hs, scale); // dK = scale dS^T Q
         }
     }
 }
