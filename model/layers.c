@@ -7,6 +7,7 @@
 #include <omp.h>
 
 #include "model/fastmath.h"
+#include "model/vecmath.h"
 
 void encoder_forward(float *out, const int *inp, const float *wte, const float *wpe, int B, int T,
                      int C) {
@@ -176,8 +177,7 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
 // four rows and multiply the few entries just above the diagonal by those
 // zeros); attention_forward zeroes the whole upper triangle of att, backward
 // the three entries past the diagonal of its scratch dS.
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
+#ifdef VECMATH_AVX2
 #define LAYERS_AVX2 1
 // Keeps a loaded vector in a register: GCC otherwise folds the load into each
 // of the FMAs that use it, and the tile runs at the load ports' pace (one
@@ -425,47 +425,6 @@ static void tril_ptx(float *Y, int ldy, const float *P, int ldp, const float *X,
     }
 }
 
-#ifdef LAYERS_AVX2
-// fast_expf on 8 lanes, the same operations in the same order (no FMA), so
-// each lane equals the scalar function bit for bit.
-static inline __m256 fast_exp8(__m256 x) {
-    x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
-    __m256 k = _mm256_floor_ps(
-        _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _mm256_set1_ps(0.5f)));
-    __m256 r = _mm256_add_ps(_mm256_sub_ps(x, _mm256_mul_ps(k, _mm256_set1_ps(0.693359375f))),
-                             _mm256_mul_ps(k, _mm256_set1_ps(2.12194440e-4f)));
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(5.0000001201e-1f));
-    __m256 y = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(_mm256_mul_ps(p, r), r), r), _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvttps_epi32(k), _mm256_set1_epi32(127)), 23);
-    return _mm256_mul_ps(y, _mm256_castsi256_ps(bits));
-}
-
-// Lanes j with j < m (0 <= m <= 8) set, for masked loads and stores.
-static inline __m256i lanes_below(int m) {
-    return _mm256_cmpgt_epi32(_mm256_set1_epi32(m), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-static inline float hmax8(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static inline float hsum8(__m256 v) {
-    __m128 m = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_add_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-#endif
-
 // Softmax over the first n entries of a row of T scores, in place; the rest
 // of the row becomes 0. Rows are short (1 to T long, T/2 on average), so the
 // AVX2 path works in whole vectors of 8 with the last one masked, rather than
@@ -580,12 +539,29 @@ void attention_backward(float *dqkv, float *scratch, int n_threads, const float 
 }
 
 #define GELU_SCALE 0.7978845608028654f // sqrt(2/pi)
+#define GELU_CUBIC 0.044715f
 
+// Both GELU loops run over 8-float blocks (AVX2 with FMAs when available),
+// and the last n % 8 elements through the scalar formula.
 void gelu_forward(float *out, const float *inp, size_t n) {
-#pragma omp parallel for simd
-    for (size_t i = 0; i < n; i++) {
+    size_t n8 = n / 8 * 8;
+#ifdef LAYERS_AVX2
+#pragma omp parallel for
+    for (size_t i = 0; i < n8; i += 8) {
+        __m256 x = _mm256_loadu_ps(inp + i);
+        __m256 x2 = _mm256_mul_ps(x, x);
+        __m256 u = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), x),
+                                 _mm256_fmadd_ps(_mm256_set1_ps(GELU_CUBIC), x2, _mm256_set1_ps(1.0f)));
+        __m256 hx = _mm256_mul_ps(_mm256_set1_ps(0.5f), x);
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(hx, fast_tanh8(u), hx));
+    }
+#else
+    n8 = 0;
+#endif
+#pragma omp parallel for simd if (n - n8 > 4096)
+    for (size_t i = n8; i < n; i++) {
         float x = inp[i];
-        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_SCALE * (x + 0.044715f * x * x * x)));
+        out[i] = 0.5f * x * (1.0f + fast_tanhf(GELU_SCALE * (x + GELU_CUBIC * x * x * x)));
     }
 }
 
@@ -594,13 +570,34 @@ void gelu_backward(float *dinout, const float *inp, const float *out, size_t n) 
     // instead of being computed again: a division instead of an exp and a
     // division. Near x = 0, where that quotient loses precision, tanh u = u to
     // within u^3/3 < 1e-12.
-#pragma omp parallel for simd
-    for (size_t i = 0; i < n; i++) {
+    size_t n8 = n / 8 * 8;
+#ifdef LAYERS_AVX2
+#pragma omp parallel for
+    for (size_t i = 0; i < n8; i += 8) {
+        __m256 x = _mm256_loadu_ps(inp + i), one = _mm256_set1_ps(1.0f);
+        __m256 x2 = _mm256_mul_ps(x, x);
+        __m256 u = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), x),
+                                 _mm256_fmadd_ps(_mm256_set1_ps(GELU_CUBIC), x2, one));
+        __m256 q = _mm256_sub_ps(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(out + i), _mm256_loadu_ps(out + i)), x), one);
+        __m256 small = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(1e-4f), _CMP_LT_OQ);
+        __m256 th = _mm256_blendv_ps(q, u, small);
+        __m256 sech2 = _mm256_fnmadd_ps(th, th, one);
+        __m256 hx = _mm256_mul_ps(_mm256_set1_ps(0.5f), x);
+        // 0.5 (1 + th) + 0.5 x sech2 GELU_SCALE (1 + 3 GELU_CUBIC x^2)
+        __m256 slope = _mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), _mm256_fmadd_ps(_mm256_set1_ps(3.0f * GELU_CUBIC), x2, one));
+        __m256 grad = _mm256_fmadd_ps(_mm256_mul_ps(hx, sech2), slope, _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(one, th)));
+        _mm256_storeu_ps(dinout + i, _mm256_mul_ps(_mm256_loadu_ps(dinout + i), grad));
+    }
+#else
+    n8 = 0;
+#endif
+#pragma omp parallel for simd if (n - n8 > 4096)
+    for (size_t i = n8; i < n; i++) {
         float x = inp[i];
-        float u = GELU_SCALE * (x + 0.044715f * x * x * x);
+        float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
         float th = fabsf(x) < 1e-4f ? u : 2.0f * out[i] / x - 1.0f;
         float sech2 = 1.0f - th * th;
-        float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * 0.044715f * x * x);
+        float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
         dinout[i] *= grad;
     }
 }

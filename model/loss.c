@@ -5,8 +5,59 @@
 
 #include "model/fastmath.h"
 
+#include "model/vecmath.h"
+
+#ifdef VECMATH_AVX2
+// Largest of row[v] * inv_temp over a row of V logits.
+static float row_max8(const float *row, int V, float inv_temp) {
+    int Vf = V / 8 * 8, rest = V - Vf;
+    __m256 vmax = _mm256_set1_ps(-INFINITY);
+    for (int v = 0; v < Vf; v += 8) vmax = _mm256_max_ps(vmax, _mm256_loadu_ps(row + v));
+    if (rest) {
+        __m256i mask = lanes_below(rest);
+        vmax = _mm256_max_ps(vmax, _mm256_blendv_ps(_mm256_set1_ps(-INFINITY), _mm256_maskload_ps(row + Vf, mask),
+                                                     _mm256_castsi256_ps(mask)));
+    }
+    // inv_temp > 0, so the largest logit gives the largest scaled logit.
+    return hmax8(vmax) * inv_temp;
+}
+
+// Sum of exp(row[v] * inv_temp - maxv); when out is not NULL each term is
+// also stored in out[v].
+static float row_expsum8(float *out, const float *row, int V, float inv_temp, float maxv) {
+    int Vf = V / 8 * 8, rest = V - Vf;
+    __m256 vt = _mm256_set1_ps(inv_temp), vm = _mm256_set1_ps(maxv);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int v = 0;
+    for (; v + 16 <= Vf; v += 16) {
+        __m256 e0 = fast_exp8(_mm256_fmsub_ps(_mm256_loadu_ps(row + v), vt, vm));
+        __m256 e1 = fast_exp8(_mm256_fmsub_ps(_mm256_loadu_ps(row + v + 8), vt, vm));
+        if (out) _mm256_storeu_ps(out + v, e0), _mm256_storeu_ps(out + v + 8, e1);
+        s0 = _mm256_add_ps(s0, e0);
+        s1 = _mm256_add_ps(s1, e1);
+    }
+    for (; v < Vf; v += 8) {
+        __m256 e = fast_exp8(_mm256_fmsub_ps(_mm256_loadu_ps(row + v), vt, vm));
+        if (out) _mm256_storeu_ps(out + v, e);
+        s0 = _mm256_add_ps(s0, e);
+    }
+    if (rest) {
+        __m256i mask = lanes_below(rest);
+        __m256 e = fast_exp8(_mm256_fmsub_ps(_mm256_maskload_ps(row + Vf, mask), vt, vm));
+        e = _mm256_and_ps(e, _mm256_castsi256_ps(mask));
+        if (out) _mm256_maskstore_ps(out + Vf, mask, e);
+        s1 = _mm256_add_ps(s1, e);
+    }
+    return hsum8(_mm256_add_ps(s0, s1));
+}
+#endif
+
 // Max and log of the softmax normaliser of one row of logits/temperature.
 static float row_logsumexp(const float *row, int V, float inv_temp, float *maxv_out) {
+#ifdef VECMATH_AVX2
+    float maxv = row_max8(row, V, inv_temp);
+    float sum = row_expsum8(NULL, row, V, inv_temp, maxv);
+#else
     // simd reductions: float sums may then be reordered, which GCC will not do
     // on its own; the order is still fixed, so results are reproducible.
     float maxv = row[0] * inv_temp;
@@ -15,6 +66,7 @@ static float row_logsumexp(const float *row, int V, float inv_temp, float *maxv_
     float sum = 0.0f;
 #pragma omp simd reduction(+ : sum)
     for (int v = 0; v < V; v++) sum += fast_expf(row[v] * inv_temp - maxv);
+#endif
     *maxv_out = maxv;
     return maxv + logf(sum);
 }
@@ -46,6 +98,10 @@ void logprob_backward(float *dlogits, const float *logits, const int *targets, c
             for (int v = 0; v < V; v++) drow[v] = 0.0f;
             continue;
         }
+#ifdef VECMATH_AVX2
+        float maxv = row_max8(row, V, inv_temp);
+        float sum = row_expsum8(drow, row, V, inv_temp, maxv);
+#else
         float maxv = row[0] * inv_temp;
 #pragma omp simd reduction(max : maxv)
         for (int v = 1; v < V; v++) maxv = row[v] * inv_temp > maxv ? row[v] * inv_temp : maxv;
@@ -56,6 +112,7 @@ void logprob_backward(float *dlogits, const float *logits, const int *targets, c
             drow[v] = e;
             sum += e;
         }
+#endif
         float scale = dlogp[i] * inv_temp, k = -scale / sum;
         for (int v = 0; v < V; v++) drow[v] *= k;
         drow[targets[i]] += scale;

@@ -381,22 +381,32 @@ static void logprob_backward_reference(float *dlogits, const float *logits, cons
 
 static void test_logprob_backward_matches_reference(void **state) {
     (void)state;
-    enum { N = 6, V = 1000 };
-    int targets[N] = {0, 999, 5, 5, 500, 17};
+    enum { N = 6 };
+    int Vs[3] = {1000, 1003, 5}; // whole vectors of 8, a tail of 3, shorter than one vector
     float dlogp[N] = {-0.5f, 1.0f, 0.0f, 0.25f, -2.0f, 3.0f};
     float temps[3] = {1.0f, 0.7f, 1.6f};
-    float *logits = normal((size_t)N * V, 3, 90);
-    logits[3 * V + 5] = 40.0f; // one dominant logit
-    float *d = normal((size_t)N * V, 9, 91), *d_r = zeros((size_t)N * V);
-    for (int k = 0; k < 3; k++) {
-        logprob_backward(d, logits, targets, dlogp, N, V, temps[k]);
-        logprob_backward_reference(d_r, logits, targets, dlogp, N, V, temps[k]);
-        double e = max_rel_diff(d, d_r, (size_t)N * V);
-        printf("    logprob_backward temperature %.1f: %.1e\n", temps[k], e);
-        assert_true(e < 1e-6);
-        for (int v = 0; v < V; v++) assert_true(d[2 * V + v] == 0.0f); // dlogp 0: exactly zero
+    for (int iv = 0; iv < 3; iv++) {
+        int V = Vs[iv], targets[N] = {0, V - 1, 2, 2, V / 2, 3 % V};
+        float *logits = normal((size_t)N * V, 3, 90);
+        logits[3 * V + 2] = 40.0f; // one dominant logit
+        float *d = normal((size_t)N * V, 9, 91), *d_r = zeros((size_t)N * V), logp[N];
+        for (int k = 0; k < 3; k++) {
+            logprob_backward(d, logits, targets, dlogp, N, V, temps[k]);
+            logprob_backward_reference(d_r, logits, targets, dlogp, N, V, temps[k]);
+            double e = max_rel_diff(d, d_r, (size_t)N * V), e_lp = 0;
+            logprob_forward(logp, logits, targets, N, V, temps[k]);
+            for (int i = 0; i < N; i++) { // and the forward against log-softmax in double
+                double maxv = -INFINITY, z = 0;
+                for (int v = 0; v < V; v++) maxv = fmax(maxv, logits[i * V + v] / temps[k]);
+                for (int v = 0; v < V; v++) z += exp(logits[i * V + v] / temps[k] - maxv);
+                e_lp = fmax(e_lp, fabs(logp[i] - (logits[i * V + targets[i]] / temps[k] - maxv - log(z))));
+            }
+            printf("    logprob V=%d temperature %.1f: backward %.1e, forward %.1e\n", V, temps[k], e, e_lp);
+            assert_true(e < 1e-6 && e_lp < 1e-5);
+            for (int v = 0; v < V; v++) assert_true(d[2 * V + v] == 0.0f); // dlogp 0: exactly zero
+        }
+        free(logits), free(d), free(d_r);
     }
-    free(logits), free(d), free(d_r);
 }
 
 // ---- GELU and an MLP block (matmul -> gelu -> matmul) ------------------------
@@ -444,7 +454,7 @@ static void test_gelu_values(void **state) {
     assert_float_equal(y[3], 2.996363f, 1e-5);
 }
 
-// GELU backward against the derivative computed in double with libm's tanh.
+// GELU and its backward against the same computed in double with libm's tanh.
 // tanh recovered from the forward output is within 3e-7 of fast_tanhf's (whose
 // budget is 1e-6); the derivative multiplies that error by up to ~7 in the
 // tails (x near +-5), so the bound is 5e-6. The earlier version, which called
@@ -456,6 +466,13 @@ static void test_gelu_backward_matches_reference(void **state) {
     for (int i = 0; i < N; i++) x[i] = -12.0f + 24.0f * i / (N - 1); // includes 0 and |x| < 1e-4
     x[1] = 1e-30f, x[2] = -3e-38f, x[3] = 5e-5f, x[4] = -2e-4f;
     gelu_forward(y, x, N);
+    double maxfwd = 0; // the forward against libm too (AVX2 blocks of 8 and the scalar tail)
+    for (int i = 0; i < N; i++) {
+        double xx = x[i], ref = 0.5 * xx * (1 + tanh(0.7978845608028654 * (xx + 0.044715 * xx * xx * xx)));
+        maxfwd = fmax(maxfwd, fabs(y[i] - ref) / fmax(1.0, fabs(ref)));
+    }
+    printf("    gelu_forward: max |out - reference| %.1e (relative above 1)\n", maxfwd);
+    assert_true(maxfwd < 2e-6);
     for (int i = 0; i < N; i++) d[i] = 1.0f;
     gelu_backward(d, x, y, N);
     double maxdiff = 0;
