@@ -1,119 +1,576 @@
 #include "model/generate.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+#include <omp.h>
+
 #include "model/fastmath.h"
-#include "model/layers.h"
+
+// Rows of one prefill pass: enough for sgemm to run near its peak, small
+// enough that the scratch stays a fraction of the cache itself.
+enum { PREFILL_ROWS = 256 };
+
+static size_t round_up(size_t n, size_t m) {
+    return (n + m - 1) / m * m;
+}
 
 int kvcache_create(KVCache *c, const GPTConfig *cfg, int slots, Error *err) {
     memset(c, 0, sizeof *c);
+    if (slots < 1) return error_set(err, "a KV cache needs at least one slot, not %d", slots);
+    int nth = omp_get_max_threads();
+    nth = nth < 1 ? 1 : nth > 256 ? 256 : nth;
     size_t S = slots, T = cfg->max_seq_len, C = cfg->n_embd, L = cfg->n_layer, V = cfg->vocab_size;
+    size_t Tp = round_up(T, 8), R = S * T < PREFILL_ROWS ? S * T : PREFILL_ROWS;
+    if (R < S) R = S;
+    size_t RP = round_up(R, 8), SP = round_up(S, 8), hs = C / cfg->n_head;
     c->slots = slots, c->max_T = cfg->max_seq_len, c->C = cfg->n_embd, c->V = cfg->vocab_size;
-    c->NH = cfg->n_head;
-    float **ptrs[] = {&c->k, &c->v, &c->x, &c->ln, &c->mean, &c->rstd, &c->qkv, &c->atty,
-                      &c->proj, &c->fch, &c->fch_gelu, &c->att, &c->logits, &c->head, &c->probs};
-    size_t sizes[] = {L * S * T * C, L * S * T * C, S * C, S * C, S, S, S * 3 * C, S * C, S * C,
-                      S * 4 * C, S * 4 * C, S * cfg->n_head * T, S * V, S, V};
+    c->NH = cfg->n_head, c->L = cfg->n_layer, c->Tp = (int)Tp, c->rows = (int)R, c->n_threads = nth;
+    // Every block starts on a 64-byte line, so threads writing neighbouring
+    // feature ranges of a shared buffer share as few lines as possible.
+    c->thread_floats = round_up(2 * C * RP + 2 * RP + Tp + 2 * hs, 16);
+    float **ptrs[] = {&c->k,    &c->v,       &c->thread_mem, &c->qkv,        &c->atty,
+                      &c->fch,  &c->part,    &c->logitsT,    &c->logits,     &c->seq_logits,
+                      &c->probs, &c->head,   &c->samp_lp};
+    // Shared buffers have room for every thread's rows padded to 8 (split by rows).
+    size_t RX = RP + 8 * nth, SX = SP + 8 * nth;
+    size_t sizes[] = {L * S * C * Tp, L * S * Tp * C, nth * c->thread_floats, 3 * C * RX, C * RX,
+                      4 * C * RX,     2 * nth * C * RP, V * SX,               S * V,      S * V,
+                      S * V,          S,              S};
     size_t total = 0, n = sizeof sizes / sizeof sizes[0];
-    for (size_t i = 0; i < n; i++) total += sizes[i];
-    int **iptrs[] = {&c->order, &c->pos, &c->tok, &c->row_seq, &c->row_pos, &c->done};
-    size_t isizes[] = {2 * V, S, S, S, S, S};
+    for (size_t i = 0; i < n; i++) total += round_up(sizes[i], 16);
+    int **iptrs[] = {&c->order,    &c->pos,      &c->tok,       &c->row_seq,   &c->row_pos,
+                     &c->done,     &c->ready,    &c->samp_seq,  &c->samp_row,  &c->samp_tok,
+                     &c->chunk_tok, &c->chunk_pos, &c->chunk_slot, &c->logit_rows};
+    size_t isizes[] = {2 * S * V, S, S, S, S, S, S, S, S, S, R, R, R, S};
     size_t itotal = 0, ni = sizeof isizes / sizeof isizes[0];
     for (size_t i = 0; i < ni; i++) itotal += isizes[i];
-    c->memory = malloc(total * sizeof(float));
+    // calloc: pages of the cache that a run never reaches are never touched,
+    // and key blocks read past a sequence's end (then ignored) are defined.
+    c->memory = calloc(total + 16, sizeof(float));
     c->int_memory = malloc(itotal * sizeof(int));
-    if (!c->memory || !c->int_memory) {
+    c->double_memory = malloc(S * sizeof(double));
+    if (!c->memory || !c->int_memory || !c->double_memory) {
         kvcache_free(c);
         return error_set(err, "out of memory for a KV cache of %d slots", slots);
     }
-    float *p = c->memory;
+    float *p = c->memory + (16 - ((uintptr_t)c->memory / sizeof(float)) % 16) % 16;
     for (size_t i = 0; i < n; i++) {
         *ptrs[i] = p;
-        p += sizes[i];
+        p += round_up(sizes[i], 16);
     }
     int *q = c->int_memory;
     for (size_t i = 0; i < ni; i++) {
         *iptrs[i] = q;
         q += isizes[i];
     }
+    c->samp_u = c->double_memory;
     return 0;
 }
 
 void kvcache_free(KVCache *c) {
     free(c->memory);
     free(c->int_memory);
+    free(c->double_memory);
     memset(c, 0, sizeof *c);
 }
 
-// Single-query attention of each row against its cached keys and values.
-static void attention_decode(KVCache *c, int l, const int *pos, const int *slots, int n) {
-    int C = c->C, NH = c->NH, hs = C / NH, T = c->max_T;
-    float scale = 1.0f / sqrtf((float)hs);
-    size_t layer = (size_t)l * c->slots * T * C;
-#pragma omp parallel for collapse(2)
-    for (int i = 0; i < n; i++) {
-        for (int h = 0; h < NH; h++) {
-            const float *q = c->qkv + (size_t)i * 3 * C + h * hs;
-            const float *kc = c->k + layer + (size_t)slots[i] * T * C + h * hs;
-            const float *vc = c->v + layer + (size_t)slots[i] * T * C + h * hs;
-            float *a = c->att + ((size_t)i * NH + h) * T;
-            float maxv = -INFINITY;
-            for (int t = 0; t <= pos[i]; t++) {
-                float s = 0.0f;
-                for (int d = 0; d < hs; d++) s += q[d] * kc[(size_t)t * C + d];
-                a[t] = s * scale;
-                maxv = a[t] > maxv ? a[t] : maxv;
-            }
-            float sum = 0.0f;
-            for (int t = 0; t <= pos[i]; t++) {
-                a[t] = fast_expf(a[t] - maxv);
-                sum += a[t];
-            }
-            float *o = c->atty + (size_t)i * C + h * hs;
-            for (int d = 0; d < hs; d++) o[d] = 0.0f;
-            for (int t = 0; t <= pos[i]; t++) {
-                float w = a[t] / sum;
-                for (int d = 0; d < hs; d++) o[d] += w * vc[(size_t)t * C + d];
-            }
+// Sums and maxima in eight interleaved lanes: a fixed order (independent of
+// alignment) that the compiler can vectorise, which it may not do for a
+// plain running sum without -ffast-math.
+static float sum8(const float *x, int n) {
+    float s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += x[i + j];
+    float tail = 0.0f;
+    for (; i < n; i++) tail += x[i];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + tail;
+}
+
+static float max8(const float *x, int n) {
+    float s[8];
+    for (int j = 0; j < 8; j++) s[j] = -INFINITY;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] = x[i + j] > s[j] ? x[i + j] : s[j];
+    for (; i < n; i++) s[0] = x[i] > s[0] ? x[i] : s[0];
+    for (int j = 1; j < 8; j++) s[0] = s[j] > s[0] ? s[j] : s[0];
+    return s[0];
+}
+
+// ---- kernels ------------------------------------------------------------------------
+// Inside a forward call activations are feature-major, (features, NP) with
+// the n rows padded to NP, a multiple of 8: a matrix product is then
+// out (OC, NP) = W (OC, IC) . in (IC, NP) with W in the checkpoint's own
+// (OC, IC) layout, and a decode step of 16 rows is a loop that broadcasts one
+// weight and multiplies it into two vectors of 8 rows. Unlike sgemm it packs
+// nothing: OpenBLAS spent as long copying each weight matrix into its panel
+// format as multiplying at 16 rows (perf: sgemm_incopy 29-41% of generation
+// against sgemm_kernel 26-31%). Per-row reductions (LayerNorm) run along the
+// features with the rows in the vector lanes, so they vectorise without
+// reassociating anything.
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define GEN_AVX2 1
+#endif
+
+// Up to this many (padded) rows the kernel below beats sgemm; above it
+// (prefill chunks) OpenBLAS's packing pays for itself.
+enum { SMALL_NP = 64 };
+
+#ifdef GEN_AVX2
+// out rows [0,OB) x columns [0, 8 NV) of a block; OB NV <= 12 accumulators.
+static inline __attribute__((always_inline)) void mm_block(float *out, const float *W, int ldw,
+                                                          const float *in, int IC, int NP,
+                                                          const int OB, const int NV) {
+    __m256 acc[12][2];
+    for (int i = 0; i < OB; i++)
+        for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
+    for (int k = 0; k < IC; k++) {
+        __m256 x[2];
+        for (int v = 0; v < NV; v++) x[v] = _mm256_loadu_ps(in + (size_t)k * NP + 8 * v);
+        for (int i = 0; i < OB; i++) {
+            __m256 w = _mm256_broadcast_ss(W + (size_t)i * ldw + k);
+            for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(w, x[v], acc[i][v]);
         }
+    }
+    for (int i = 0; i < OB; i++)
+        for (int v = 0; v < NV; v++) _mm256_storeu_ps(out + (size_t)i * NP + 8 * v, acc[i][v]);
+}
+#endif
+
+// out (OC, NP) = W (OC, IC; row stride ldw) . in (IC, NP); NP a multiple of 8.
+static void matmul_fm(float *out, const float *W, int ldw, const float *in, int OC, int IC, int NP) {
+    if (OC <= 0) return;
+    if (NP > SMALL_NP) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, NP, IC, 1.0f, W, ldw, in, NP,
+                    0.0f, out, NP);
+        return;
+    }
+#ifdef GEN_AVX2
+    int o = 0;
+    for (; o + 6 <= OC; o += 6) { // each 6-row block of W stays in L1 across row groups
+        const float *w = W + (size_t)o * ldw;
+        int g = 0;
+        for (; g + 16 <= NP; g += 16) mm_block(out + (size_t)o * NP + g, w, ldw, in + g, IC, NP, 6, 2);
+        if (g < NP && (g > 0 || o + 12 > OC)) mm_block(out + (size_t)o * NP + g, w, ldw, in + g, IC, NP, 6, 1);
+        else if (g < NP) { // 8 rows: 12 weight rows at a time
+            mm_block(out + (size_t)o * NP, w, ldw, in, IC, NP, 12, 1);
+            o += 6;
+        }
+    }
+    for (; o + 2 <= OC; o += 2)
+        for (int g = 0; g < NP; g += 8)
+            mm_block(out + (size_t)o * NP + g, W + (size_t)o * ldw, ldw, in + g, IC, NP, 2, 1);
+    if (o < OC)
+        for (int g = 0; g < NP; g += 8)
+            mm_block(out + (size_t)o * NP + g, W + (size_t)o * ldw, ldw, in + g, IC, NP, 1, 1);
+#else
+    for (int o = 0; o < OC; o++) {
+        float *r = out + (size_t)o * NP;
+        for (int j = 0; j < NP; j++) r[j] = 0.0f;
+        for (int k = 0; k < IC; k++) {
+            float w = W[(size_t)o * ldw + k];
+            const float *x = in + (size_t)k * NP;
+            for (int j = 0; j < NP; j++) r[j] += w * x[j];
+        }
+    }
+#endif
+}
+
+// out (C, NP) = LayerNorm of each column of in (C, NP) (layers.c's formula,
+// eps 1e-5); out may be in. mean and rstd hold NP floats of scratch.
+static void layernorm_fm(float *out, const float *in, const float *w, const float *b, int C, int NP,
+                         float *mean, float *rstd) {
+    for (int j = 0; j < NP; j++) mean[j] = 0.0f, rstd[j] = 0.0f;
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < NP; j++) mean[j] += in[(size_t)c * NP + j];
+    for (int j = 0; j < NP; j++) mean[j] /= C;
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < NP; j++) {
+            float d = in[(size_t)c * NP + j] - mean[j];
+            rstd[j] += d * d;
+        }
+    for (int j = 0; j < NP; j++) rstd[j] = 1.0f / sqrtf(rstd[j] / C + 1e-5f);
+    for (int c = 0; c < C; c++)
+        for (int j = 0; j < NP; j++)
+            out[(size_t)c * NP + j] = (in[(size_t)c * NP + j] - mean[j]) * rstd[j] * w[c] + b[c];
+}
+
+#define GELU_SCALE 0.7978845608028654f // sqrt(2/pi), as in layers.c
+
+// Keys of (layer l, slot s, head h): Tp/8 blocks of 8 positions, each (hs, 8):
+// key d of position t is at (t / 8) * 8 hs + 8 d + t % 8. A block is what the
+// score loop reads, contiguously; writing one position touches hs/2 lines.
+static float *key_block(const KVCache *c, int l, int s, int h) {
+    size_t hs = c->C / c->NH;
+    return c->k + (((size_t)l * c->slots + s) * c->NH + h) * hs * c->Tp;
+}
+
+static size_t key_at(int hs, int t, int d) {
+    return (size_t)(t / 8) * 8 * hs + 8 * d + t % 8;
+}
+
+// Values of (layer l, slot s, head h): Tp rows of hs.
+static float *value_block(const KVCache *c, int l, int s, int h) {
+    size_t hs = c->C / c->NH;
+    return c->v + (((size_t)l * c->slots + s) * c->NH + h) * c->Tp * hs;
+}
+
+#ifdef GEN_AVX2
+// out (8 NV) = sum over t < np of w[t] v[t] (rows of 8 NV floats), in registers.
+static inline __attribute__((always_inline)) void weighted_sum(float *out, const float *w,
+                                                               const float *v, int np, const int NV) {
+    __m256 o[8];
+    for (int k = 0; k < NV; k++) o[k] = _mm256_setzero_ps();
+    for (int t = 0; t < np; t++) {
+        __m256 wt = _mm256_broadcast_ss(w + t);
+        for (int k = 0; k < NV; k++) o[k] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(v + (size_t)t * 8 * NV + 8 * k), o[k]);
+    }
+    for (int k = 0; k < NV; k++) _mm256_storeu_ps(out + 8 * k, o[k]);
+}
+#endif
+
+// Single-query attention of head h at position p of slot s over the cached
+// positions 0..p; q (hs) is already scaled by 1/sqrt(hs); out (hs). att
+// holds Tp floats. Scores are computed a block of 8 positions at a time; the
+// last block reads keys past p, which are zero or stale but finite, and unused.
+static void attend(const KVCache *c, int l, int s, int p, int h, const float *q, float *out, float *att) {
+    int hs = c->C / c->NH, np = p + 1;
+    const float *kt = key_block(c, l, s, h), *v = value_block(c, l, s, h);
+#ifdef GEN_AVX2
+    int t = 0;
+    for (; t + 16 <= np; t += 16) { // two blocks: two independent chains
+        const float *k0 = kt + (size_t)t * hs, *k1 = k0 + 8 * hs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
+        int d = 0;
+        for (; d + 2 <= hs; d += 2) {
+            __m256 q0 = _mm256_broadcast_ss(q + d), q1 = _mm256_broadcast_ss(q + d + 1);
+            a0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k0 + 8 * d), a0);
+            b0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k1 + 8 * d), b0);
+            a1 = _mm256_fmadd_ps(q1, _mm256_loadu_ps(k0 + 8 * d + 8), a1);
+            b1 = _mm256_fmadd_ps(q1, _mm256_loadu_ps(k1 + 8 * d + 8), b1);
+        }
+        for (; d < hs; d++) {
+            __m256 q0 = _mm256_broadcast_ss(q + d);
+            a0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k0 + 8 * d), a0);
+            b0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k1 + 8 * d), b0);
+        }
+        _mm256_storeu_ps(att + t, _mm256_add_ps(a0, a1));
+        _mm256_storeu_ps(att + t + 8, _mm256_add_ps(b0, b1));
+    }
+    for (; t < np; t += 8) {
+        const float *k0 = kt + (size_t)t * hs;
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        int d = 0;
+        for (; d + 2 <= hs; d += 2) {
+            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), _mm256_loadu_ps(k0 + 8 * d), a0);
+            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d + 1), _mm256_loadu_ps(k0 + 8 * d + 8), a1);
+        }
+        for (; d < hs; d++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), _mm256_loadu_ps(k0 + 8 * d), a0);
+        _mm256_storeu_ps(att + t, _mm256_add_ps(a0, a1));
+    }
+#else
+    for (int t = 0; t < np; t++) {
+        float a = 0.0f;
+        for (int d = 0; d < hs; d++) a += q[d] * kt[key_at(hs, t, d)];
+        att[t] = a;
+    }
+#endif
+    float mx = max8(att, np);
+    for (int t = 0; t < np; t++) att[t] = fast_expf(att[t] - mx);
+    float inv = 1.0f / sum8(att, np);
+#ifdef GEN_AVX2
+    switch (hs) { // the output in registers: a constant count of vectors
+    case 8: weighted_sum(out, att, v, np, 1); break;
+    case 16: weighted_sum(out, att, v, np, 2); break;
+    case 32: weighted_sum(out, att, v, np, 4); break;
+    case 64: weighted_sum(out, att, v, np, 8); break;
+    default:
+#else
+    {
+#endif
+        for (int d = 0; d < hs; d++) out[d] = 0.0f;
+        for (int t = 0; t < np; t++)
+            for (int d = 0; d < hs; d++) out[d] += att[t] * v[(size_t)t * hs + d];
+    }
+    for (int d = 0; d < hs; d++) out[d] *= inv;
+}
+
+// Start of thread t's share of n items split over nth threads, rounded to a
+// multiple of align (nondecreasing in t; n at t = nth).
+static int split_at(int n, int t, int nth, int align) {
+    if (t >= nth) return n;
+    long s = ((long)n * t / nth + align / 2) / align * align;
+    return s > n ? n : (int)s;
+}
+
+// One forward call over n rows (a prefill chunk or a decode step).
+typedef struct {
+    const GPT *m;
+    KVCache *c;
+    const int *tok, *pos, *slot;
+    int n;
+    const int *lrows; // rows whose logits are wanted (row lrows[j] -> logits row j), ascending; NULL: all
+    int nl;
+    const SamplerConfig *sc; // then, when ns > 0, the draws listed in c->samp_*
+    int ns;
+} Pass;
+
+// The rows [r0, r1) of a pass as one team works on them, with the scratch
+// it uses: feature-major buffers with row stride round_up(r1 - r0, 8).
+typedef struct {
+    int r0, r1;
+    int j0, j1;       // the logits rows of these rows: j0..j1-1, row lrow(j) - r0
+    float *qkv, *atty, *fch, *logitsT;
+    float *part;      // team thread u's partial sums at part + u * part_stride (two sets)
+    size_t part_stride;
+} Work;
+
+// Logits row r of a draw: r < slots is c->logits row r, slots + b is
+// c->seq_logits row b.
+static const float *logits_row(const KVCache *c, int r) {
+    return r < c->slots ? c->logits + (size_t)r * c->V : c->seq_logits + (size_t)(r - c->slots) * c->V;
+}
+
+static void sample_one(KVCache *c, const SamplerConfig *sc, int j) {
+    int V = c->V;
+    c->samp_tok[j] = sample_token_u(logits_row(c, c->samp_row[j]), V, sc, c->samp_u[j],
+                                    c->probs + (size_t)j * V, c->order + (size_t)j * 2 * V,
+                                    &c->samp_lp[j]);
+}
+
+// x (C, NP) += bias + the partial sums of the team's threads u that made
+// one (has(u)), in thread order: the same operations on every thread, so
+// every thread's copy of the residual stream stays identical.
+static void add_partials(float *x, const float *part, size_t part_stride, const float *bias, int C,
+                         int NP, int nth, int NH, int F) {
+    size_t n = (size_t)C * NP;
+    for (int u = 0; u < nth; u++) {
+        int has = NH ? NH * (u + 1) / nth > NH * u / nth : split_at(F, u + 1, nth, 8) > split_at(F, u, nth, 8);
+        if (!has) continue;
+        const float *pu = part + u * part_stride;
+        for (size_t i = 0; i < n; i++) x[i] += pu[i];
+    }
+    for (int k = 0; k < C; k++)
+        for (int j = 0; j < NP; j++) x[(size_t)k * NP + j] += bias[k];
+}
+
+static void team_barrier(int nth) {
+    if (nth > 1) {
+#pragma omp barrier
+    }
+}
+
+// The forward pass of rows [r0,r1) by thread t of a team of nth threads
+// that share them by features: a layer needs two barriers. Each thread keeps
+// its own copy of the residual stream and LayerNorms it; thread t owns heads
+// [h0,h1) (their Q/K/V features, keys and values in the cache, attention,
+// and the slice of the output projection that reads them, as a partial sum
+// over its input features) and MLP hidden features [f0,f1) (the fc slice,
+// GELU, and the slice of fcproj reading them, again a partial sum). After
+// each barrier every thread adds all partial sums to its copy. With nth = 1
+// this is the whole forward pass of those rows on one thread.
+static void forward_rows(const Pass *P, const Work *w, int t, int nth, int tid) {
+    const ParameterTensors *p = &P->m->params;
+    KVCache *c = P->c;
+    int C = c->C, C4 = 4 * C, NH = c->NH, hs = C / NH, V = c->V, n = w->r1 - w->r0;
+    const int *tok = P->tok + w->r0, *pos = P->pos + w->r0, *slot = P->slot + w->r0;
+    int NP = (int)round_up(n, 8);
+    size_t RP = round_up(c->rows, 8), CR = (size_t)C * RP, CNP = (size_t)C * NP;
+    float *x = c->thread_mem + (size_t)tid * c->thread_floats, *ln = x + CR, *mean = ln + CR;
+    float *rstd = mean + RP, *att = rstd + RP, *qv = att + c->Tp, *ov = qv + hs;
+    float *part_a = w->part, *part_f = w->part + (size_t)nth * w->part_stride;
+    float *my_a = part_a + t * w->part_stride, *my_f = part_f + t * w->part_stride;
+    int h0 = NH * t / nth, h1 = NH * (t + 1) / nth, c0 = h0 * hs, nc = (h1 - h0) * hs;
+    int f0 = split_at(C4, t, nth, 8), f1 = split_at(C4, t + 1, nth, 8), nf = f1 - f0;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int j = 0; j < NP; j++) { // x (C, NP) = wte[token] + wpe[pos]; padding rows 0
+        if (j >= n) {
+            for (int k = 0; k < C; k++) x[(size_t)k * NP + j] = 0.0f;
+            continue;
+        }
+        const float *we = p->wte + (size_t)tok[j] * C, *pe = p->wpe + (size_t)pos[j] * C;
+        for (int k = 0; k < C; k++) x[(size_t)k * NP + j] = we[k] + pe[k];
+    }
+    for (int l = 0; l < c->L; l++) {
+        size_t lC = (size_t)l * C;
+        const float *qkvw = p->qkvw + lC * 3 * C, *qkvb = p->qkvb + 3 * lC;
+        layernorm_fm(ln, x, p->ln1w + lC, p->ln1b + lC, C, NP, mean, rstd);
+        if (nc > 0) {
+            for (int k = 0; k < 3; k++)
+                matmul_fm(w->qkv + ((size_t)k * C + c0) * NP, qkvw + ((size_t)k * C + c0) * C, C, ln,
+                          nc, C, NP);
+            for (int f = c0; f < c0 + nc; f++) { // biases; Q scaled; K and V into the cache
+                float *qr = w->qkv + (size_t)f * NP;
+                const float *kr = qr + CNP, *vr = kr + CNP;
+                float qb = qkvb[f], kb = qkvb[C + f], vb = qkvb[2 * C + f];
+                int h = f / hs, d = f % hs;
+                for (int j = 0; j < NP; j++) qr[j] = (qr[j] + qb) * scale;
+                for (int j = 0; j < n; j++) {
+                    key_block(c, l, slot[j], h)[key_at(hs, pos[j], d)] = kr[j] + kb;
+                    value_block(c, l, slot[j], h)[(size_t)pos[j] * hs + d] = vr[j] + vb;
+                }
+            }
+            for (int h = h0; h < h1; h++) {
+                const float *q = w->qkv + (size_t)h * hs * NP;
+                float *y = w->atty + (size_t)h * hs * NP;
+                for (int j = 0; j < NP; j++) {
+                    if (j < n) {
+                        for (int d = 0; d < hs; d++) qv[d] = q[(size_t)d * NP + j];
+                        attend(c, l, slot[j], pos[j], h, qv, ov, att);
+                    } else {
+                        for (int d = 0; d < hs; d++) ov[d] = 0.0f;
+                    }
+                    for (int d = 0; d < hs; d++) y[(size_t)d * NP + j] = ov[d];
+                }
+            }
+            matmul_fm(my_a, p->attprojw + lC * C + c0, C, w->atty + (size_t)c0 * NP, C, nc, NP);
+        }
+        team_barrier(nth);
+        add_partials(x, part_a, w->part_stride, p->attprojb + lC, C, NP, nth, NH, 0);
+        layernorm_fm(ln, x, p->ln2w + lC, p->ln2b + lC, C, NP, mean, rstd);
+        if (nf > 0) {
+            const float *fcb = p->fcb + 4 * lC;
+            float *h = w->fch + (size_t)f0 * NP;
+            matmul_fm(h, p->fcw + (lC * 4 + f0) * C, C, ln, nf, C, NP);
+            for (int f = 0; f < nf; f++) {
+                float *r = h + (size_t)f * NP, b = fcb[f0 + f];
+                for (int j = 0; j < NP; j++) {
+                    float u = r[j] + b;
+                    r[j] = 0.5f * u * (1.0f + fast_tanhf(GELU_SCALE * (u + 0.044715f * u * u * u)));
+                }
+            }
+            matmul_fm(my_f, p->fcprojw + lC * C4 + f0, C4, h, C, nf, NP);
+        }
+        team_barrier(nth);
+        add_partials(x, part_f, w->part_stride, p->fcprojb + lC, C, NP, nth, 0, C4);
+    }
+    // Final LayerNorm of the wanted rows, gathered into ln (C, NL); LM head
+    // features [v0,v1) of this thread, transposed into c->logits rows; the
+    // scalar head on thread 0.
+    int nl = w->j1 - w->j0, NL = (int)round_up(nl, 8);
+    if (nl == 0) return;
+    for (int k = 0; k < C; k++)
+        for (int j = 0; j < NL; j++) {
+            int r = j < nl ? (P->lrows ? P->lrows[w->j0 + j] : w->j0 + j) - w->r0 : 0;
+            ln[(size_t)k * NL + j] = j < nl ? x[(size_t)k * NP + r] : 0.0f;
+        }
+    layernorm_fm(ln, ln, p->lnfw, p->lnfb, C, NL, mean, rstd);
+    float *logits = c->logits + (size_t)w->j0 * V;
+    int v0 = split_at(V, t, nth, 16), v1 = split_at(V, t + 1, nth, 16);
+    if (v1 > v0) {
+        matmul_fm(w->logitsT + (size_t)v0 * NL, p->wte + (size_t)v0 * C, C, ln, v1 - v0, C, NL);
+        // Tiles of 32 logits: rows of c->logits lie V floats apart, a stride
+        // that maps them all to one L1 set, so write each row's tile in turn.
+        for (int vt = v0; vt < v1; vt += 32) {
+            int ve = vt + 32 < v1 ? vt + 32 : v1;
+            for (int j = 0; j < nl; j++)
+                for (int v = vt; v < ve; v++) logits[(size_t)j * V + v] = w->logitsT[(size_t)v * NL + j];
+        }
+    }
+    if (t == 0) {
+        for (int j = 0; j < nl; j++) mean[j] = p->headb[0];
+        for (int k = 0; k < C; k++)
+            for (int j = 0; j < nl; j++) mean[j] += ln[(size_t)k * NL + j] * p->headw[k];
+        for (int j = 0; j < nl; j++) c->head[w->j0 + j] = mean[j];
+    }
+}
+
+// How a pass is shared between nth threads: by rows when every thread can
+// take whole sequences and at least 8 rows (then a pass has no barrier at
+// all, each thread runs its rows through the whole model), else by
+// features. Fills bounds[0..nth] with the row split; returns 1 for rows.
+static int split_rows(const Pass *P, int nth, int *bounds) {
+    KVCache *c = P->c;
+    if (c->split == KV_SPLIT_FEATURES || P->n < 8 * nth) return 0;
+    bounds[0] = 0, bounds[nth] = P->n;
+    for (int t = 1; t < nth; t++) { // the sequence start nearest the even split
+        int ideal = P->n * t / nth, best = -1;
+        for (int d = 0; d <= P->n && best < 0; d++) {
+            int lo = ideal - d, hi = ideal + d;
+            if (lo > bounds[t - 1] && P->slot[lo] != P->slot[lo - 1]) best = lo;
+            else if (hi < P->n && hi > bounds[t - 1] && P->slot[hi] != P->slot[hi - 1]) best = hi;
+        }
+        if (best < 0) return 0;
+        bounds[t] = best;
+    }
+    for (int t = 0; t < nth; t++) // balanced within a factor of two
+        if (bounds[t + 1] - bounds[t] < P->n / (2 * nth)) return 0;
+    // A sequence's rows must stay on one thread: one row may read the keys
+    // and values another row of the same call writes.
+    for (int t = 1; t < nth; t++)
+        for (int i = bounds[t]; i < P->n; i++)
+            for (int k = 0; k < bounds[t]; k++)
+                if (P->slot[i] == P->slot[k]) return 0;
+    return 1;
+}
+
+// Index of the first logits row whose row is >= r.
+static int first_logit_row(const Pass *P, int r) {
+    if (!P->lrows) return r < P->nl ? r : P->nl;
+    int j = 0;
+    while (j < P->nl && P->lrows[j] < r) j++;
+    return j;
+}
+
+static void pass_thread(const Pass *P, int t, int nth, int by_rows, const int *bounds) {
+    KVCache *c = P->c;
+    size_t CR = (size_t)c->C * round_up(c->rows, 8);
+    Work w;
+    if (by_rows) { // thread t alone on rows [bounds[t], bounds[t+1]), its own stretch of scratch
+        size_t col = 0, lcol = 0;
+        for (int u = 0; u < t; u++) {
+            col += round_up(bounds[u + 1] - bounds[u], 8);
+            lcol += round_up(first_logit_row(P, bounds[u + 1]) - first_logit_row(P, bounds[u]), 8);
+        }
+        w.r0 = bounds[t], w.r1 = bounds[t + 1];
+        w.j0 = first_logit_row(P, w.r0), w.j1 = first_logit_row(P, w.r1);
+        w.qkv = c->qkv + 3 * c->C * col, w.atty = c->atty + c->C * col, w.fch = c->fch + 4 * c->C * col;
+        w.logitsT = c->logitsT + c->V * lcol;
+        w.part = c->part + (size_t)2 * t * CR, w.part_stride = CR;
+        forward_rows(P, &w, 0, 1, t);
+        for (int j = 0; j < P->ns; j++) { // the draws from this thread's logits; thread 0 those of the prefill
+            int r = c->samp_row[j];
+            if (r >= c->slots ? t == 0 : r >= w.j0 && r < w.j1) sample_one(c, P->sc, j);
+        }
+    } else {
+        w.r0 = 0, w.r1 = P->n, w.j0 = 0, w.j1 = P->nl;
+        w.qkv = c->qkv, w.atty = c->atty, w.fch = c->fch, w.logitsT = c->logitsT;
+        w.part = c->part, w.part_stride = CR;
+        forward_rows(P, &w, t, nth, t);
+        if (P->ns > 0) {
+            team_barrier(nth);
+            for (int j = t; j < P->ns; j += nth) sample_one(c, P->sc, j);
+        }
+    }
+}
+
+static void run_pass(const Pass *P) {
+    int nth = P->c->n_threads, bounds[257];
+    if (nth == 1) {
+        pass_thread(P, 0, 1, 0, NULL);
+        return;
+    }
+    int by_rows = split_rows(P, nth, bounds);
+#pragma omp parallel num_threads(nth)
+    {
+        int team = omp_get_num_threads(); // fewer than asked for: share by features
+        pass_thread(P, omp_get_thread_num(), team, by_rows && team == nth, bounds);
     }
 }
 
 void gpt_decode_step(const GPT *m, KVCache *c, const int *tokens, const int *pos, const int *slots,
                      int n) {
-    const GPTConfig *cfg = &m->config;
-    const ParameterTensors *p = &m->params;
-    int C = cfg->n_embd, T = cfg->max_seq_len;
-    for (int i = 0; i < n; i++) { // x (n,C) = wte[token] + wpe[pos]
-        const float *we = p->wte + (size_t)tokens[i] * C, *pe = p->wpe + (size_t)pos[i] * C;
-        for (int d = 0; d < C; d++) c->x[(size_t)i * C + d] = we[d] + pe[d];
-    }
-    for (int l = 0; l < cfg->n_layer; l++) {
-        size_t lC = (size_t)l * C;
-        layernorm_forward(c->ln, c->mean, c->rstd, c->x, p->ln1w + lC, p->ln1b + lC, n, C);
-        matmul_forward(c->qkv, c->ln, p->qkvw + lC * 3 * C, p->qkvb + lC * 3, n, C, 3 * C);
-        size_t layer = (size_t)l * c->slots * T * C;
-        for (int i = 0; i < n; i++) {
-            size_t at = layer + ((size_t)slots[i] * T + pos[i]) * C;
-            memcpy(c->k + at, c->qkv + (size_t)i * 3 * C + C, C * sizeof(float));
-            memcpy(c->v + at, c->qkv + (size_t)i * 3 * C + 2 * C, C * sizeof(float));
-        }
-        attention_decode(c, l, pos, slots, n);
-        matmul_forward(c->proj, c->atty, p->attprojw + lC * C, p->attprojb + lC, n, C, C);
-        residual_forward(c->x, c->x, c->proj, (size_t)n * C);
-        layernorm_forward(c->ln, c->mean, c->rstd, c->x, p->ln2w + lC, p->ln2b + lC, n, C);
-        matmul_forward(c->fch, c->ln, p->fcw + lC * 4 * C, p->fcb + lC * 4, n, C, 4 * C);
-        gelu_forward(c->fch_gelu, c->fch, (size_t)n * 4 * C);
-        matmul_forward(c->proj, c->fch_gelu, p->fcprojw + lC * 4 * C, p->fcprojb + lC, n, 4 * C, C);
-        residual_forward(c->x, c->x, c->proj, (size_t)n * C);
-    }
-    layernorm_forward(c->ln, c->mean, c->rstd, c->x, p->lnfw, p->lnfb, n, C);
-    matmul_forward(c->logits, c->ln, p->wte, NULL, n, C, cfg->vocab_size); // (n,V)
-    head_forward(c->head, c->ln, p->headw, p->headb, n, C);
+    Pass P = {.m = m, .c = c, .tok = tokens, .pos = pos, .slot = slots, .n = n, .nl = n};
+    run_pass(&P);
 }
 
+// ---- sampling ---------------------------------------------------------------------
 // Descending probability, ties by id, so sampling is reproducible.
 static int before(int a, int b, const float *probs) {
     return probs[a] != probs[b] ? probs[a] > probs[b] : a < b;
@@ -134,14 +591,11 @@ static void sort_by_prob(int *order, int *tmp, int n, const float *probs) {
     memcpy(order, tmp, n * sizeof(int));
 }
 
-int sample_token(const float *logits, int V, const SamplerConfig *sc, Rng *rng, float *probs,
-                 int *order, float *logprob) {
-    if (sc->temperature <= 0.0f) { // greedy
-        int best = 0;
-        for (int v = 1; v < V; v++) best = logits[v] > logits[best] ? v : best;
-        *logprob = 0.0f;
-        return best;
-    }
+// The sampler as it was first written: libm expf, a double sum,
+// probabilities normalised before the search. sample_token_u returns what
+// this returns; for plain sampling it gets there faster (below).
+static int sample_exact(const float *logits, int V, const SamplerConfig *sc, double u, float *probs,
+                        int *order, float *logprob) {
     float inv_t = 1.0f / sc->temperature, maxv = -INFINITY;
     for (int v = 0; v < V; v++) maxv = fmaxf(maxv, logits[v] * inv_t);
     double sum = 0.0;
@@ -166,12 +620,12 @@ int sample_token(const float *logits, int V, const SamplerConfig *sc, Rng *rng, 
     }
     double mass = 0.0;
     for (int i = 0; i < n; i++) mass += probs[truncate ? order[i] : i];
-    double u = rng_uniform_double(rng) * mass, cum = 0.0;
+    double x = u * mass, cum = 0.0;
     int pick = truncate ? order[n - 1] : n - 1;
     for (int i = 0; i < n; i++) {
         int id = truncate ? order[i] : i;
         cum += probs[id];
-        if (u < cum) {
+        if (x < cum) {
             pick = id;
             break;
         }
@@ -180,42 +634,177 @@ int sample_token(const float *logits, int V, const SamplerConfig *sc, Rng *rng, 
     return pick;
 }
 
+// Sum of n floats in double, eight interleaved lanes.
+static double sum8_double(const float *x, int n) {
+    double s[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) s[j] += x[i + j];
+    double tail = 0.0;
+    for (; i < n; i++) tail += x[i];
+    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + tail;
+}
+
+// Blocks of the inverse-CDF search: the total is a sum of block sums, the
+// search skips whole blocks and walks token by token inside one.
+enum { SAMPLE_BLOCK = 64 };
+
+// Plain sampling (no top-k/top-p) computes exp with fast_expf (vectorised;
+// libm expf over the vocabulary took more time than the rest of a tiny
+// decode step) on unnormalised weights. Normalised, every weight is within
+// 6e-7 (relative; fast_expf 2e-7, libm expf and float rounding) of
+// sample_exact's probability, so are the ends of every token's interval of
+// [0,1), and a draw whose point lies more than 1e-6 from both ends of its
+// token's interval picks the same token there; one that does not (about one
+// draw in a million) is redone by sample_exact. Either way the token is
+// sample_exact's.
+int sample_token_u(const float *logits, int V, const SamplerConfig *sc, double u, float *probs,
+                   int *order, float *logprob) {
+    if (sc->temperature <= 0.0f) { // greedy
+        int best = 0;
+        for (int v = 1; v < V; v++) best = logits[v] > logits[best] ? v : best;
+        *logprob = 0.0f;
+        return best;
+    }
+    if ((sc->top_k > 0 && sc->top_k < V) || sc->top_p < 1.0f) // sorts anyway: no shortcut
+        return sample_exact(logits, V, sc, u, probs, order, logprob);
+    float inv_t = 1.0f / sc->temperature;
+    for (int v = 0; v < V; v++) probs[v] = logits[v] * inv_t;
+    float maxv = max8(probs, V);
+    for (int v = 0; v < V; v++) probs[v] = fast_expf(probs[v] - maxv); // unnormalised
+    double total = 0.0;
+    for (int v = 0; v < V; v += SAMPLE_BLOCK) total += sum8_double(probs + v, V - v < SAMPLE_BLOCK ? V - v : SAMPLE_BLOCK);
+    double target = u * total, cum = 0.0, lo = 0.0, hi = 0.0;
+    int pick = -1;
+    for (int v = 0; v < V; v += SAMPLE_BLOCK) {
+        int nb = V - v < SAMPLE_BLOCK ? V - v : SAMPLE_BLOCK;
+        double block = sum8_double(probs + v, nb);
+        if (target < cum + block) {
+            hi = cum;
+            for (int i = v; i < v + nb; i++) {
+                lo = hi;
+                hi += probs[i];
+                if (target < hi) {
+                    pick = i;
+                    break;
+                }
+            }
+            break;
+        }
+        cum += block;
+    }
+    double tol = 1e-6 * total;
+    if (pick < 0 || target - lo < tol || hi - target < tol)
+        return sample_exact(logits, V, sc, u, probs, order, logprob);
+    *logprob = (float)((double)(logits[pick] * inv_t - maxv) - log(total));
+    return pick;
+}
+
+int sample_token(const float *logits, int V, const SamplerConfig *sc, Rng *rng, float *probs,
+                 int *order, float *logprob) {
+    double u = sc->temperature > 0.0f ? rng_uniform_double(rng) : 0.0;
+    return sample_token_u(logits, V, sc, u, probs, order, logprob);
+}
+
+// The draws listed in c->samp_* (ns of them), on the cache's threads.
+static void sample_listed(KVCache *c, const SamplerConfig *sc, int ns) {
+    if (c->n_threads == 1 || ns < 2) {
+        for (int j = 0; j < ns; j++) sample_one(c, sc, j);
+        return;
+    }
+#pragma omp parallel for num_threads(c->n_threads) schedule(static, 1)
+    for (int j = 0; j < ns; j++) sample_one(c, sc, j);
+}
+
+// ---- generate ---------------------------------------------------------------------
+// Runs the prefill rows collected so far and keeps each finished prompt's
+// last-position logits in c->seq_logits.
+static void flush_prefill(const GPT *m, KVCache *c, int n, int nl) {
+    if (n == 0) return;
+    Pass P = {.m = m, .c = c, .tok = c->chunk_tok, .pos = c->chunk_pos, .slot = c->chunk_slot,
+              .n = n, .lrows = c->logit_rows, .nl = nl};
+    run_pass(&P);
+    for (int j = 0; j < nl; j++)
+        memcpy(c->seq_logits + (size_t)c->chunk_slot[c->logit_rows[j]] * c->V,
+               c->logits + (size_t)j * c->V, (size_t)c->V * sizeof(float));
+}
+
 void generate(const GPT *m, KVCache *c, const int *const *prompts, const int *prompt_lens, int B,
               int max_new, int stop_token, const SamplerConfig *sc, Rng *rng, int *out_tokens,
               float *out_logprobs, int *out_lens) {
-    // Every active sequence advances one position per step: first through its
-    // prompt (feeding prompt tokens), then sampling. Finished sequences drop
-    // out of the step, so short answers cost nothing afterwards.
-    int T = c->max_T;
-    int *pos = c->pos, *tok = c->tok, *row_seq = c->row_seq, *row_pos = c->row_pos, *done = c->done;
+    // The draws happen in the order of a run that feeds every sequence one
+    // position per step (a step is a position; within it, sequences in
+    // order): sequence b draws at step s once its logits at position s are
+    // known, i.e. from s = prompt_lens[b] - 1 on. All prompt positions are
+    // prefilled first, PREFILL_ROWS rows per pass; then each step feeds the
+    // tokens drawn at the step before, and its pass draws the next ones.
+    int T = c->max_T, S = c->slots;
+    int *done = c->done, *ready = c->ready;
+    int n = 0, nl = 0, first = T;
     for (int b = 0; b < B; b++) {
-        pos[b] = 0;
         out_lens[b] = 0;
-        done[b] = prompt_lens[b] < 1 || prompt_lens[b] >= T; // no room to continue
+        int P = prompt_lens[b];
+        done[b] = P < 1 || P >= T; // no room to continue
+        if (done[b]) continue;
+        ready[b] = P - 1;
+        first = P - 1 < first ? P - 1 : first;
+        for (int p = 0; p < P; p++) {
+            c->chunk_tok[n] = prompts[b][p], c->chunk_pos[n] = p, c->chunk_slot[n] = b;
+            if (p == P - 1) c->logit_rows[nl++] = n;
+            if (++n == c->rows) {
+                flush_prefill(m, c, n, nl);
+                n = nl = 0;
+            }
+        }
     }
+    flush_prefill(m, c, n, nl);
+    float temperature = sc->temperature;
+    // The draws of step s: sequences whose prompt ends at s, from the
+    // prefill's logits (samp_row slots + b).
+    int s = first, ns = 0;
+    for (int b = 0; b < B; b++) {
+        if (done[b] || ready[b] != s) continue;
+        c->samp_seq[ns] = b, c->samp_row[ns] = S + b;
+        c->samp_u[ns++] = temperature > 0.0f ? rng_uniform_double(rng) : 0.0;
+    }
+    sample_listed(c, sc, ns);
     for (;;) {
-        int n = 0;
-        for (int b = 0; b < B; b++) {
-            if (done[b]) continue;
-            int p = pos[b];
-            tok[n] = p < prompt_lens[b] ? prompts[b][p] : out_tokens[(size_t)b * max_new + p - prompt_lens[b]];
-            row_seq[n] = b;
-            row_pos[n] = p;
+        // Record step s's draws; the sequences that go on feed their token
+        // at position s + 1 (rows in sequence order).
+        n = 0;
+        for (int j = 0; j < ns; j++) {
+            int b = c->samp_seq[j], t = c->samp_tok[j], k = out_lens[b];
+            out_tokens[(size_t)b * max_new + k] = t;
+            out_logprobs[(size_t)b * max_new + k] = c->samp_lp[j];
+            out_lens[b] = k + 1;
+            if (t == stop_token || k + 1 >= max_new || s + 1 >= T) {
+                done[b] = 1;
+                continue;
+            }
+            c->tok[n] = t, c->row_pos[n] = s + 1, c->row_seq[n] = b;
+            ready[b] = s + 1;
             n++;
         }
-        if (n == 0) break;
-        gpt_decode_step(m, c, tok, row_pos, row_seq, n);
-        for (int i = 0; i < n; i++) {
-            int b = row_seq[i];
-            pos[b]++;
-            if (pos[b] < prompt_lens[b]) continue; // still reading the prompt
-            int k = out_lens[b];
-            float lp;
-            int t = sample_token(c->logits + (size_t)i * c->V, c->V, sc, rng, c->probs, c->order, &lp);
-            out_tokens[(size_t)b * max_new + k] = t;
-            out_logprobs[(size_t)b * max_new + k] = lp;
-            out_lens[b] = k + 1;
-            if (t == stop_token || out_lens[b] >= max_new || pos[b] >= T) done[b] = 1;
+        s++;
+        // Step s's draws, taken from rng in sequence order: the rows fed now
+        // (logits row = their row) and prompts ending at s.
+        int live = 0, row = 0;
+        ns = 0;
+        for (int b = 0; b < B; b++) {
+            if (done[b]) continue;
+            live = 1;
+            if (ready[b] != s) continue;
+            c->samp_seq[ns] = b;
+            c->samp_row[ns] = out_lens[b] > 0 ? row++ : S + b;
+            c->samp_u[ns++] = temperature > 0.0f ? rng_uniform_double(rng) : 0.0;
+        }
+        if (!live) break;
+        if (n > 0) {
+            Pass P = {.m = m, .c = c, .tok = c->tok, .pos = c->row_pos, .slot = c->row_seq, .n = n,
+                      .nl = n, .sc = sc, .ns = ns};
+            run_pass(&P);
+        } else {
+            sample_listed(c, sc, ns);
         }
     }
 }
