@@ -154,6 +154,26 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int IC, int OC) {
+    // The two products cost the same (2 N IC OC flops each) and are
+    // independent. On two threads each runs whole on one thread (OpenBLAS is
+    // single-threaded inside a parallel region) instead of both being split
+    // in halves that synchronise inside OpenBLAS; on other counts OpenBLAS
+    // splits each as before.
+    if (omp_get_max_threads() == 2 && !omp_in_parallel()) {
+#pragma omp parallel sections num_threads(2)
+        {
+#pragma omp section
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC,
+                        0.0f, dinp, IC);
+#pragma omp section
+            {
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC,
+                            1.0f, dweight, IC);
+                if (dbias) bias_backward(dbias, dout, N, OC);
+            }
+        }
+        return;
+    }
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC,
                 0.0f, dinp, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,

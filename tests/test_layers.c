@@ -364,6 +364,42 @@ static void test_matmul_residual_and_bias_match_reference(void **state) {
     }
 }
 
+// matmul_backward on 1, 2 and 3 threads (on exactly two it runs the two
+// products side by side, one thread each) against plain loops in double.
+static void test_matmul_backward_threads_match_reference(void **state) {
+    (void)state;
+    int N = 37, IC = 24, OC = 52, saved = omp_get_max_threads();
+    float *inp = normal((size_t)N * IC, 1, 86), *w = normal((size_t)OC * IC, 1, 87), *dout = normal((size_t)N * OC, 1, 88);
+    float *w0 = normal((size_t)OC * IC, 1, 89), *b0 = normal(OC, 1, 92);
+    double *dinp_r = calloc((size_t)N * IC, sizeof(double)), *dw_r = calloc((size_t)OC * IC, sizeof(double));
+    double *db_r = calloc(OC, sizeof(double));
+    for (int i = 0; i < N; i++)
+        for (int o = 0; o < OC; o++) {
+            double d = dout[(size_t)i * OC + o];
+            db_r[o] += d;
+            for (int c = 0; c < IC; c++) {
+                dinp_r[(size_t)i * IC + c] += d * w[(size_t)o * IC + c];
+                dw_r[(size_t)o * IC + c] += d * inp[(size_t)i * IC + c];
+            }
+        }
+    for (int nth = 1; nth <= 3; nth++) {
+        omp_set_num_threads(nth);
+        float *dinp = normal((size_t)N * IC, 9, 93), *dw = malloc((size_t)OC * IC * sizeof(float)), *db = malloc(OC * sizeof(float));
+        memcpy(dw, w0, (size_t)OC * IC * sizeof(float)); // gradients accumulate onto what is there
+        memcpy(db, b0, OC * sizeof(float));
+        matmul_backward(dinp, dw, db, dout, inp, w, N, IC, OC);
+        double e = 0;
+        for (size_t k = 0; k < (size_t)N * IC; k++) e = fmax(e, fabs(dinp[k] - dinp_r[k]));
+        for (size_t k = 0; k < (size_t)OC * IC; k++) e = fmax(e, fabs(dw[k] - (w0[k] + dw_r[k])));
+        for (int o = 0; o < OC; o++) e = fmax(e, fabs(db[o] - (b0[o] + db_r[o])));
+        printf("    matmul_backward on %d thread(s): max error %.1e\n", nth, e);
+        assert_true(e < 1e-4);
+        free(dinp), free(dw), free(db);
+    }
+    omp_set_num_threads(saved);
+    free(inp), free(w), free(dout), free(w0), free(b0), free(dinp_r), free(dw_r), free(db_r);
+}
+
 // logprob_backward as it was: the log-sum-exp, then exp(logit - lse) again.
 static void logprob_backward_reference(float *dlogits, const float *logits, const int *targets,
                                        const float *dlogp, int N, int V, float temperature) {
@@ -595,6 +631,7 @@ int main(void) {
         cmocka_unit_test(test_attention_matches_reference),
         cmocka_unit_test(test_layernorm_matches_reference),
         cmocka_unit_test(test_matmul_residual_and_bias_match_reference),
+        cmocka_unit_test(test_matmul_backward_threads_match_reference),
         cmocka_unit_test(test_logprob_backward_matches_reference),
         cmocka_unit_test(test_gelu_values),
         cmocka_unit_test(test_gelu_and_mlp_backward),
