@@ -29,16 +29,15 @@ int kvcache_create(KVCache *c, const GPTConfig *cfg, int slots, Error *err) {
     size_t RP = round_up(R, 8), SP = round_up(S, 8), hs = C / cfg->n_head;
     c->slots = slots, c->max_T = cfg->max_seq_len, c->C = cfg->n_embd, c->V = cfg->vocab_size;
     c->NH = cfg->n_head, c->L = cfg->n_layer, c->Tp = (int)Tp, c->rows = (int)R, c->n_threads = nth;
+    c->min_macs = 2e6;
     // Every block starts on a 64-byte line, so threads writing neighbouring
     // feature ranges of a shared buffer share as few lines as possible.
     c->thread_floats = round_up(2 * C * RP + 2 * RP + Tp + 2 * hs, 16);
     float **ptrs[] = {&c->k,    &c->v,       &c->thread_mem, &c->qkv,        &c->atty,
                       &c->fch,  &c->part,    &c->logitsT,    &c->logits,     &c->seq_logits,
                       &c->probs, &c->head,   &c->samp_lp};
-    // Shared buffers have room for every thread's rows padded to 8 (split by rows).
-    size_t RX = RP + 8 * nth, SX = SP + 8 * nth;
-    size_t sizes[] = {L * S * C * Tp, L * S * Tp * C, nth * c->thread_floats, 3 * C * RX, C * RX,
-                      4 * C * RX,     2 * nth * C * RP, V * SX,               S * V,      S * V,
+    size_t sizes[] = {L * S * C * Tp, L * S * Tp * C, nth * c->thread_floats, 3 * C * RP, C * RP,
+                      4 * C * RP,     2 * nth * C * RP, V * SP,               S * V,      S * V,
                       S * V,          S,              S};
     size_t total = 0, n = sizeof sizes / sizeof sizes[0];
     for (size_t i = 0; i < n; i++) total += round_up(sizes[i], 16);
@@ -131,6 +130,13 @@ static inline __attribute__((always_inline)) void mm_block(float *out, const flo
     for (int i = 0; i < OB; i++)
         for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
     for (int k = 0; k < IC; k++) {
+        // The next block's weight rows, a line of each per 16 k: six or twelve
+        // rows advancing 4 bytes an iteration are streams the hardware
+        // prefetcher does not follow (weights of the small config stream
+        // from DRAM at 3 GB/s without this, 5 GB/s with it). A prefetch past
+        // the matrix is harmless: it never faults.
+        if (k % 16 == 0)
+            for (int i = 0; i < OB; i++) _mm_prefetch((const char *)(W + (size_t)(OB + i) * ldw + k), _MM_HINT_T0);
         __m256 x[2];
         for (int v = 0; v < NV; v++) x[v] = _mm256_loadu_ps(in + (size_t)k * NP + 8 * v);
         for (int i = 0; i < OB; i++) {
@@ -321,16 +327,6 @@ typedef struct {
     int ns;
 } Pass;
 
-// The rows [r0, r1) of a pass as one team works on them, with the scratch
-// it uses: feature-major buffers with row stride round_up(r1 - r0, 8).
-typedef struct {
-    int r0, r1;
-    int j0, j1;       // the logits rows of these rows: j0..j1-1, row lrow(j) - r0
-    float *qkv, *atty, *fch, *logitsT;
-    float *part;      // team thread u's partial sums at part + u * part_stride (two sets)
-    size_t part_stride;
-} Work;
-
 // Logits row r of a draw: r < slots is c->logits row r, slots + b is
 // c->seq_logits row b.
 static const float *logits_row(const KVCache *c, int r) {
@@ -366,26 +362,28 @@ static void team_barrier(int nth) {
     }
 }
 
-// The forward pass of rows [r0,r1) by thread t of a team of nth threads
-// that share them by features: a layer needs two barriers. Each thread keeps
+// The forward pass of a call's rows by thread t of a team of nth threads
+// that share it by features: a layer needs two barriers. Each thread keeps
 // its own copy of the residual stream and LayerNorms it; thread t owns heads
 // [h0,h1) (their Q/K/V features, keys and values in the cache, attention,
 // and the slice of the output projection that reads them, as a partial sum
 // over its input features) and MLP hidden features [f0,f1) (the fc slice,
 // GELU, and the slice of fcproj reading them, again a partial sum). After
 // each barrier every thread adds all partial sums to its copy. With nth = 1
-// this is the whole forward pass of those rows on one thread.
-static void forward_rows(const Pass *P, const Work *w, int t, int nth, int tid) {
+// this is the whole forward pass on one thread. (Sharing a call by rows
+// instead, each thread on its own sequences with no barrier, measured
+// slower: the kernel at 8 rows runs at 45-55 GFLOP/s against 75-88 at 16,
+// and each thread streams every weight matrix.)
+static void forward_rows(const Pass *P, int t, int nth) {
     const ParameterTensors *p = &P->m->params;
     KVCache *c = P->c;
-    int C = c->C, C4 = 4 * C, NH = c->NH, hs = C / NH, V = c->V, n = w->r1 - w->r0;
-    const int *tok = P->tok + w->r0, *pos = P->pos + w->r0, *slot = P->slot + w->r0;
+    int C = c->C, C4 = 4 * C, NH = c->NH, hs = C / NH, V = c->V, n = P->n;
+    const int *tok = P->tok, *pos = P->pos, *slot = P->slot;
     int NP = (int)round_up(n, 8);
     size_t RP = round_up(c->rows, 8), CR = (size_t)C * RP, CNP = (size_t)C * NP;
-    float *x = c->thread_mem + (size_t)tid * c->thread_floats, *ln = x + CR, *mean = ln + CR;
+    float *x = c->thread_mem + (size_t)t * c->thread_floats, *ln = x + CR, *mean = ln + CR;
     float *rstd = mean + RP, *att = rstd + RP, *qv = att + c->Tp, *ov = qv + hs;
-    float *part_a = w->part, *part_f = w->part + (size_t)nth * w->part_stride;
-    float *my_a = part_a + t * w->part_stride, *my_f = part_f + t * w->part_stride;
+    float *part_a = c->part, *part_f = c->part + (size_t)nth * CR, *my_a = part_a + t * CR, *my_f = part_f + t * CR;
     int h0 = NH * t / nth, h1 = NH * (t + 1) / nth, c0 = h0 * hs, nc = (h1 - h0) * hs;
     int f0 = split_at(C4, t, nth, 8), f1 = split_at(C4, t + 1, nth, 8), nf = f1 - f0;
     float scale = 1.0f / sqrtf((float)hs);
@@ -400,13 +398,23 @@ static void forward_rows(const Pass *P, const Work *w, int t, int nth, int tid) 
     for (int l = 0; l < c->L; l++) {
         size_t lC = (size_t)l * C;
         const float *qkvw = p->qkvw + lC * 3 * C, *qkvb = p->qkvb + 3 * lC;
+        // The cache lines this layer's keys and values go to, for writing:
+        // they arrive while the products below run (cold, their stores
+        // stalled the loop that writes them).
+        for (int j = 0; j < n; j++)
+            for (int h = h0; h < h1; h++) {
+                float *kb = key_block(c, l, slot[j], h) + key_at(hs, pos[j], 0);
+                float *vb = value_block(c, l, slot[j], h) + (size_t)pos[j] * hs;
+                for (int d = 0; d < 8 * hs; d += 16) __builtin_prefetch(kb + d, 1, 3);
+                for (int d = 0; d < hs; d += 16) __builtin_prefetch(vb + d, 1, 3);
+            }
         layernorm_fm(ln, x, p->ln1w + lC, p->ln1b + lC, C, NP, mean, rstd);
         if (nc > 0) {
             for (int k = 0; k < 3; k++)
-                matmul_fm(w->qkv + ((size_t)k * C + c0) * NP, qkvw + ((size_t)k * C + c0) * C, C, ln,
+                matmul_fm(c->qkv + ((size_t)k * C + c0) * NP, qkvw + ((size_t)k * C + c0) * C, C, ln,
                           nc, C, NP);
             for (int f = c0; f < c0 + nc; f++) { // biases; Q scaled; K and V into the cache
-                float *qr = w->qkv + (size_t)f * NP;
+                float *qr = c->qkv + (size_t)f * NP;
                 const float *kr = qr + CNP, *vr = kr + CNP;
                 float qb = qkvb[f], kb = qkvb[C + f], vb = qkvb[2 * C + f];
                 int h = f / hs, d = f % hs;
@@ -417,8 +425,8 @@ static void forward_rows(const Pass *P, const Work *w, int t, int nth, int tid) 
                 }
             }
             for (int h = h0; h < h1; h++) {
-                const float *q = w->qkv + (size_t)h * hs * NP;
-                float *y = w->atty + (size_t)h * hs * NP;
+                const float *q = c->qkv + (size_t)h * hs * NP;
+                float *y = c->atty + (size_t)h * hs * NP;
                 for (int j = 0; j < NP; j++) {
                     if (j < n) {
                         for (int d = 0; d < hs; d++) qv[d] = q[(size_t)d * NP + j];
@@ -429,14 +437,14 @@ static void forward_rows(const Pass *P, const Work *w, int t, int nth, int tid) 
                     for (int d = 0; d < hs; d++) y[(size_t)d * NP + j] = ov[d];
                 }
             }
-            matmul_fm(my_a, p->attprojw + lC * C + c0, C, w->atty + (size_t)c0 * NP, C, nc, NP);
+            matmul_fm(my_a, p->attprojw + lC * C + c0, C, c->atty + (size_t)c0 * NP, C, nc, NP);
         }
         team_barrier(nth);
-        add_partials(x, part_a, w->part_stride, p->attprojb + lC, C, NP, nth, NH, 0);
+        add_partials(x, part_a, CR, p->attprojb + lC, C, NP, nth, NH, 0);
         layernorm_fm(ln, x, p->ln2w + lC, p->ln2b + lC, C, NP, mean, rstd);
         if (nf > 0) {
             const float *fcb = p->fcb + 4 * lC;
-            float *h = w->fch + (size_t)f0 * NP;
+            float *h = c->fch + (size_t)f0 * NP;
             matmul_fm(h, p->fcw + (lC * 4 + f0) * C, C, ln, nf, C, NP);
             for (int f = 0; f < nf; f++) {
                 float *r = h + (size_t)f * NP, b = fcb[f0 + f];
@@ -448,120 +456,64 @@ static void forward_rows(const Pass *P, const Work *w, int t, int nth, int tid) 
             matmul_fm(my_f, p->fcprojw + lC * C4 + f0, C4, h, C, nf, NP);
         }
         team_barrier(nth);
-        add_partials(x, part_f, w->part_stride, p->fcprojb + lC, C, NP, nth, 0, C4);
+        add_partials(x, part_f, CR, p->fcprojb + lC, C, NP, nth, 0, C4);
     }
     // Final LayerNorm of the wanted rows, gathered into ln (C, NL); LM head
     // features [v0,v1) of this thread, transposed into c->logits rows; the
     // scalar head on thread 0.
-    int nl = w->j1 - w->j0, NL = (int)round_up(nl, 8);
+    int nl = P->nl, NL = (int)round_up(nl, 8);
     if (nl == 0) return;
     for (int k = 0; k < C; k++)
-        for (int j = 0; j < NL; j++) {
-            int r = j < nl ? (P->lrows ? P->lrows[w->j0 + j] : w->j0 + j) - w->r0 : 0;
-            ln[(size_t)k * NL + j] = j < nl ? x[(size_t)k * NP + r] : 0.0f;
-        }
+        for (int j = 0; j < NL; j++)
+            ln[(size_t)k * NL + j] = j < nl ? x[(size_t)k * NP + (P->lrows ? P->lrows[j] : j)] : 0.0f;
     layernorm_fm(ln, ln, p->lnfw, p->lnfb, C, NL, mean, rstd);
-    float *logits = c->logits + (size_t)w->j0 * V;
+    float *logits = c->logits;
     int v0 = split_at(V, t, nth, 16), v1 = split_at(V, t + 1, nth, 16);
     if (v1 > v0) {
-        matmul_fm(w->logitsT + (size_t)v0 * NL, p->wte + (size_t)v0 * C, C, ln, v1 - v0, C, NL);
+        matmul_fm(c->logitsT + (size_t)v0 * NL, p->wte + (size_t)v0 * C, C, ln, v1 - v0, C, NL);
         // Tiles of 32 logits: rows of c->logits lie V floats apart, a stride
         // that maps them all to one L1 set, so write each row's tile in turn.
         for (int vt = v0; vt < v1; vt += 32) {
             int ve = vt + 32 < v1 ? vt + 32 : v1;
             for (int j = 0; j < nl; j++)
-                for (int v = vt; v < ve; v++) logits[(size_t)j * V + v] = w->logitsT[(size_t)v * NL + j];
+                for (int v = vt; v < ve; v++) logits[(size_t)j * V + v] = c->logitsT[(size_t)v * NL + j];
         }
     }
     if (t == 0) {
         for (int j = 0; j < nl; j++) mean[j] = p->headb[0];
         for (int k = 0; k < C; k++)
             for (int j = 0; j < nl; j++) mean[j] += ln[(size_t)k * NL + j] * p->headw[k];
-        for (int j = 0; j < nl; j++) c->head[w->j0 + j] = mean[j];
+        for (int j = 0; j < nl; j++) c->head[j] = mean[j];
     }
 }
 
-// How a pass is shared between nth threads: by rows when every thread can
-// take whole sequences and at least 8 rows (then a pass has no barrier at
-// all, each thread runs its rows through the whole model), else by
-// features. Fills bounds[0..nth] with the row split; returns 1 for rows.
-static int split_rows(const Pass *P, int nth, int *bounds) {
-    KVCache *c = P->c;
-    if (c->split == KV_SPLIT_FEATURES || P->n < 8 * nth) return 0;
-    bounds[0] = 0, bounds[nth] = P->n;
-    for (int t = 1; t < nth; t++) { // the sequence start nearest the even split
-        int ideal = P->n * t / nth, best = -1;
-        for (int d = 0; d <= P->n && best < 0; d++) {
-            int lo = ideal - d, hi = ideal + d;
-            if (lo > bounds[t - 1] && P->slot[lo] != P->slot[lo - 1]) best = lo;
-            else if (hi < P->n && hi > bounds[t - 1] && P->slot[hi] != P->slot[hi - 1]) best = hi;
-        }
-        if (best < 0) return 0;
-        bounds[t] = best;
-    }
-    for (int t = 0; t < nth; t++) // balanced within a factor of two
-        if (bounds[t + 1] - bounds[t] < P->n / (2 * nth)) return 0;
-    // A sequence's rows must stay on one thread: one row may read the keys
-    // and values another row of the same call writes.
-    for (int t = 1; t < nth; t++)
-        for (int i = bounds[t]; i < P->n; i++)
-            for (int k = 0; k < bounds[t]; k++)
-                if (P->slot[i] == P->slot[k]) return 0;
-    return 1;
+// Threads for a pass: at most one per c->min_macs multiply-adds of its
+// matrix products, so that a pass too small for two barriers a layer to pay
+// runs on one thread (a row of the tiny model is about 1M multiply-adds,
+// 25 us, and a barrier costs 1-10 us).
+static int pass_threads(const Pass *P) {
+    const KVCache *c = P->c;
+    double macs = (double)P->n * c->L * 12.0 * c->C * c->C + (double)P->nl * c->V * c->C;
+    double nth = c->min_macs > 0 ? macs / c->min_macs : c->n_threads;
+    return nth < 1 ? 1 : nth < c->n_threads ? (int)nth : c->n_threads;
 }
 
-// Index of the first logits row whose row is >= r.
-static int first_logit_row(const Pass *P, int r) {
-    if (!P->lrows) return r < P->nl ? r : P->nl;
-    int j = 0;
-    while (j < P->nl && P->lrows[j] < r) j++;
-    return j;
-}
-
-static void pass_thread(const Pass *P, int t, int nth, int by_rows, const int *bounds) {
-    KVCache *c = P->c;
-    size_t CR = (size_t)c->C * round_up(c->rows, 8);
-    Work w;
-    if (by_rows) { // thread t alone on rows [bounds[t], bounds[t+1]), its own stretch of scratch
-        size_t col = 0, lcol = 0;
-        for (int u = 0; u < t; u++) {
-            col += round_up(bounds[u + 1] - bounds[u], 8);
-            lcol += round_up(first_logit_row(P, bounds[u + 1]) - first_logit_row(P, bounds[u]), 8);
-        }
-        w.r0 = bounds[t], w.r1 = bounds[t + 1];
-        w.j0 = first_logit_row(P, w.r0), w.j1 = first_logit_row(P, w.r1);
-        w.qkv = c->qkv + 3 * c->C * col, w.atty = c->atty + c->C * col, w.fch = c->fch + 4 * c->C * col;
-        w.logitsT = c->logitsT + c->V * lcol;
-        w.part = c->part + (size_t)2 * t * CR, w.part_stride = CR;
-        forward_rows(P, &w, 0, 1, t);
-        for (int j = 0; j < P->ns; j++) { // the draws from this thread's logits; thread 0 those of the prefill
-            int r = c->samp_row[j];
-            if (r >= c->slots ? t == 0 : r >= w.j0 && r < w.j1) sample_one(c, P->sc, j);
-        }
-    } else {
-        w.r0 = 0, w.r1 = P->n, w.j0 = 0, w.j1 = P->nl;
-        w.qkv = c->qkv, w.atty = c->atty, w.fch = c->fch, w.logitsT = c->logitsT;
-        w.part = c->part, w.part_stride = CR;
-        forward_rows(P, &w, t, nth, t);
-        if (P->ns > 0) {
-            team_barrier(nth);
-            for (int j = t; j < P->ns; j += nth) sample_one(c, P->sc, j);
-        }
+static void pass_thread(const Pass *P, int t, int nth) {
+    forward_rows(P, t, nth);
+    if (P->ns > 0) { // the draws, shared out once every logit is there
+        team_barrier(nth);
+        for (int j = t; j < P->ns; j += nth) sample_one(P->c, P->sc, j);
     }
 }
 
 static void run_pass(const Pass *P) {
-    int nth = P->c->n_threads, bounds[257];
+    int nth = pass_threads(P);
     if (nth == 1) {
-        pass_thread(P, 0, 1, 0, NULL);
+        pass_thread(P, 0, 1);
         return;
     }
-    int by_rows = split_rows(P, nth, bounds);
 #pragma omp parallel num_threads(nth)
-    {
-        int team = omp_get_num_threads(); // fewer than asked for: share by features
-        pass_thread(P, omp_get_thread_num(), team, by_rows && team == nth, bounds);
-    }
+    pass_thread(P, omp_get_thread_num(), omp_get_num_threads());
 }
 
 void gpt_decode_step(const GPT *m, KVCache *c, const int *tokens, const int *pos, const int *slots,

@@ -14,17 +14,12 @@
 // set of rows runs in one OpenMP parallel region of up to n_threads threads
 // (omp_get_max_threads() at kvcache_create); results are reproducible for a
 // given thread count.
-// How the threads share one forward call (KVCache.split): by rows when the
-// rows allow it (whole sequences, at least 8 rows a thread), else by features;
-// or always by features. Tests set it to check both against the reference.
-enum { KV_SPLIT_AUTO = 0, KV_SPLIT_FEATURES = 1 };
-
 typedef struct {
     int slots, max_T, C, V, NH, L;
-    int split;     // KV_SPLIT_*, KV_SPLIT_AUTO after kvcache_create
     int Tp;        // max_T rounded up to a multiple of 8 (the key cache holds blocks of 8)
     int rows;      // most rows one forward call takes (prefill chunk), >= slots
     int n_threads; // threads the per-thread scratch is sized for
+    double min_macs; // a call uses a thread per this many multiply-adds, up to n_threads (2e6; 0: all)
     float *k;      // (L, slots, NH, Tp/8, hs, 8) cached keys, in blocks of 8 positions
     float *v;      // (L, slots, NH, Tp, hs) cached values
     // Activations inside a forward call are feature-major: (features, rows),

@@ -2,7 +2,7 @@
 // - forward calls over many rows at once (several positions of a sequence
 //   in one call, as the prefill does; decode steps) give the logits and
 //   scalar head of the full forward pass gpt_forward, on shapes that reach
-//   every kernel path, with 1-3 threads and both ways of sharing a call;
+//   every kernel path, with 1-3 threads;
 // - the sampler draws the same token as the old libm sampler (kept here) for
 //   the same uniform, and the same log-probability within float rounding;
 // - generate() with prompts of mixed lengths (prefill of all prompts, then
@@ -70,14 +70,14 @@ static const Shape SHAPES[] = {
 // rows of one sequence not adjacent) and checks every row's logits and head.
 enum { NSEQ = 5 };
 
-static double check_calls(GPT *m, int slots, int threads, int split, const int *tokens, int T, int max_rows,
+static double check_calls(GPT *m, int slots, int threads, const int *tokens, int T, int max_rows,
                           unsigned long long seed) {
     int V = m->config.vocab_size;
     omp_set_num_threads(threads);
     KVCache c;
     Error err;
     assert_int_equal(kvcache_create(&c, &m->config, slots, &err), 0);
-    c.split = split;
+    c.min_macs = 0; // every call on all threads, however small
     int fed[NSEQ] = {0}, tok[512], pos[512], slot[512], seq[512];
     Rng r;
     rng_seed(&r, seed);
@@ -95,8 +95,7 @@ static double check_calls(GPT *m, int slots, int threads, int split, const int *
             if (fed[s] + adv[s] > T) adv[s] = T - fed[s];
         }
         // Odd calls interleave the sequences' rows (position-major), even
-        // calls keep each sequence's rows together (so a call can be shared
-        // by rows).
+        // calls keep each sequence's rows together.
         for (int a = 0; a < (call % 2 ? T : NSEQ) && n < max_rows; a++)
             for (int b = 0; b < (call % 2 ? NSEQ : T) && n < max_rows; b++) {
                 int s = call % 2 ? b : a, k = call % 2 ? a : b;
@@ -131,14 +130,13 @@ static void test_forward_calls_match_full_forward(void **state) {
         random_tokens(tokens, NSEQ * sh->T, sh->V, 30 + k);
         gpt_forward(&m, tokens, NSEQ, sh->T, 1);
         double worst = 0;
-        for (int threads = 1; threads <= 3; threads++)
-            for (int split = 0; split < 2; split++) {
-                // Up to 24 rows a call (the small-matrix kernel), and up to
-                // 96 (sgemm; slots 96 lets one call take them all).
-                double d1 = check_calls(&m, 24, threads, split, tokens, sh->T, 24, 40 + k);
-                double d2 = check_calls(&m, 96, threads, split, tokens, sh->T, 96, 50 + k);
-                worst = fmax(worst, fmax(d1, d2));
-            }
+        for (int threads = 1; threads <= 3; threads++) {
+            // Up to 24 rows a call (the small-matrix kernel), and up to 96
+            // (sgemm; slots 96 lets one call take them all).
+            double d1 = check_calls(&m, 24, threads, tokens, sh->T, 24, 40 + k);
+            double d2 = check_calls(&m, 96, threads, tokens, sh->T, 96, 50 + k);
+            worst = fmax(worst, fmax(d1, d2));
+        }
         printf("    C=%d L=%d NH=%d T=%d V=%d: max |cache - full| over logits and head = %.2e\n", sh->C, sh->L,
                sh->NH, sh->T, sh->V, worst);
         assert_true(worst < 1e-4);
@@ -329,6 +327,7 @@ static void test_generate_matches_reference(void **state) {
                 omp_set_num_threads(threads);
                 KVCache c;
                 assert_int_equal(kvcache_create(&c, &m.config, GB + 1, &err), 0);
+                c.min_macs = 0;
                 for (int s = 0; s < N_SAMPLERS; s++) {
                     int out[GB * MAX_NEW], ref[GB * MAX_NEW], n[GB], nref[GB];
                     float lp[GB * MAX_NEW], lpref[GB * MAX_NEW];
@@ -379,6 +378,7 @@ static void test_greedy_batch_matches_single(void **state) {
         KVCache c;
         Error err;
         assert_int_equal(kvcache_create(&c, &m.config, B, &err), 0);
+        c.min_macs = 0;
         Rng r;
         rng_seed(&r, 1);
         int out[B * 30], n[B], again[B * 30], n2[B];
@@ -400,7 +400,8 @@ static void test_greedy_batch_matches_single(void **state) {
 }
 
 // Reproducible for a given thread count: the same seed, the same tokens and
-// log-probabilities to the bit, whichever way a call is shared.
+// log-probabilities to the bit, with calls on all threads or on as many as
+// their size asks for.
 static void test_generate_reproducible(void **state) {
     (void)state;
     const Shape *sh = &SHAPES[3];
@@ -414,12 +415,12 @@ static void test_generate_reproducible(void **state) {
     SamplerConfig sc = {1.0f, 0, 1.0f};
     int saved = omp_get_max_threads();
     for (int threads = 1; threads <= 3; threads++)
-        for (int split = 0; split < 2; split++) {
+        for (int all = 0; all < 2; all++) {
             omp_set_num_threads(threads);
             KVCache c;
             Error err;
             assert_int_equal(kvcache_create(&c, &m.config, B, &err), 0);
-            c.split = split;
+            if (all) c.min_macs = 0;
             int out[2][B * N], n[2][B];
             float lp[2][B * N];
             for (int run = 0; run < 2; run++) {
