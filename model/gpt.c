@@ -167,31 +167,70 @@ static LayerActs layer_acts(const ActivationTensors *a, const GPTConfig *cfg, in
     return la;
 }
 
-void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits) {
+// The layer activations of sequences [b0, b0 + nb) of a (B,T) batch: every
+// activation is laid out sequence by sequence within a layer, so a range of
+// sequences is one contiguous slice of each tensor.
+static LayerActs layer_acts_seqs(const ActivationTensors *a, const GPTConfig *cfg, int B, int T, int l, int b0) {
+    LayerActs la = layer_acts(a, cfg, B, T, l);
+    size_t r = (size_t)b0 * T, C = cfg->n_embd, NH = cfg->n_head;
+    la.ln1 += r * C, la.ln1_mean += r, la.ln1_rstd += r, la.qkv += r * 3 * C, la.atty += r * C;
+    la.att += (size_t)b0 * NH * T * T, la.residual2 += r * C, la.ln2 += r * C, la.ln2_mean += r;
+    la.ln2_rstd += r, la.fch += r * 4 * C, la.fch_gelu += r * 4 * C, la.residual3 += r * C;
+    return la;
+}
+
+// The forward pass of sequences [b0, b0 + nb) of a (B,T) batch; attention
+// uses `threads` threads and the scratch from `scratch` on.
+static void forward_seqs(GPT *m, const int *inputs, int B, int T, int b0, int nb, int want_logits,
+                         float *scratch, int threads) {
     const GPTConfig *cfg = &m->config;
-    int C = cfg->n_embd, L = cfg->n_layer, NH = cfg->n_head, V = cfg->vocab_size, BT = B * T;
-    m->B = B;
-    m->T = T;
+    int C = cfg->n_embd, L = cfg->n_layer, NH = cfg->n_head, V = cfg->vocab_size, N = nb * T;
+    size_t r = (size_t)b0 * T;
     ParameterTensors *p = &m->params;
     ActivationTensors *a = &m->acts;
-    encoder_forward(a->encoded, inputs, p->wte, p->wpe, B, T, C); // (B,T,C)
-    float *residual = a->encoded;
+    float *residual = a->encoded + r * C;
+    encoder_forward(residual, inputs + r, p->wte, p->wpe, nb, T, C); // (nb,T,C)
     for (int l = 0; l < L; l++) {
         LayerParams lp = layer_params(p, cfg, l);
-        LayerActs la = layer_acts(a, cfg, B, T, l);
-        layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, residual, lp.ln1w, lp.ln1b, BT, C);
-        matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, BT, C, 3 * C);            // (B,T,3C)
-        attention_forward(la.atty, la.att, la.qkv, m->attn_scratch, m->n_threads, B, T, C, NH);
-        matmul_residual_forward(la.residual2, residual, la.atty, lp.attprojw, lp.attprojb, BT, C, C);
-        layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, BT, C);
-        matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, BT, C, 4 * C);              // (B,T,4C)
-        gelu_forward(la.fch_gelu, la.fch, (size_t)BT * 4 * C);
-        matmul_residual_forward(la.residual3, la.residual2, la.fch_gelu, lp.fcprojw, lp.fcprojb, BT, 4 * C, C);
+        LayerActs la = layer_acts_seqs(a, cfg, B, T, l, b0);
+        layernorm_forward(la.ln1, la.ln1_mean, la.ln1_rstd, residual, lp.ln1w, lp.ln1b, N, C);
+        matmul_forward(la.qkv, la.ln1, lp.qkvw, lp.qkvb, N, C, 3 * C);            // (nb,T,3C)
+        attention_forward(la.atty, la.att, la.qkv, scratch, threads, nb, T, C, NH); // (nb,T,C)
+        matmul_residual_forward(la.residual2, residual, la.atty, lp.attprojw, lp.attprojb, N, C, C);
+        layernorm_forward(la.ln2, la.ln2_mean, la.ln2_rstd, la.residual2, lp.ln2w, lp.ln2b, N, C);
+        matmul_forward(la.fch, la.ln2, lp.fcw, lp.fcb, N, C, 4 * C);              // (nb,T,4C)
+        gelu_forward(la.fch_gelu, la.fch, (size_t)N * 4 * C);
+        matmul_residual_forward(la.residual3, la.residual2, la.fch_gelu, lp.fcprojw, lp.fcprojb, N, 4 * C, C);
         residual = la.residual3;
     }
-    layernorm_forward(a->lnf, a->lnf_mean, a->lnf_rstd, residual, p->lnfw, p->lnfb, BT, C);
-    if (want_logits) matmul_forward(a->logits, a->lnf, p->wte, NULL, BT, C, V); // (B,T,V)
-    head_forward(m->head, a->lnf, p->headw, p->headb, BT, C);                    // (B,T)
+    float *lnf = a->lnf + r * C;
+    layernorm_forward(lnf, a->lnf_mean + r, a->lnf_rstd + r, residual, p->lnfw, p->lnfb, N, C);
+    if (want_logits) matmul_forward(a->logits + r * V, lnf, p->wte, NULL, N, C, V); // (nb,T,V)
+    head_forward(m->head + r, lnf, p->headw, p->headb, N, C);                        // (nb,T)
+}
+
+void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits) {
+    m->B = B;
+    m->T = T;
+    // Sequences do not interact in the forward pass, so when the batch splits
+    // evenly over the threads each thread runs the whole pass for its own
+    // sequences (every kernel, OpenBLAS included, single-threaded inside the
+    // region): one fork and one join instead of one or two per operation, and
+    // no thread waits for the other between operations. Every row goes
+    // through the same arithmetic either way, so the results are the same.
+    int nth = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nth > m->n_threads) nth = m->n_threads;
+    if (nth > 1 && B % nth == 0) {
+        size_t per_thread = attention_scratch_floats(T, m->config.n_embd, m->config.n_head);
+#pragma omp parallel num_threads(nth)
+        {
+            int g = omp_get_thread_num(), ng = omp_get_num_threads(); // ng < nth if the runtime says so
+            int b0 = B * g / ng, b1 = B * (g + 1) / ng;
+            forward_seqs(m, inputs, B, T, b0, b1 - b0, want_logits, m->attn_scratch + (size_t)g * per_thread, 1);
+        }
+    } else {
+        forward_seqs(m, inputs, B, T, 0, B, want_logits, m->attn_scratch, m->n_threads);
+    }
 }
 
 const char *gpt_first_nonfinite(const GPT *m, const float *buf) {

@@ -114,7 +114,9 @@ int gpt_alloc_training(GPT *m, int B, int T, Error *err);
 void gpt_free(GPT *m);
 
 // Forward over inputs (B,T): fills activations, m->head (B,T) and, when
-// want_logits, acts.logits (B,T,V). Needs B <= max_B and T <= max_T.
+// want_logits, acts.logits (B,T,V). Needs B <= max_B and T <= max_T. On n > 1
+// threads with B a multiple of n, each thread runs the whole pass for B/n of
+// the sequences; otherwise each operation is split across the threads.
 void gpt_forward(GPT *m, const int *inputs, int B, int T, int want_logits);
 // Name of the first parameter tensor of buf (params_memory or grads_memory)
 // holding a NaN or an infinity, or NULL if every value is finite.

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <omp.h>
+
 #include "common/rng.h"
 #include "model/adamw.h"
 #include "model/generate.h"
@@ -91,6 +93,46 @@ static void test_whole_model_gradient(void **state) {
         assert_true(rel < 2e-2);
         off += sizes[k];
     }
+    gpt_free(&m);
+}
+
+// The forward pass on one thread, on two (each thread runs whole sequences)
+// and on three (which does not divide the batch: every operation is split
+// across the threads) agrees to float rounding (OpenBLAS rounds a product of
+// M rows differently from two of M/2), and on a given thread count it is the
+// same bit for bit from run to run.
+static void test_forward_on_any_thread_count(void **state) {
+    (void)state;
+    enum { B = 4, T = 21, V = 45 };
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(3); // scratch for up to three threads
+    GPT m;
+    make_smoke_model(&m, V, 17);
+    Error err;
+    assert_int_equal(gpt_alloc_activations(&m, B, T, &err), 0);
+    int tokens[B * T];
+    random_tokens(tokens, B * T, V, 18);
+    size_t nl = (size_t)B * T * V;
+    float *logits1 = malloc(sizeof(float) * nl), *again = malloc(sizeof(float) * nl), head1[B * T];
+    omp_set_num_threads(1);
+    gpt_forward(&m, tokens, B, T, 1);
+    memcpy(logits1, m.acts.logits, sizeof(float) * nl);
+    memcpy(head1, m.head, sizeof head1);
+    for (int nth = 2; nth <= 3; nth++) {
+        omp_set_num_threads(nth);
+        gpt_forward(&m, tokens, B, T, 1);
+        memcpy(again, m.acts.logits, sizeof(float) * nl);
+        memset(m.acts.logits, 0, sizeof(float) * nl);
+        gpt_forward(&m, tokens, B, T, 1);
+        assert_memory_equal(m.acts.logits, again, sizeof(float) * nl);
+        double maxdiff = 0;
+        for (size_t i = 0; i < nl; i++) maxdiff = fmax(maxdiff, fabs(m.acts.logits[i] - logits1[i]));
+        for (int i = 0; i < B * T; i++) maxdiff = fmax(maxdiff, fabs(m.head[i] - head1[i]));
+        printf("    %d threads: max |output - output on one thread| = %.1e\n", nth, maxdiff);
+        assert_true(maxdiff < 1e-5);
+    }
+    omp_set_num_threads(saved);
+    free(logits1), free(again);
     gpt_free(&m);
 }
 
@@ -353,6 +395,7 @@ static void test_adamw_and_norm_match_reference(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_model_gradient),
+        cmocka_unit_test(test_forward_on_any_thread_count),
         cmocka_unit_test(test_kv_cache_matches_full_forward),
         cmocka_unit_test(test_generation_reproducible),
         cmocka_unit_test(test_sampler_distribution),
