@@ -429,7 +429,7 @@ static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err)
 
 int main(int argc, char **argv) {
     Settings s = {.prompts = "data/prompts_train.jsonl", .data_dir = "data", .pairs = 2000,
-                  .seed = 1337, .batch = 16, .tau = 0.3f, .val_frac = 0.1f, .temperature = 1.0f,
+                  .seed = 1337, .batch = 32, .tau = 0.2f, .val_frac = 0.1f, .temperature = 1.0f,
                   .temperature2 = -1.0f};
     CliOption opts[] = {
         {"policy", CLI_STRING, &s.policy, 0, 0, "checkpoint to sample from: language model or policy (required)"},

@@ -28,7 +28,7 @@ static int apply_config(void *settings, const char *name, Error *err) {
     if (!strcmp(name, "smoke")) {
         s->steps = 30, s->batch = 4, s->lr = 1e-3f, s->warmup = 3, s->eval_every = 15, s->save_every = 15;
     } else if (!strcmp(name, "tiny")) {
-        s->steps = 800, s->batch = 16, s->lr = 5e-4f, s->warmup = 40, s->eval_every = 100, s->save_every = 400;
+        s->steps = 1600, s->batch = 16, s->lr = 5e-4f, s->warmup = 40, s->eval_every = 200, s->save_every = 400;
     } else if (!strcmp(name, "small")) {
         s->steps = 600, s->batch = 16, s->lr = 1e-4f, s->warmup = 30, s->eval_every = 100, s->save_every = 200;
     } else {

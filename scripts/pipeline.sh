@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
 done
 case "$config" in
   smoke) vocab=512; pairs=128 ;;
-  tiny) vocab=2048; pairs=8000 ;;
+  tiny) vocab=2048; pairs=16000 ;;
   small) vocab=4096; pairs=16000 ;;
   *) echo "pipeline.sh: --config must be smoke, tiny or small" >&2; exit 2 ;;
 esac
@@ -85,8 +85,9 @@ run_all() {
     --data "$data/fortunes.jsonl" --out "$out/pretrain" || return 0
   run_stage sft "$bin/sft" --config "$config" --seed "$seed" --init "$out/pretrain/model.bin" --tokenizer "$tok" \
     --data "$data/sft.jsonl" --val "$data/sft_val.jsonl" --out "$out/sft" || return 0
+  # Each pair's second response at temperature 0.7: more varied pairs (docs/annotator.md).
   run_stage prefs "$bin/prefs" --seed "$seed" --pairs "$pairs" --policy "$out/sft/model.bin" --tokenizer "$tok" \
-    --prompts "$data/prompts_train.jsonl" --data-dir "$data" --out "$out/prefs" || return 0
+    --prompts "$data/prompts_train.jsonl" --data-dir "$data" --temperature2 0.7 --out "$out/prefs" || return 0
   run_stage train_rm "$bin/train_rm" --config "$config" --seed "$seed" --init "$out/sft/model.bin" --tokenizer "$tok" \
     --pairs "$out/prefs/prefs.jsonl" --val "$out/prefs/prefs_val.jsonl" --out "$out/rm" || return 0
   run_stage ppo "$bin/ppo" --config "$config" --seed "$seed" --policy "$out/sft/model.bin" --rm "$out/rm/model.bin" \

@@ -196,14 +196,14 @@ static void test_prefs_writes_labelled_pairs(void **state) {
     printf("%s", out);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "label noise"));
-    check_run(f, "run", 0.3);
+    check_run(f, "run", 0.2);
     char path[600];
     snprintf(path, sizeof path, "%s/run/config.txt", f->dir);
     unsigned char *config;
     size_t len;
     Error err;
     assert_int_equal(read_file(path, 1 << 20, &config, &len, &err), 0);
-    assert_non_null(strstr((char *)config, "tau = 0.3"));
+    assert_non_null(strstr((char *)config, "tau = 0.2"));
     assert_non_null(strstr((char *)config, "val-frac = 0.1"));
     free(config);
     // A near-zero tau labels by the gold order itself.
@@ -317,7 +317,7 @@ static void test_prefs_refuses_bad_input(void **state) {
     expect_prefs_error(f, "--tokenizer x", "--policy");
     assert_int_equal(run_cmd(out, sizeof out, "%s --help", f->prefs), 0);
     assert_non_null(strstr(out, "--val-frac"));
-    assert_non_null(strstr(out, "default: 0.3"));
+    assert_non_null(strstr(out, "default: 0.2"));
 }
 
 int main(void) {
