@@ -468,8 +468,17 @@ static inline void softmax_causal_row(float *row, int n, int T) {
     float sum = hsum8(_mm256_add_ps(vsum, elast));
     __m256 inv = _mm256_set1_ps(1.0f / sum);
     for (int j = 0; j < nfull; j += 8) _mm256_storeu_ps(row + j, _mm256_mul_ps(_mm256_loadu_ps(row + j), inv));
-    if (rest) _mm256_maskstore_ps(row + nfull, mask, _mm256_mul_ps(elast, inv));
-    if (n < T) memset(row + n, 0, (size_t)(T - n) * sizeof(float));
+    // The masked lanes of the last vector are stored as 0 with it; the rest of
+    // the row in whole vectors (a memset call per row cost more than this).
+    int j = nfull;
+    if (rest) {
+        __m256 last_out = _mm256_mul_ps(elast, inv); // lanes from rest on are 0
+        if (nfull + 8 <= T) _mm256_storeu_ps(row + nfull, last_out);
+        else _mm256_maskstore_ps(row + nfull, lanes_below(T - nfull), last_out);
+        j = nfull + 8;
+    }
+    for (; j + 8 <= T; j += 8) _mm256_storeu_ps(row + j, _mm256_setzero_ps());
+    for (; j < T; j++) row[j] = 0.0f;
 #else
     float maxv = row[0];
     for (int j = 1; j < n; j++) maxv = row[j] > maxv ? row[j] : maxv;
