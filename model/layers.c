@@ -244,14 +244,14 @@ static inline void transpose8x8(float *dst, int ldd, const float *src, int lds) 
 
 // Bt (hs, Tp) = B^T for B (T, hs) with row stride ldb; columns T..Tp-1 zero.
 static void transpose_pad(float *Bt, const float *B, int ldb, int T, int Tp, int hs) {
-    int j0 = 0, d0 = 0;
+    int j0 = 0;
 #ifdef LAYERS_AVX2
     // 8x8 blocks through registers; the rows and columns past the last full
     // block are left to the loops below.
     for (; j0 + 8 <= T; j0 += 8)
-        for (d0 = 0; d0 + 8 <= hs; d0 += 8) transpose8x8(Bt + (size_t)d0 * Tp + j0, Tp, B + (size_t)j0 * ldb + d0, ldb);
-    d0 = hs - hs % 8;
-    for (int d = d0; d < hs; d++)
+        for (int d0 = 0; d0 + 8 <= hs; d0 += 8)
+            transpose8x8(Bt + (size_t)d0 * Tp + j0, Tp, B + (size_t)j0 * ldb + d0, ldb);
+    for (int d = hs - hs % 8; d < hs; d++)
         for (int j = 0; j < j0; j++) Bt[(size_t)d * Tp + j] = B[(size_t)j * ldb + d];
 #endif
     // Rows of B in order; the hs rows of Bt being written stay in L1.
