@@ -102,92 +102,25 @@ static float max8(const float *x, int n) {
 }
 
 // ---- kernels ------------------------------------------------------------------------
+#if defined(__AVX2__) && defined(__FMA__)
+#include <immintrin.h>
+#define GEN_AVX2 1 // the single-query attention below has an AVX2 path
+#endif
+
 // Inside a forward call activations are feature-major, (features, NP) with
 // the n rows padded to NP, a multiple of 8: a matrix product is then
 // out (OC, NP) = W (OC, IC) . in (IC, NP) with W in the checkpoint's own
-// (OC, IC) layout, and a decode step of 16 rows is a loop that broadcasts one
-// weight and multiplies it into two vectors of 8 rows. Unlike sgemm it packs
-// nothing: OpenBLAS spent as long copying each weight matrix into its panel
-// format as multiplying at 16 rows (perf: sgemm_incopy 29-41% of generation
-// against sgemm_kernel 26-31%). Per-row reductions (LayerNorm) run along the
-// features with the rows in the vector lanes, so they vectorise without
-// reassociating anything.
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define GEN_AVX2 1
-#endif
+// (OC, IC) layout. Per-row reductions (LayerNorm) run along the features
+// with the rows in the vector lanes, so they vectorise without reassociating
+// anything.
 
-// Up to this many (padded) rows the kernel below beats sgemm; above it
-// (prefill chunks) OpenBLAS's packing pays for itself.
-enum { SMALL_NP = 64 };
-
-#ifdef GEN_AVX2
-// out rows [0,OB) x columns [0, 8 NV) of a block; OB NV <= 12 accumulators.
-static inline __attribute__((always_inline)) void mm_block(float *out, const float *W, int ldw,
-                                                          const float *in, int IC, int NP,
-                                                          const int OB, const int NV) {
-    __m256 acc[12][2];
-    for (int i = 0; i < OB; i++)
-        for (int v = 0; v < NV; v++) acc[i][v] = _mm256_setzero_ps();
-    for (int k0 = 0; k0 < IC; k0 += 16) {
-        // The next block's weight rows, a line of each per 16 k: six or twelve
-        // rows advancing 4 bytes an iteration are streams the hardware
-        // prefetcher does not follow (weights of the small config stream
-        // from DRAM at 3 GB/s without this, 5 GB/s with it). A prefetch past
-        // the matrix is harmless: it never faults.
-        for (int i = 0; i < OB; i++) _mm_prefetch((const char *)(W + (size_t)(OB + i) * ldw + k0), _MM_HINT_T0);
-        int k1 = k0 + 16 < IC ? k0 + 16 : IC;
-        for (int k = k0; k < k1; k++) {
-            __m256 x[2];
-            for (int v = 0; v < NV; v++) x[v] = _mm256_loadu_ps(in + (size_t)k * NP + 8 * v);
-            for (int i = 0; i < OB; i++) {
-                __m256 w = _mm256_broadcast_ss(W + (size_t)i * ldw + k);
-                for (int v = 0; v < NV; v++) acc[i][v] = _mm256_fmadd_ps(w, x[v], acc[i][v]);
-            }
-        }
-    }
-    for (int i = 0; i < OB; i++)
-        for (int v = 0; v < NV; v++) _mm256_storeu_ps(out + (size_t)i * NP + 8 * v, acc[i][v]);
-}
-#endif
-
-// out (OC, NP) = W (OC, IC; row stride ldw) . in (IC, NP); NP a multiple of 8.
+// out (OC, NP) = W (OC, IC; row stride ldw) . in (IC, NP). Every matrix
+// product goes through cblas_sgemm (at 16 rows OpenBLAS spends about as long
+// packing each weight matrix as multiplying it: perf showed sgemm_incopy at
+// 29-41% of generation, sgemm_kernel at 26-31%).
 static void matmul_fm(float *out, const float *W, int ldw, const float *in, int OC, int IC, int NP) {
     if (OC <= 0) return;
-    if (NP > SMALL_NP) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, NP, IC, 1.0f, W, ldw, in, NP,
-                    0.0f, out, NP);
-        return;
-    }
-#ifdef GEN_AVX2
-    int o = 0;
-    for (; o + 6 <= OC; o += 6) { // each 6-row block of W stays in L1 across row groups
-        const float *w = W + (size_t)o * ldw;
-        int g = 0;
-        for (; g + 16 <= NP; g += 16) mm_block(out + (size_t)o * NP + g, w, ldw, in + g, IC, NP, 6, 2);
-        if (g < NP && (g > 0 || o + 12 > OC)) mm_block(out + (size_t)o * NP + g, w, ldw, in + g, IC, NP, 6, 1);
-        else if (g < NP) { // 8 rows: 12 weight rows at a time
-            mm_block(out + (size_t)o * NP, w, ldw, in, IC, NP, 12, 1);
-            o += 6;
-        }
-    }
-    for (; o + 2 <= OC; o += 2)
-        for (int g = 0; g < NP; g += 8)
-            mm_block(out + (size_t)o * NP + g, W + (size_t)o * ldw, ldw, in + g, IC, NP, 2, 1);
-    if (o < OC)
-        for (int g = 0; g < NP; g += 8)
-            mm_block(out + (size_t)o * NP + g, W + (size_t)o * ldw, ldw, in + g, IC, NP, 1, 1);
-#else
-    for (int o = 0; o < OC; o++) {
-        float *r = out + (size_t)o * NP;
-        for (int j = 0; j < NP; j++) r[j] = 0.0f;
-        for (int k = 0; k < IC; k++) {
-            float w = W[(size_t)o * ldw + k];
-            const float *x = in + (size_t)k * NP;
-            for (int j = 0; j < NP; j++) r[j] += w * x[j];
-        }
-    }
-#endif
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, NP, IC, 1.0f, W, ldw, in, NP, 0.0f, out, NP);
 }
 
 // out (C, NP) = LayerNorm of each column of in (C, NP) (layers.c's formula,
