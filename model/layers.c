@@ -133,17 +133,18 @@ void matmul_residual_forward(float *out, const float *residual, const float *inp
                 out, OC);
 }
 
-// dbias (OC) += column sums of dout (N,OC). Each task owns a block of columns
-// and reads the rows in order, contiguously (the old loop ran down one column
-// at a time, a stride of OC floats per load); every column is still summed
-// row by row from zero and then added, so the result is bit for bit the same.
-static void bias_backward(float *dbias, const float *dout, int N, int OC) {
-    enum { BLK = 32 };
-    int nblk = (OC + BLK - 1) / BLK;
+// dbias[o] += column sum o of dout (N,OC), for blocks k0 <= k < k1 of 32
+// columns. Each task owns a block of columns and reads the rows in order,
+// contiguously (the old loop ran down one column at a time, a stride of OC
+// floats per load); every column is still summed row by row from zero and
+// then added, so the result is bit for bit the same.
+enum { BIAS_BLK = 32 };
+
+static void bias_backward_blocks(float *dbias, const float *dout, int N, int OC, int k0, int k1) {
 #pragma omp parallel for
-    for (int k = 0; k < nblk; k++) {
-        int o0 = k * BLK, n = OC - o0 < BLK ? OC - o0 : BLK;
-        float acc[BLK] = {0};
+    for (int k = k0; k < k1; k++) {
+        int o0 = k * BIAS_BLK, n = OC - o0 < BIAS_BLK ? OC - o0 : BIAS_BLK;
+        float acc[BIAS_BLK] = {0};
         for (int i = 0; i < N; i++) {
             const float *row = dout + (size_t)i * OC + o0;
             for (int o = 0; o < n; o++) acc[o] += row[o];
@@ -154,22 +155,26 @@ static void bias_backward(float *dbias, const float *dout, int N, int OC) {
 
 void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                      const float *inp, const float *weight, int N, int IC, int OC) {
+    int nblk = (OC + BIAS_BLK - 1) / BIAS_BLK;
     // The two products cost the same (2 N IC OC flops each) and are
     // independent. On two threads each runs whole on one thread (OpenBLAS is
     // single-threaded inside a parallel region) instead of both being split
-    // in halves that synchronise inside OpenBLAS; on other counts OpenBLAS
-    // splits each as before.
+    // in halves that synchronise inside OpenBLAS, and each thread then sums
+    // half of the bias columns; on other counts OpenBLAS splits each product.
     if (omp_get_max_threads() == 2 && !omp_in_parallel()) {
 #pragma omp parallel sections num_threads(2)
         {
 #pragma omp section
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight, IC,
-                        0.0f, dinp, IC);
+            {
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, N, IC, OC, 1.0f, dout, OC, weight,
+                            IC, 0.0f, dinp, IC);
+                if (dbias) bias_backward_blocks(dbias, dout, N, OC, 0, nblk / 2);
+            }
 #pragma omp section
             {
                 cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC,
                             1.0f, dweight, IC);
-                if (dbias) bias_backward(dbias, dout, N, OC);
+                if (dbias) bias_backward_blocks(dbias, dout, N, OC, nblk / 2, nblk);
             }
         }
         return;
@@ -178,7 +183,7 @@ void matmul_backward(float *dinp, float *dweight, float *dbias, const float *dou
                 0.0f, dinp, IC);
     cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, OC, IC, N, 1.0f, dout, OC, inp, IC, 1.0f,
                 dweight, IC);
-    if (dbias) bias_backward(dbias, dout, N, OC);
+    if (dbias) bias_backward_blocks(dbias, dout, N, OC, 0, nblk);
 }
 
 // ---- causal attention ---------------------------------------------------------------
