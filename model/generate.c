@@ -307,8 +307,9 @@ static void team_barrier(int nth) {
 // each barrier every thread adds all partial sums to its copy. With nth = 1
 // this is the whole forward pass on one thread. (Sharing a call by rows
 // instead, each thread on its own sequences with no barrier, measured
-// slower: the kernel at 8 rows runs at 45-55 GFLOP/s against 75-88 at 16,
-// and each thread streams every weight matrix.)
+// slower on small: 985 ms CPU a generate() call against 801, two threads,
+// with the earlier hand-written matrix kernel; each thread streams every
+// weight matrix, and with sgemm it would also pack every one.)
 static void forward_rows(const Pass *P, int t, int nth) {
     const ParameterTensors *p = &P->m->params;
     KVCache *c = P->c;
@@ -443,6 +444,18 @@ static void pass_thread(const Pass *P, int t, int nth) {
 
 static void run_pass(const Pass *P) {
     int nth = pass_threads(P);
+    if (nth == 1 && omp_get_max_threads() > 1) {
+        // One thread, and OpenBLAS single-threaded as well: outside a parallel
+        // region it would split each small product over omp_get_max_threads()
+        // threads (16 rows, loaded machine: 2.4 GFLOP/s against 34 on one).
+        // The ICV set here belongs to this one-thread region's task only.
+#pragma omp parallel num_threads(1)
+        {
+            omp_set_num_threads(1);
+            pass_thread(P, 0, 1);
+        }
+        return;
+    }
     if (nth == 1) {
         pass_thread(P, 0, 1);
         return;

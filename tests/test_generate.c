@@ -131,8 +131,8 @@ static void test_forward_calls_match_full_forward(void **state) {
         gpt_forward(&m, tokens, NSEQ, sh->T, 1);
         double worst = 0;
         for (int threads = 1; threads <= 3; threads++) {
-            // Up to 24 rows a call (the small-matrix kernel), and up to 96
-            // (sgemm; slots 96 lets one call take them all).
+            // Up to 24 rows a call (decode-sized), and up to 96 (slots 96
+            // lets one call take them all).
             double d1 = check_calls(&m, 24, threads, tokens, sh->T, 24, 40 + k);
             double d2 = check_calls(&m, 96, threads, tokens, sh->T, 96, 50 + k);
             worst = fmax(worst, fmax(d1, d2));
