@@ -16,6 +16,10 @@ static int tensor_is_decayed(int i) {
 }
 
 void adamw_update(GPT *m, const AdamWConfig *cfg, float lr, long t) {
+    adamw_update_scaled(m, cfg, lr, t, 1.0f);
+}
+
+void adamw_update_scaled(GPT *m, const AdamWConfig *cfg, float lr, long t, float grad_scale) {
     size_t sizes[NUM_PARAMETER_TENSORS];
     gpt_param_sizes(&m->config, sizes);
     const float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->eps;
@@ -33,7 +37,7 @@ void adamw_update(GPT *m, const AdamWConfig *cfg, float lr, long t) {
             const size_t lo = offset, hi = offset + sizes[k];
 #pragma omp for schedule(static) nowait
             for (size_t i = lo; i < hi; i++) {
-                float gi = g[i];
+                float gi = g[i] * grad_scale;
                 mm[i] = b1 * mm[i] + (1.0f - b1) * gi;
                 vv[i] = b2 * vv[i] + (1.0f - b2) * gi * gi;
                 float mhat = mm[i] / b1c, vhat = vv[i] / b2c;
@@ -69,10 +73,14 @@ float gpt_grad_norm(const GPT *m) {
     return (float)sqrt(total);
 }
 
+float gpt_clip_scale(float norm, float max_norm) {
+    return max_norm > 0.0f && norm > max_norm ? max_norm / (norm + 1e-6f) : 1.0f;
+}
+
 float gpt_clip_grad_norm(GPT *m, float max_norm) {
     float norm = gpt_grad_norm(m);
     if (max_norm > 0.0f && norm > max_norm) {
-        float scale = max_norm / (norm + 1e-6f);
+        float scale = gpt_clip_scale(norm, max_norm);
         float *g = m->grads_memory;
 #pragma omp parallel for
         for (size_t i = 0; i < m->num_params; i++) g[i] *= scale;

@@ -17,6 +17,12 @@ AdamWConfig adamw_defaults(void);
 // tied wte is also the LM head), LayerNorm, biases and the scalar head are
 // not decayed.
 void adamw_update(GPT *m, const AdamWConfig *cfg, float lr, long t);
+// adamw_update with every gradient multiplied by grad_scale as it is read
+// (the gradients in memory are left as they are): with grad_scale =
+// gpt_clip_scale(gpt_grad_norm(m), max_norm) the same update, bit for bit, as
+// gpt_clip_grad_norm(m, max_norm) followed by adamw_update, without the pass
+// that writes the clipped gradients back.
+void adamw_update_scaled(GPT *m, const AdamWConfig *cfg, float lr, long t, float grad_scale);
 
 // L2 norm of all parameter gradients (summed in a fixed order, so the result
 // is the same on every run with the same thread count).
@@ -24,6 +30,9 @@ float gpt_grad_norm(const GPT *m);
 // Scales gradients so their norm is at most max_norm (if max_norm > 0);
 // returns the norm before clipping.
 float gpt_clip_grad_norm(GPT *m, float max_norm);
+// The factor gpt_clip_grad_norm applies for a gradient norm `norm`: 1 when
+// max_norm <= 0 or norm <= max_norm.
+float gpt_clip_scale(float norm, float max_norm);
 
 // Linear warm-up over `warmup` steps to max_lr, then cosine decay to min_lr
 // at step `total`; step is 0-based.

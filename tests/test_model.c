@@ -392,6 +392,38 @@ static void test_adamw_and_norm_match_reference(void **state) {
     gpt_free(&b);
 }
 
+// Clipping folded into AdamW (adamw_update_scaled with gpt_clip_scale) against
+// clipping the gradients in memory and then the reference update: the same
+// bit for bit, whether the norm is above the limit or not.
+static void test_adamw_scaled_matches_clip_then_update(void **state) {
+    (void)state;
+    GPT a, b;
+    make_smoke_model(&a, 37, 23);
+    make_smoke_model(&b, 37, 23);
+    Error err;
+    assert_int_equal(gpt_alloc_training(&a, 1, 4, &err), 0);
+    assert_int_equal(gpt_alloc_training(&b, 1, 4, &err), 0);
+    size_t n = a.num_params;
+    AdamWConfig opt = adamw_defaults();
+    const float max_norm[4] = {0.5f, 1e6f, 0.0f, 0.05f}; // clipped, not, off, clipped
+    for (int step = 1; step <= 4; step++) {
+        fill_normal(a.grads_memory, n, 0.01f * step, 50 + step);
+        memcpy(b.grads_memory, a.grads_memory, n * sizeof(float));
+        float norm = gpt_grad_norm(&a);
+        float scale = gpt_clip_scale(norm, max_norm[step - 1]);
+        if (step == 2 || step == 3) assert_true(scale == 1.0f);
+        else assert_true(scale < 1.0f);
+        adamw_update_scaled(&a, &opt, 1e-2f, step, scale);
+        assert_float_equal(gpt_clip_grad_norm(&b, max_norm[step - 1]), norm, 0);
+        adamw_update_reference(&b, &opt, 1e-2f, step);
+        assert_memory_equal(a.params_memory, b.params_memory, n * sizeof(float));
+        assert_memory_equal(a.m_memory, b.m_memory, n * sizeof(float));
+        assert_memory_equal(a.v_memory, b.v_memory, n * sizeof(float));
+    }
+    gpt_free(&a);
+    gpt_free(&b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_whole_model_gradient),
@@ -402,6 +434,7 @@ int main(void) {
         cmocka_unit_test(test_overfits_one_batch),
         cmocka_unit_test(test_adamw_decay_and_schedule),
         cmocka_unit_test(test_adamw_and_norm_match_reference),
+        cmocka_unit_test(test_adamw_scaled_matches_clip_then_update),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
