@@ -77,13 +77,15 @@ static Timing bench_train(GPT *m, int B, int T, int steps, int warmup) {
     for (int s = 0; s < warmup + steps; s++) {
         double t0 = now_seconds();
         gpt_forward(m, inputs, B, T, 1);
-        logprob_forward(logp, m->acts.logits, targets, B * T, V, 1.0f);
-        masked_nll(logp, NULL, B * T, dlogp);
-        logprob_backward(m->bw.dlogits, m->acts.logits, targets, dlogp, B * T, V, 1.0f);
+        // As lm_batch_loss (pretrain, sft): the loss and dlogits in one pass.
+        masked_nll_grad(NULL, B * T, dlogp);
+        logprob_forward_backward(logp, m->bw.dlogits, m->acts.logits, targets, dlogp, B * T, V, 1.0f);
+        masked_nll(logp, NULL, B * T, NULL);
         gpt_zero_grad(m);
         gpt_backward(m, inputs, 1, 0);
-        gpt_clip_grad_norm(m, 1.0f);
-        adamw_update(m, &opt, 1e-4f, s + 1);
+        // As run_optimizer_step (pretrain, sft, train_rm): clipping folded into AdamW.
+        float norm = gpt_grad_norm(m);
+        adamw_update_scaled(m, &opt, 1e-4f, s + 1, gpt_clip_scale(norm, 1.0f));
         if (s >= warmup) times[s - warmup] = now_seconds() - t0;
     }
     Timing t = summarise(times, steps);

@@ -29,12 +29,17 @@ void lm_batch_free(LmBatch *b) {
 float lm_batch_loss(LmBatch *b, int B, int T, int backward) {
     int N = B * T;
     gpt_forward(b->m, b->inputs, B, T, 1);
-    logprob_forward(b->logp, b->m->acts.logits, b->targets, N, b->V, 1.0f);
-    float loss = masked_nll(b->logp, b->weights, N, b->dlogp);
-    if (backward) {
-        logprob_backward(b->m->bw.dlogits, b->m->acts.logits, b->targets, b->dlogp, N, b->V, 1.0f);
-        gpt_zero_grad(b->m);
-        gpt_backward(b->m, b->inputs, 1, 0);
+    if (!backward) {
+        logprob_forward(b->logp, b->m->acts.logits, b->targets, N, b->V, 1.0f);
+        return masked_nll(b->logp, b->weights, N, NULL);
     }
+    // The gradient of the mean NLL does not depend on logp, so the loss and
+    // dlogits come from one pass over the logits (the same values as
+    // logprob_forward, masked_nll and logprob_backward in turn).
+    masked_nll_grad(b->weights, N, b->dlogp);
+    logprob_forward_backward(b->logp, b->m->bw.dlogits, b->m->acts.logits, b->targets, b->dlogp, N, b->V, 1.0f);
+    float loss = masked_nll(b->logp, b->weights, N, NULL);
+    gpt_zero_grad(b->m);
+    gpt_backward(b->m, b->inputs, 1, 0);
     return loss;
 }

@@ -52,23 +52,37 @@ static float row_expsum8(float *out, const float *row, int V, float inv_temp, fl
 }
 #endif
 
-// Max and log of the softmax normaliser of one row of logits/temperature.
-static float row_logsumexp(const float *row, int V, float inv_temp, float *maxv_out) {
+// Sum of exp(row[v] * inv_temp - max) over a row, the max in *maxv_out; the
+// exponentials are stored in out[0..V) when out is not NULL.
+static float row_expsum(float *out, const float *row, int V, float inv_temp, float *maxv_out) {
 #ifdef VECMATH_AVX2
     float maxv = row_max8(row, V, inv_temp);
-    float sum = row_expsum8(NULL, row, V, inv_temp, maxv);
+    float sum = row_expsum8(out, row, V, inv_temp, maxv);
 #else
-    // simd reductions: float sums may then be reordered, which GCC will not do
-    // on its own; the order is still fixed, so results are reproducible.
     float maxv = row[0] * inv_temp;
 #pragma omp simd reduction(max : maxv)
     for (int v = 1; v < V; v++) maxv = row[v] * inv_temp > maxv ? row[v] * inv_temp : maxv;
     float sum = 0.0f;
+    if (out) {
 #pragma omp simd reduction(+ : sum)
-    for (int v = 0; v < V; v++) sum += fast_expf(row[v] * inv_temp - maxv);
+        for (int v = 0; v < V; v++) {
+            float e = fast_expf(row[v] * inv_temp - maxv);
+            out[v] = e;
+            sum += e;
+        }
+    } else {
+#pragma omp simd reduction(+ : sum)
+        for (int v = 0; v < V; v++) sum += fast_expf(row[v] * inv_temp - maxv);
+    }
 #endif
     *maxv_out = maxv;
-    return maxv + logf(sum);
+    return sum;
+}
+
+// Max and log of the softmax normaliser of one row of logits/temperature.
+static float row_logsumexp(const float *row, int V, float inv_temp, float *maxv_out) {
+    float sum = row_expsum(NULL, row, V, inv_temp, maxv_out);
+    return *maxv_out + logf(sum);
 }
 
 void logprob_forward(float *logp, const float *logits, const int *targets, int N, int V,
@@ -81,6 +95,13 @@ void logprob_forward(float *logp, const float *logits, const int *targets, int N
         float lse = row_logsumexp(row, V, inv_temp, &maxv);
         logp[i] = row[targets[i]] * inv_temp - lse;
     }
+}
+
+// dlogits row from the exponentials stored in it and their sum.
+static void logprob_row_backward(float *drow, int target, float dlogp, float sum, int V, float inv_temp) {
+    float scale = dlogp * inv_temp, k = -scale / sum;
+    for (int v = 0; v < V; v++) drow[v] *= k;
+    drow[target] += scale;
 }
 
 void logprob_backward(float *dlogits, const float *logits, const int *targets, const float *dlogp,
@@ -98,24 +119,25 @@ void logprob_backward(float *dlogits, const float *logits, const int *targets, c
             for (int v = 0; v < V; v++) drow[v] = 0.0f;
             continue;
         }
-#ifdef VECMATH_AVX2
-        float maxv = row_max8(row, V, inv_temp);
-        float sum = row_expsum8(drow, row, V, inv_temp, maxv);
-#else
-        float maxv = row[0] * inv_temp;
-#pragma omp simd reduction(max : maxv)
-        for (int v = 1; v < V; v++) maxv = row[v] * inv_temp > maxv ? row[v] * inv_temp : maxv;
-        float sum = 0.0f;
-#pragma omp simd reduction(+ : sum)
-        for (int v = 0; v < V; v++) {
-            float e = fast_expf(row[v] * inv_temp - maxv);
-            drow[v] = e;
-            sum += e;
-        }
-#endif
-        float scale = dlogp[i] * inv_temp, k = -scale / sum;
-        for (int v = 0; v < V; v++) drow[v] *= k;
-        drow[targets[i]] += scale;
+        float maxv, sum = row_expsum(drow, row, V, inv_temp, &maxv);
+        logprob_row_backward(drow, targets[i], dlogp[i], sum, V, inv_temp);
+    }
+}
+
+void logprob_forward_backward(float *logp, float *dlogits, const float *logits, const int *targets,
+                              const float *dlogp, int N, int V, float temperature) {
+    // row_logsumexp is maxv + logf(sum) with the same max and sum as here.
+    float inv_temp = 1.0f / temperature;
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *row = logits + (size_t)i * V;
+        float *drow = dlogits + (size_t)i * V;
+        int keep = dlogp[i] != 0.0f;
+        float maxv, sum = row_expsum(keep ? drow : NULL, row, V, inv_temp, &maxv);
+        logp[i] = row[targets[i]] * inv_temp - (maxv + logf(sum));
+        if (keep) logprob_row_backward(drow, targets[i], dlogp[i], sum, V, inv_temp);
+        else
+            for (int v = 0; v < V; v++) drow[v] = 0.0f;
     }
 }
 
@@ -133,6 +155,15 @@ float masked_nll(const float *logp, const float *weights, int N, float *dlogp) {
         }
     }
     return wsum > 0 ? (float)(loss / wsum) : 0.0f;
+}
+
+void masked_nll_grad(const float *weights, int N, float *dlogp) {
+    double wsum = 0.0;
+    for (int i = 0; i < N; i++) wsum += weights ? weights[i] : 1.0;
+    for (int i = 0; i < N; i++) {
+        float w = weights ? weights[i] : 1.0f;
+        dlogp[i] = wsum > 0 ? (float)(-w / wsum) : 0.0f;
+    }
 }
 
 void entropy_forward(float *ent, const float *logits, int N, int V, float temperature) {

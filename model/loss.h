@@ -12,10 +12,19 @@ void logprob_forward(float *logp, const float *logits, const int *targets, int N
 void logprob_backward(float *dlogits, const float *logits, const int *targets, const float *dlogp,
                       int N, int V, float temperature);
 
+// logprob_forward and logprob_backward in one pass over the logits, for when
+// dlogp is known before logp (cross-entropy: masked_nll_grad): each row's
+// exponentials are computed once, for its log-sum-exp and its gradient. The
+// same results, bit for bit, as the two calls.
+void logprob_forward_backward(float *logp, float *dlogits, const float *logits, const int *targets,
+                              const float *dlogp, int N, int V, float temperature);
+
 // Weighted mean negative log-likelihood sum(w*(-logp)) / sum(w); weights NULL
 // means all ones, weight 0 masks a token out. Sets dlogp (N) = -w / sum(w),
 // the gradient of the loss, when dlogp is non-NULL. Returns 0 if sum(w) is 0.
 float masked_nll(const float *logp, const float *weights, int N, float *dlogp);
+// The dlogp masked_nll sets, which does not depend on logp.
+void masked_nll_grad(const float *weights, int N, float *dlogp);
 
 // Entropy (nats) of softmax(logits[i] / temperature) for each row.
 void entropy_forward(float *ent, const float *logits, int N, int V, float temperature);

@@ -445,6 +445,37 @@ static void test_logprob_backward_matches_reference(void **state) {
     }
 }
 
+// logprob_forward_backward against the two calls it replaces (logprob_forward
+// then logprob_backward, themselves checked above): the same bits, rows with
+// dlogp 0 included; masked_nll_grad against the dlogp masked_nll sets.
+static void test_logprob_forward_backward_matches_separate(void **state) {
+    (void)state;
+    enum { N = 7 };
+    int Vs[3] = {1000, 1003, 5};
+    float dlogp[N] = {-0.5f, 1.0f, 0.0f, 0.25f, -2.0f, 3.0f, 0.0f};
+    float temps[2] = {1.0f, 0.7f};
+    for (int iv = 0; iv < 3; iv++) {
+        int V = Vs[iv], targets[N] = {0, V - 1, 2, 2, V / 2, 3 % V, 1};
+        float *logits = normal((size_t)N * V, 3, 92);
+        logits[3 * V + 2] = 40.0f;
+        float *d = normal((size_t)N * V, 9, 93), *d_r = normal((size_t)N * V, 9, 94), logp[N], logp_r[N];
+        for (int k = 0; k < 2; k++) {
+            logprob_forward_backward(logp, d, logits, targets, dlogp, N, V, temps[k]);
+            logprob_forward(logp_r, logits, targets, N, V, temps[k]);
+            logprob_backward(d_r, logits, targets, dlogp, N, V, temps[k]);
+            assert_memory_equal(logp, logp_r, sizeof logp);
+            assert_memory_equal(d, d_r, (size_t)N * V * sizeof(float));
+        }
+        free(logits), free(d), free(d_r);
+    }
+    float w[N] = {1, 0, 0.5f, 2, 0, 1, 1}, g[N], g_r[N], lp[N] = {-1, -2, -3, -4, -5, -6, -7};
+    for (int with_w = 0; with_w < 2; with_w++) {
+        masked_nll(lp, with_w ? w : NULL, N, g_r);
+        masked_nll_grad(with_w ? w : NULL, N, g);
+        assert_memory_equal(g, g_r, sizeof g);
+    }
+}
+
 // ---- GELU and an MLP block (matmul -> gelu -> matmul) ------------------------
 typedef struct {
     int N, C;
@@ -633,6 +664,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_residual_and_bias_match_reference),
         cmocka_unit_test(test_matmul_backward_threads_match_reference),
         cmocka_unit_test(test_logprob_backward_matches_reference),
+        cmocka_unit_test(test_logprob_forward_backward_matches_separate),
         cmocka_unit_test(test_gelu_values),
         cmocka_unit_test(test_gelu_and_mlp_backward),
         cmocka_unit_test(test_gelu_backward_matches_reference),
