@@ -5,9 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <cblas.h>
 #include <omp.h>
 
+#include "model/decode.h"
 #include "model/fastmath.h"
 
 // Rows of one prefill pass: enough for sgemm to run near its peak, small
@@ -26,19 +26,15 @@ int kvcache_create(KVCache *c, const GPTConfig *cfg, int slots, Error *err) {
     size_t S = slots, T = cfg->max_seq_len, C = cfg->n_embd, L = cfg->n_layer, V = cfg->vocab_size;
     size_t Tp = round_up(T, 8), R = S * T < PREFILL_ROWS ? S * T : PREFILL_ROWS;
     if (R < S) R = S;
-    size_t RP = round_up(R, 8), SP = round_up(S, 8), hs = C / cfg->n_head;
     c->slots = slots, c->max_T = cfg->max_seq_len, c->C = cfg->n_embd, c->V = cfg->vocab_size;
     c->NH = cfg->n_head, c->L = cfg->n_layer, c->Tp = (int)Tp, c->rows = (int)R, c->n_threads = nth;
     c->min_macs = 2e6;
-    // Every block starts on a 64-byte line, so threads writing neighbouring
-    // feature ranges of a shared buffer share as few lines as possible.
-    c->thread_floats = round_up(2 * C * RP + 2 * RP + Tp + 2 * hs, 16);
-    float **ptrs[] = {&c->k,    &c->v,       &c->thread_mem, &c->qkv,        &c->atty,
-                      &c->fch,  &c->part,    &c->logitsT,    &c->logits,     &c->seq_logits,
-                      &c->probs, &c->head,   &c->samp_lp};
-    size_t sizes[] = {L * S * C * Tp, L * S * Tp * C, nth * c->thread_floats, 3 * C * RP, C * RP,
-                      4 * C * RP,     2 * nth * C * RP, V * SP,               S * V,      S * V,
-                      S * V,          S,              S};
+    // Every block starts on a 64-byte line.
+    c->thread_floats = round_up(2 * C * R + Tp, 16);
+    float **ptrs[] = {&c->k,   &c->v,    &c->thread_mem, &c->qkv,    &c->atty,  &c->fch,   &c->part,
+                      &c->wt,  &c->logits, &c->seq_logits, &c->probs, &c->head, &c->samp_lp};
+    size_t sizes[] = {L * S * C * Tp, L * S * Tp * C, nth * c->thread_floats, 3 * C * R, C * R, 4 * C * R,
+                      2 * nth * C * R, decode_weight_floats(cfg), S * V, S * V, S * V, S, S};
     size_t total = 0, n = sizeof sizes / sizeof sizes[0];
     for (size_t i = 0; i < n; i++) total += round_up(sizes[i], 16);
     int **iptrs[] = {&c->order,    &c->pos,      &c->tok,       &c->row_seq,   &c->row_pos,
@@ -77,191 +73,7 @@ void kvcache_free(KVCache *c) {
     memset(c, 0, sizeof *c);
 }
 
-// Sums and maxima in eight interleaved lanes: a fixed order (independent of
-// alignment) that the compiler can vectorise, which it may not do for a
-// plain running sum without -ffast-math.
-static float sum8(const float *x, int n) {
-    float s[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] += x[i + j];
-    float tail = 0.0f;
-    for (; i < n; i++) tail += x[i];
-    return ((s[0] + s[4]) + (s[1] + s[5])) + ((s[2] + s[6]) + (s[3] + s[7])) + tail;
-}
-
-static float max8(const float *x, int n) {
-    float s[8];
-    for (int j = 0; j < 8; j++) s[j] = -INFINITY;
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int j = 0; j < 8; j++) s[j] = x[i + j] > s[j] ? x[i + j] : s[j];
-    for (; i < n; i++) s[0] = x[i] > s[0] ? x[i] : s[0];
-    for (int j = 1; j < 8; j++) s[0] = s[j] > s[0] ? s[j] : s[0];
-    return s[0];
-}
-
-// ---- kernels ------------------------------------------------------------------------
-#if defined(__AVX2__) && defined(__FMA__)
-#include <immintrin.h>
-#define GEN_AVX2 1 // the single-query attention below has an AVX2 path
-#endif
-
-// Inside a forward call activations are feature-major, (features, NP) with
-// the n rows padded to NP, a multiple of 8: a matrix product is then
-// out (OC, NP) = W (OC, IC) . in (IC, NP) with W in the checkpoint's own
-// (OC, IC) layout. Per-row reductions (LayerNorm) run along the features
-// with the rows in the vector lanes, so they vectorise without reassociating
-// anything.
-
-// out (OC, NP) = W (OC, IC; row stride ldw) . in (IC, NP). Every matrix
-// product goes through cblas_sgemm (at 16 rows OpenBLAS spends about as long
-// packing each weight matrix as multiplying it: perf showed sgemm_incopy at
-// 29-41% of generation, sgemm_kernel at 26-31%).
-static void matmul_fm(float *out, const float *W, int ldw, const float *in, int OC, int IC, int NP) {
-    if (OC <= 0) return;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, OC, NP, IC, 1.0f, W, ldw, in, NP, 0.0f, out, NP);
-}
-
-// out (C, NP) = LayerNorm of each column of in (C, NP) (layers.c's formula,
-// eps 1e-5); out may be in. mean and rstd hold NP floats of scratch.
-static void layernorm_fm(float *out, const float *in, const float *w, const float *b, int C, int NP,
-                         float *mean, float *rstd) {
-    for (int j = 0; j < NP; j++) mean[j] = 0.0f, rstd[j] = 0.0f;
-    for (int c = 0; c < C; c++)
-        for (int j = 0; j < NP; j++) mean[j] += in[(size_t)c * NP + j];
-    for (int j = 0; j < NP; j++) mean[j] /= C;
-    for (int c = 0; c < C; c++)
-        for (int j = 0; j < NP; j++) {
-            float d = in[(size_t)c * NP + j] - mean[j];
-            rstd[j] += d * d;
-        }
-    for (int j = 0; j < NP; j++) rstd[j] = 1.0f / sqrtf(rstd[j] / C + 1e-5f);
-    for (int c = 0; c < C; c++)
-        for (int j = 0; j < NP; j++)
-            out[(size_t)c * NP + j] = (in[(size_t)c * NP + j] - mean[j]) * rstd[j] * w[c] + b[c];
-}
-
-#define GELU_SCALE 0.7978845608028654f // sqrt(2/pi), as in layers.c
-
-// Keys of (layer l, slot s, head h): Tp/8 blocks of 8 positions, each (hs, 8):
-// key d of position t is at (t / 8) * 8 hs + 8 d + t % 8. A block is what the
-// score loop reads, contiguously; writing one position touches hs/2 lines.
-static float *key_block(const KVCache *c, int l, int s, int h) {
-    size_t hs = c->C / c->NH;
-    return c->k + (((size_t)l * c->slots + s) * c->NH + h) * hs * c->Tp;
-}
-
-static size_t key_at(int hs, int t, int d) {
-    return (size_t)(t / 8) * 8 * hs + 8 * d + t % 8;
-}
-
-// Values of (layer l, slot s, head h): Tp rows of hs.
-static float *value_block(const KVCache *c, int l, int s, int h) {
-    size_t hs = c->C / c->NH;
-    return c->v + (((size_t)l * c->slots + s) * c->NH + h) * c->Tp * hs;
-}
-
-#ifdef GEN_AVX2
-// out (8 NV) = sum over t < np of w[t] v[t] (rows of 8 NV floats), in registers.
-static inline __attribute__((always_inline)) void weighted_sum(float *out, const float *w,
-                                                               const float *v, int np, const int NV) {
-    __m256 o[8];
-    for (int k = 0; k < NV; k++) o[k] = _mm256_setzero_ps();
-    for (int t = 0; t < np; t++) {
-        __m256 wt = _mm256_broadcast_ss(w + t);
-        for (int k = 0; k < NV; k++) o[k] = _mm256_fmadd_ps(wt, _mm256_loadu_ps(v + (size_t)t * 8 * NV + 8 * k), o[k]);
-    }
-    for (int k = 0; k < NV; k++) _mm256_storeu_ps(out + 8 * k, o[k]);
-}
-#endif
-
-// Single-query attention of head h at position p of slot s over the cached
-// positions 0..p; q (hs) is already scaled by 1/sqrt(hs); out (hs). att
-// holds Tp floats. Scores are computed a block of 8 positions at a time; the
-// last block reads keys past p, which are zero or stale but finite, and unused.
-static void attend(const KVCache *c, int l, int s, int p, int h, const float *q, float *out, float *att) {
-    int hs = c->C / c->NH, np = p + 1;
-    const float *kt = key_block(c, l, s, h), *v = value_block(c, l, s, h);
-#ifdef GEN_AVX2
-    int t = 0;
-    for (; t + 16 <= np; t += 16) { // two blocks: two independent chains
-        const float *k0 = kt + (size_t)t * hs, *k1 = k0 + 8 * hs;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0;
-        int d = 0;
-        for (; d + 2 <= hs; d += 2) {
-            __m256 q0 = _mm256_broadcast_ss(q + d), q1 = _mm256_broadcast_ss(q + d + 1);
-            a0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k0 + 8 * d), a0);
-            b0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k1 + 8 * d), b0);
-            a1 = _mm256_fmadd_ps(q1, _mm256_loadu_ps(k0 + 8 * d + 8), a1);
-            b1 = _mm256_fmadd_ps(q1, _mm256_loadu_ps(k1 + 8 * d + 8), b1);
-        }
-        for (; d < hs; d++) {
-            __m256 q0 = _mm256_broadcast_ss(q + d);
-            a0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k0 + 8 * d), a0);
-            b0 = _mm256_fmadd_ps(q0, _mm256_loadu_ps(k1 + 8 * d), b0);
-        }
-        _mm256_storeu_ps(att + t, _mm256_add_ps(a0, a1));
-        _mm256_storeu_ps(att + t + 8, _mm256_add_ps(b0, b1));
-    }
-    for (; t < np; t += 8) {
-        const float *k0 = kt + (size_t)t * hs;
-        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
-        int d = 0;
-        for (; d + 2 <= hs; d += 2) {
-            a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), _mm256_loadu_ps(k0 + 8 * d), a0);
-            a1 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d + 1), _mm256_loadu_ps(k0 + 8 * d + 8), a1);
-        }
-        for (; d < hs; d++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(q + d), _mm256_loadu_ps(k0 + 8 * d), a0);
-        _mm256_storeu_ps(att + t, _mm256_add_ps(a0, a1));
-    }
-#else
-    for (int t = 0; t < np; t++) {
-        float a = 0.0f;
-        for (int d = 0; d < hs; d++) a += q[d] * kt[key_at(hs, t, d)];
-        att[t] = a;
-    }
-#endif
-    float mx = max8(att, np);
-    for (int t = 0; t < np; t++) att[t] = fast_expf(att[t] - mx);
-    float inv = 1.0f / sum8(att, np);
-#ifdef GEN_AVX2
-    switch (hs) { // the output in registers: a constant count of vectors
-    case 8: weighted_sum(out, att, v, np, 1); break;
-    case 16: weighted_sum(out, att, v, np, 2); break;
-    case 32: weighted_sum(out, att, v, np, 4); break;
-    case 64: weighted_sum(out, att, v, np, 8); break;
-    default:
-#else
-    {
-#endif
-        for (int d = 0; d < hs; d++) out[d] = 0.0f;
-        for (int t = 0; t < np; t++)
-            for (int d = 0; d < hs; d++) out[d] += att[t] * v[(size_t)t * hs + d];
-    }
-    for (int d = 0; d < hs; d++) out[d] *= inv;
-}
-
-// Start of thread t's share of n items split over nth threads, rounded to a
-// multiple of align (nondecreasing in t; n at t = nth).
-static int split_at(int n, int t, int nth, int align) {
-    if (t >= nth) return n;
-    long s = ((long)n * t / nth + align / 2) / align * align;
-    return s > n ? n : (int)s;
-}
-
-// One forward call over n rows (a prefill chunk or a decode step).
-typedef struct {
-    const GPT *m;
-    KVCache *c;
-    const int *tok, *pos, *slot;
-    int n;
-    const int *lrows; // rows whose logits are wanted (row lrows[j] -> logits row j), ascending; NULL: all
-    int nl;
-    const SamplerConfig *sc; // then, when ns > 0, the draws listed in c->samp_*
-    int ns;
-} Pass;
-
+// ---- forward calls (the pass itself is in decode.c) -------------------------------
 // Logits row r of a draw: r < slots is c->logits row r, slots + b is
 // c->seq_logits row b.
 static const float *logits_row(const KVCache *c, int r) {
@@ -275,151 +87,9 @@ static void sample_one(KVCache *c, const SamplerConfig *sc, int j) {
                                     &c->samp_lp[j]);
 }
 
-// x (C, NP) += bias + the partial sums of the team's threads u that made
-// one (has(u)), in thread order: the same operations on every thread, so
-// every thread's copy of the residual stream stays identical.
-static void add_partials(float *x, const float *part, size_t part_stride, const float *bias, int C,
-                         int NP, int nth, int NH, int F) {
-    size_t n = (size_t)C * NP;
-    for (int u = 0; u < nth; u++) {
-        int has = NH ? NH * (u + 1) / nth > NH * u / nth : split_at(F, u + 1, nth, 8) > split_at(F, u, nth, 8);
-        if (!has) continue;
-        const float *pu = part + u * part_stride;
-        for (size_t i = 0; i < n; i++) x[i] += pu[i];
-    }
-    for (int k = 0; k < C; k++)
-        for (int j = 0; j < NP; j++) x[(size_t)k * NP + j] += bias[k];
-}
-
 static void team_barrier(int nth) {
     if (nth > 1) {
 #pragma omp barrier
-    }
-}
-
-// The forward pass of a call's rows by thread t of a team of nth threads
-// that share it by features: a layer needs two barriers. Each thread keeps
-// its own copy of the residual stream and LayerNorms it; thread t owns heads
-// [h0,h1) (their Q/K/V features, keys and values in the cache, attention,
-// and the slice of the output projection that reads them, as a partial sum
-// over its input features) and MLP hidden features [f0,f1) (the fc slice,
-// GELU, and the slice of fcproj reading them, again a partial sum). After
-// each barrier every thread adds all partial sums to its copy. With nth = 1
-// this is the whole forward pass on one thread. (Sharing a call by rows
-// instead, each thread on its own sequences with no barrier, measured
-// slower on small: 985 ms CPU a generate() call against 801, two threads,
-// with the earlier hand-written matrix kernel; each thread streams every
-// weight matrix, and with sgemm it would also pack every one.)
-static void forward_rows(const Pass *P, int t, int nth) {
-    const ParameterTensors *p = &P->m->params;
-    KVCache *c = P->c;
-    int C = c->C, C4 = 4 * C, NH = c->NH, hs = C / NH, V = c->V, n = P->n;
-    const int *tok = P->tok, *pos = P->pos, *slot = P->slot;
-    int NP = (int)round_up(n, 8);
-    size_t RP = round_up(c->rows, 8), CR = (size_t)C * RP, CNP = (size_t)C * NP;
-    float *x = c->thread_mem + (size_t)t * c->thread_floats, *ln = x + CR, *mean = ln + CR;
-    float *rstd = mean + RP, *att = rstd + RP, *qv = att + c->Tp, *ov = qv + hs;
-    float *part_a = c->part, *part_f = c->part + (size_t)nth * CR, *my_a = part_a + t * CR, *my_f = part_f + t * CR;
-    int h0 = NH * t / nth, h1 = NH * (t + 1) / nth, c0 = h0 * hs, nc = (h1 - h0) * hs;
-    int f0 = split_at(C4, t, nth, 8), f1 = split_at(C4, t + 1, nth, 8), nf = f1 - f0;
-    float scale = 1.0f / sqrtf((float)hs);
-    for (int j = 0; j < NP; j++) { // x (C, NP) = wte[token] + wpe[pos]; padding rows 0
-        if (j >= n) {
-            for (int k = 0; k < C; k++) x[(size_t)k * NP + j] = 0.0f;
-            continue;
-        }
-        const float *we = p->wte + (size_t)tok[j] * C, *pe = p->wpe + (size_t)pos[j] * C;
-        for (int k = 0; k < C; k++) x[(size_t)k * NP + j] = we[k] + pe[k];
-    }
-    for (int l = 0; l < c->L; l++) {
-        size_t lC = (size_t)l * C;
-        const float *qkvw = p->qkvw + lC * 3 * C, *qkvb = p->qkvb + 3 * lC;
-        // The cache lines this layer's keys and values go to, for writing:
-        // they arrive while the products below run (cold, their stores
-        // stalled the loop that writes them).
-        for (int j = 0; j < n; j++)
-            for (int h = h0; h < h1; h++) {
-                float *kb = key_block(c, l, slot[j], h) + key_at(hs, pos[j], 0);
-                float *vb = value_block(c, l, slot[j], h) + (size_t)pos[j] * hs;
-                for (int d = 0; d < 8 * hs; d += 16) __builtin_prefetch(kb + d, 1, 3);
-                for (int d = 0; d < hs; d += 16) __builtin_prefetch(vb + d, 1, 3);
-            }
-        layernorm_fm(ln, x, p->ln1w + lC, p->ln1b + lC, C, NP, mean, rstd);
-        if (nc > 0) {
-            for (int k = 0; k < 3; k++)
-                matmul_fm(c->qkv + ((size_t)k * C + c0) * NP, qkvw + ((size_t)k * C + c0) * C, C, ln,
-                          nc, C, NP);
-            for (int f = c0; f < c0 + nc; f++) { // biases; Q scaled; K and V into the cache
-                float *qr = c->qkv + (size_t)f * NP;
-                const float *kr = qr + CNP, *vr = kr + CNP;
-                float qb = qkvb[f], kb = qkvb[C + f], vb = qkvb[2 * C + f];
-                int h = f / hs, d = f % hs;
-                for (int j = 0; j < NP; j++) qr[j] = (qr[j] + qb) * scale;
-                for (int j = 0; j < n; j++) {
-                    key_block(c, l, slot[j], h)[key_at(hs, pos[j], d)] = kr[j] + kb;
-                    value_block(c, l, slot[j], h)[(size_t)pos[j] * hs + d] = vr[j] + vb;
-                }
-            }
-            for (int h = h0; h < h1; h++) {
-                const float *q = c->qkv + (size_t)h * hs * NP;
-                float *y = c->atty + (size_t)h * hs * NP;
-                for (int j = 0; j < NP; j++) {
-                    if (j < n) {
-                        for (int d = 0; d < hs; d++) qv[d] = q[(size_t)d * NP + j];
-                        attend(c, l, slot[j], pos[j], h, qv, ov, att);
-                    } else {
-                        for (int d = 0; d < hs; d++) ov[d] = 0.0f;
-                    }
-                    for (int d = 0; d < hs; d++) y[(size_t)d * NP + j] = ov[d];
-                }
-            }
-            matmul_fm(my_a, p->attprojw + lC * C + c0, C, c->atty + (size_t)c0 * NP, C, nc, NP);
-        }
-        team_barrier(nth);
-        add_partials(x, part_a, CR, p->attprojb + lC, C, NP, nth, NH, 0);
-        layernorm_fm(ln, x, p->ln2w + lC, p->ln2b + lC, C, NP, mean, rstd);
-        if (nf > 0) {
-            const float *fcb = p->fcb + 4 * lC;
-            float *h = c->fch + (size_t)f0 * NP;
-            matmul_fm(h, p->fcw + (lC * 4 + f0) * C, C, ln, nf, C, NP);
-            for (int f = 0; f < nf; f++) {
-                float *r = h + (size_t)f * NP, b = fcb[f0 + f];
-                for (int j = 0; j < NP; j++) {
-                    float u = r[j] + b;
-                    r[j] = 0.5f * u * (1.0f + fast_tanhf(GELU_SCALE * (u + 0.044715f * u * u * u)));
-                }
-            }
-            matmul_fm(my_f, p->fcprojw + lC * C4 + f0, C4, h, C, nf, NP);
-        }
-        team_barrier(nth);
-        add_partials(x, part_f, CR, p->fcprojb + lC, C, NP, nth, 0, C4);
-    }
-    // Final LayerNorm of the wanted rows, gathered into ln (C, NL); LM head
-    // features [v0,v1) of this thread, transposed into c->logits rows; the
-    // scalar head on thread 0.
-    int nl = P->nl, NL = (int)round_up(nl, 8);
-    if (nl == 0) return;
-    for (int k = 0; k < C; k++)
-        for (int j = 0; j < NL; j++)
-            ln[(size_t)k * NL + j] = j < nl ? x[(size_t)k * NP + (P->lrows ? P->lrows[j] : j)] : 0.0f;
-    layernorm_fm(ln, ln, p->lnfw, p->lnfb, C, NL, mean, rstd);
-    float *logits = c->logits;
-    int v0 = split_at(V, t, nth, 16), v1 = split_at(V, t + 1, nth, 16);
-    if (v1 > v0) {
-        matmul_fm(c->logitsT + (size_t)v0 * NL, p->wte + (size_t)v0 * C, C, ln, v1 - v0, C, NL);
-        // Tiles of 32 logits: rows of c->logits lie V floats apart, a stride
-        // that maps them all to one L1 set, so write each row's tile in turn.
-        for (int vt = v0; vt < v1; vt += 32) {
-            int ve = vt + 32 < v1 ? vt + 32 : v1;
-            for (int j = 0; j < nl; j++)
-                for (int v = vt; v < ve; v++) logits[(size_t)j * V + v] = c->logitsT[(size_t)v * NL + j];
-        }
-    }
-    if (t == 0) {
-        for (int j = 0; j < nl; j++) mean[j] = p->headb[0];
-        for (int k = 0; k < C; k++)
-            for (int j = 0; j < nl; j++) mean[j] += ln[(size_t)k * NL + j] * p->headw[k];
-        for (int j = 0; j < nl; j++) c->head[j] = mean[j];
     }
 }
 
@@ -435,7 +105,7 @@ static int pass_threads(const Pass *P) {
 }
 
 static void pass_thread(const Pass *P, int t, int nth) {
-    forward_rows(P, t, nth);
+    decode_forward(P, t, nth);
     if (P->ns > 0) { // the draws, shared out once every logit is there
         team_barrier(nth);
         for (int j = t; j < P->ns; j += nth) sample_one(P->c, P->sc, j);
@@ -464,8 +134,13 @@ static void run_pass(const Pass *P) {
     pass_thread(P, omp_get_thread_num(), omp_get_num_threads());
 }
 
+void kvcache_set_model(KVCache *c, const GPT *m) {
+    decode_load_weights(c, m);
+}
+
 void gpt_decode_step(const GPT *m, KVCache *c, const int *tokens, const int *pos, const int *slots,
                      int n) {
+    if (c->model != m) kvcache_set_model(c, m);
     Pass P = {.m = m, .c = c, .tok = tokens, .pos = pos, .slot = slots, .n = n, .nl = n};
     run_pass(&P);
 }
@@ -638,6 +313,7 @@ void generate(const GPT *m, KVCache *c, const int *const *prompts, const int *pr
     // known, i.e. from s = prompt_lens[b] - 1 on. All prompt positions are
     // prefilled first, PREFILL_ROWS rows per pass; then each step feeds the
     // tokens drawn at the step before, and its pass draws the next ones.
+    kvcache_set_model(c, m); // m's parameters may have changed since the last call
     int T = c->max_T, S = c->slots;
     int *done = c->done, *ready = c->ready;
     int n = 0, nl = 0, first = T;

@@ -22,18 +22,21 @@ typedef struct {
     double min_macs; // a call uses a thread per this many multiply-adds, up to n_threads (2e6; 0: all)
     float *k;      // (L, slots, NH, Tp/8, hs, 8) cached keys, in blocks of 8 positions
     float *v;      // (L, slots, NH, Tp, hs) cached values
-    // Activations inside a forward call are feature-major: (features, rows),
-    // the rows padded to a multiple of 8 (see generate.c).
+    // The model's matrices transposed to (in, out), the layout the forward
+    // pass multiplies by (see decode.c); copied from `model` by
+    // kvcache_set_model.
+    float *wt;
+    const GPT *model;
+    // Activations inside a forward call are token-major: (rows, features).
     // Per-thread scratch, n_threads blocks of thread_floats: the residual
-    // stream and its LayerNorm, row statistics, attention weights, one query.
+    // stream and its LayerNorm, attention weights.
     float *thread_mem;
     size_t thread_floats;
     // Shared scratch of one forward call; threads write disjoint features.
-    float *qkv;     // (3C, rows)
-    float *atty;    // (C, rows)
-    float *fch;     // (4C, rows)
-    float *part;    // (2, n_threads, C, rows) per-thread partial sums of the projections
-    float *logitsT; // (V, slots) the LM head's output before it is transposed
+    float *qkv;     // (rows, 3C), features grouped by head: q, k, v of head 0, then head 1, ...
+    float *atty;    // (rows, C)
+    float *fch;     // (rows, 4C)
+    float *part;    // (2, n_threads, rows, C) per-thread partial sums of the projections
     float *logits;  // (slots, V) logits of the last step (row i)
     float *head;    // (slots) scalar head of the last step
     float *seq_logits; // (slots, V) generate: logits at each prompt's last position
@@ -56,6 +59,12 @@ typedef struct {
 // Allocates a cache for `slots` sequences of up to cfg->max_seq_len tokens.
 int kvcache_create(KVCache *c, const GPTConfig *cfg, int slots, Error *err);
 void kvcache_free(KVCache *c);
+
+// Copies m's matrices into c, for gpt_decode_step. generate() does this at
+// every call; a caller of gpt_decode_step must do it again after changing
+// m's parameters (gpt_decode_step itself does it when m is not the model
+// set last).
+void kvcache_set_model(KVCache *c, const GPT *m);
 
 // One token for each of n rows (n <= c->slots): row i feeds tokens[i] at
 // position pos[i] of the sequence held in cache slot slots[i], whose keys and
