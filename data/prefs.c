@@ -24,13 +24,14 @@
 
 static const char PROG[] = "prefs";
 
-// A prompt slot whose two samples keep coming out identical is given up
-// after this many tries (a policy that always says the same thing).
+// A prompt slot whose two samples keep coming out identical (or, unless
+// --keep-ties, equal in gold score) is given up after this many tries (a
+// policy that always says the same thing).
 #define MAX_ATTEMPTS_PER_SLOT 8
 
 typedef struct {
     const char *policy, *tokenizer, *prompts, *data_dir, *out;
-    int pairs, seed, threads, batch, top_k;
+    int pairs, seed, threads, batch, top_k, keep_ties;
     float tau, val_frac, temperature, temperature2; // temperature2 < 0: the same as temperature
 } Settings;
 
@@ -61,7 +62,7 @@ typedef struct {
     size_t n_prompts;
     Slot *slots;
     size_t n_slots;
-    long identical, given_up;
+    long identical, ties, given_up;
 } Prefs;
 
 static void prefs_free_all(Prefs *p) {
@@ -215,14 +216,21 @@ static int row_response(const Prefs *p, const int *ids, int n, char **text, int 
 }
 
 // Scores a slot's two responses and draws the label: A is chosen with
-// probability sigmoid((gold_A - gold_B) / tau).
-static void label_slot(const Prefs *p, Slot *slot, float tau, Rng *label_rng) {
+// probability sigmoid((gold_A - gold_B) / tau). Returns 0 without a label
+// when the two score the same and ties are not kept: the annotator sees no
+// difference (a human labeller would answer "no preference"), and a
+// coin-flip label would only teach the reward model noise, so the slot is
+// sampled again.
+static int label_slot(const Prefs *p, Slot *slot, const Settings *s, Rng *label_rng) {
     for (int k = 0; k < 2; k++)
         slot->gold[k] = annotator_gold_category(p->annotator, slot->prompt->category,
                                                 slot->response[k], slot->ended[k], NULL);
+    if (slot->gold[0] == slot->gold[1] && !s->keep_ties) return 0;
+    float tau = s->tau;
     double p_a = 1.0 / (1.0 + exp(-(slot->gold[0] - slot->gold[1]) / tau));
     slot->chosen = rng_uniform_double(label_rng) < p_a ? 0 : 1;
     slot->done = 1;
+    return 1;
 }
 
 typedef struct {
@@ -238,8 +246,11 @@ typedef struct {
 static int fill_batch(const Prefs *p, Batch *b, size_t *next, int max_slots, int *max_new) {
     int n = 0, T = p->model.config.max_seq_len;
     *max_new = 0;
+    // One pass from *next: each pending slot at most once per batch (a slot
+    // twice in a batch would be settled and then overwritten).
+    size_t start = *next;
     for (size_t tried = 0; tried < p->n_slots && n < max_slots; tried++) {
-        size_t i = (*next + tried) % p->n_slots;
+        size_t i = (start + tried) % p->n_slots;
         const Slot *s = &p->slots[i];
         if (s->done || s->attempts >= MAX_ATTEMPTS_PER_SLOT) continue;
         b->prompt_ids[n] = s->prompt->ids;
@@ -252,7 +263,8 @@ static int fill_batch(const Prefs *p, Batch *b, size_t *next, int max_slots, int
     return 2 * n;
 }
 
-// Generates one batch and settles its slots: identical pairs are retried.
+// Generates one batch and settles its slots: identical pairs, and pairs the
+// annotator scores equal (unless --keep-ties), are retried.
 static int run_batch(Prefs *p, Batch *b, int rows, int max_new, const Settings *s, Rng *gen_rng,
                      Rng *label_rng, Error *err) {
     int end = tokenizer_special(p->tok, TOK_ENDOFTEXT);
@@ -280,8 +292,10 @@ static int run_batch(Prefs *p, Batch *b, int rows, int max_new, const Settings *
                              err))
                 return -1;
         }
-        if (strcmp(slot->response[0], slot->response[1]) != 0) label_slot(p, slot, s->tau, label_rng);
-        else if (p->identical++, slot->attempts == MAX_ATTEMPTS_PER_SLOT) p->given_up++;
+        int labelled = 0;
+        if (strcmp(slot->response[0], slot->response[1]) == 0) p->identical++;
+        else if (!(labelled = label_slot(p, slot, s, label_rng))) p->ties++;
+        if (!labelled && slot->attempts == MAX_ATTEMPTS_PER_SLOT) p->given_up++;
     }
     return 0;
 }
@@ -312,8 +326,8 @@ static int sample_all(Prefs *p, const Settings *s, Error *err) {
         settled = 0;
         for (size_t i = 0; i < p->n_slots; i++)
             settled += p->slots[i].done || p->slots[i].attempts >= MAX_ATTEMPTS_PER_SLOT;
-        progress_update(&prog, (long)settled, "%ld sequences | %.1f seq/s | %ld identical",
-                        sequences, sequences / (now_seconds() - t0 + 1e-9), p->identical);
+        progress_update(&prog, (long)settled, "%ld sequences | %.1f seq/s | %ld identical | %ld ties",
+                        sequences, sequences / (now_seconds() - t0 + 1e-9), p->identical, p->ties);
     }
     progress_done(&prog);
     free(b.tokens), free(b.logprobs), free(b.lens);
@@ -376,9 +390,12 @@ static void print_summary(const Prefs *p, const Settings *s, size_t n_train, siz
         differ++;
         flipped += q->gold[q->chosen] < q->gold[1 - q->chosen];
     }
-    printf("%s: %zu pairs (%zu train, %zu validation); %ld identical samples skipped, %ld "
-           "prompt slots given up after %d identical tries\n", PROG, n, n_train, n_val,
-           p->identical, p->given_up, MAX_ATTEMPTS_PER_SLOT);
+    char ties[96];
+    if (s->keep_ties) snprintf(ties, sizeof ties, "%zu pairs with equal gold scores kept (--keep-ties)", n - differ);
+    else snprintf(ties, sizeof ties, "%ld pairs with equal gold scores resampled", p->ties);
+    printf("%s: %zu pairs (%zu train, %zu validation); %ld identical pairs resampled; %s; %ld prompt "
+           "slots given up after %d tries\n", PROG, n, n_train, n_val, p->identical, ties, p->given_up,
+           MAX_ATTEMPTS_PER_SLOT);
     if (n == 0) return;
     printf("%s: mean gold %.3f chosen, %.3f rejected; %.1f%% of responses ended\n", PROG,
            gold_chosen / n, gold_rejected / n, 100.0 * ended / (2.0 * n));
@@ -443,6 +460,8 @@ int main(int argc, char **argv) {
         {"temperature", CLI_FLOAT, &s.temperature, 0, 10, "sampling temperature of each pair's first response (0: greedy)"},
         {"temperature2", CLI_FLOAT, &s.temperature2, -1, 10,
          "sampling temperature of each pair's second response (-1: as --temperature)"},
+        {"keep-ties", CLI_FLAG, &s.keep_ties, 0, 0,
+         "keep pairs whose two responses have equal gold scores (labelled by a coin flip); by default they are sampled again"},
         {"top-k", CLI_INT, &s.top_k, 0, 1000000, "sample from the k most likely tokens (0: all)"},
         {"batch", CLI_INT, &s.batch, 1, 1024, "prompts per generation batch (two samples each)"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for prompt order, sampling and labels"},

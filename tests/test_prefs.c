@@ -170,6 +170,23 @@ static size_t check_pairs(const Fixture *f, const Annotator *a, const char *run,
     return n;
 }
 
+// Pairs of run/prefs.jsonl and run/prefs_val.jsonl whose gold scores are equal.
+static size_t count_ties(const Fixture *f, const char *run) {
+    size_t ties = 0;
+    const char *names[2] = {"prefs.jsonl", "prefs_val.jsonl"};
+    for (int k = 0; k < 2; k++) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/%s/%s", f->dir, run, names[k]);
+        PrefPair *pairs;
+        size_t n;
+        Error err;
+        if (prefs_load(path, &pairs, &n, &err)) fail_msg("%s", err.msg);
+        for (size_t i = 0; i < n; i++) ties += pairs[i].gold_chosen == pairs[i].gold_rejected;
+        prefs_free(pairs, n);
+    }
+    return ties;
+}
+
 static void check_run(const Fixture *f, const char *run, double tau) {
     char dir[4096];
     src_path(dir, sizeof dir, "data");
@@ -214,6 +231,30 @@ static void test_prefs_writes_labelled_pairs(void **state) {
     assert_int_equal(run_cmd(out, sizeof out, "cmp %s/run/prefs.jsonl %s/again/prefs.jsonl && "
                              "cmp %s/run/prefs_val.jsonl %s/again/prefs_val.jsonl",
                              f->dir, f->dir, f->dir, f->dir), 0);
+}
+
+// Pairs the annotator scores equal are sampled again unless --keep-ties: a
+// coin-flip label carries no preference. The smoke policy's short, neutral
+// responses often score the same, so the kept run has ties.
+static void test_prefs_resamples_ties(void **state) {
+    Fixture *f = *state;
+    char out[16384];
+    assert_int_equal(run_prefs(f, out, sizeof out, "resampled", "--seed 11"), 0);
+    printf("%s", out);
+    long resampled = -1;
+    const char *at = strstr(out, "identical pairs resampled; ");
+    assert_non_null(at);
+    assert_int_equal(sscanf(at, "identical pairs resampled; %ld pairs with equal gold scores resampled", &resampled), 1);
+    assert_int_equal(count_ties(f, "resampled"), 0);
+    assert_int_equal(run_prefs(f, out, sizeof out, "kept", "--seed 11 --keep-ties"), 0);
+    printf("%s", out);
+    size_t kept = count_ties(f, "kept");
+    char expect[96];
+    snprintf(expect, sizeof expect, "%zu pairs with equal gold scores kept (--keep-ties)", kept);
+    assert_non_null(strstr(out, expect));
+    printf("ties: %ld resampled without --keep-ties, %zu of 32 pairs kept with it\n", resampled, kept);
+    assert_true(kept > 0);
+    assert_true(resampled > 0);
 }
 
 // Each pair's first response is drawn at --temperature, its second at
@@ -326,6 +367,7 @@ int main(void) {
         cmocka_unit_test(test_reader_refuses_malformed_lines),
         cmocka_unit_test(test_prefs_writes_labelled_pairs),
         cmocka_unit_test(test_prefs_second_temperature),
+        cmocka_unit_test(test_prefs_resamples_ties),
         cmocka_unit_test(test_prefs_refuses_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
