@@ -250,9 +250,13 @@ void decode_forward(const Pass *P, int t, int nth) {
         const float *we = p->wte + (size_t)tok[j] * C, *pe = p->wpe + (size_t)pos[j] * C;
         for (int k = 0; k < C; k++) x[(size_t)j * C + k] = we[k] + pe[k];
     }
+    // The last layer only needs the keys and values of rows whose logits
+    // are not wanted (prefill): its attention and MLP run on the wanted rows.
+    const int *lrows = P->lrows;
     for (int l = 0; l < c->L; l++) {
         size_t lC = (size_t)l * C;
         const float *w = layer_wt(c, l), *qkvb = p->qkvb + 3 * lC;
+        int na = l == c->L - 1 && lrows ? P->nl : n; // rows that go on past the keys and values
         // The cache lines this layer's keys and values go to, for writing:
         // they arrive while the products below run (cold, their stores
         // stalled the loop that writes them).
@@ -279,11 +283,18 @@ void decode_forward(const Pass *P, int t, int nth) {
                         vc[d] = vr[d] + vb[d];
                     }
                 }
-            for (int j = 0; j < n; j++)
+            for (int j = 0; j < na; j++) {
+                int r = na < n ? lrows[j] : j;
                 for (int h = h0; h < h1; h++)
-                    attend(c, l, slot[j], pos[j], h, c->qkv + (size_t)j * C3 + 3 * h * hs,
+                    attend(c, l, slot[r], pos[r], h, c->qkv + (size_t)r * C3 + 3 * h * hs,
                            c->atty + (size_t)j * C + h * hs, att);
-            matmul_tm(my_a, C, c->atty + c0, C, w + 3 * CC + (size_t)c0 * C, C, n, C, nc);
+            }
+            matmul_tm(my_a, C, c->atty + c0, C, w + 3 * CC + (size_t)c0 * C, C, na, C, nc);
+        }
+        if (na < n) { // from here on, rows 0..na-1 are the wanted ones (lrows ascending)
+            for (int j = 0; j < na; j++)
+                if (lrows[j] != j) memcpy(x + (size_t)j * C, x + (size_t)lrows[j] * C, C * sizeof(float));
+            n = na, lrows = NULL;
         }
         team_barrier(nth);
         add_partials(x, part_a, RC, p->attprojb + lC, C, n, nth, NH, 0);
@@ -310,7 +321,7 @@ void decode_forward(const Pass *P, int t, int nth) {
     int nl = P->nl;
     if (nl == 0) return;
     for (int j = 0; j < nl; j++)
-        layernorm_row(ln + (size_t)j * C, x + (size_t)(P->lrows ? P->lrows[j] : j) * C, p->lnfw, p->lnfb, C);
+        layernorm_row(ln + (size_t)j * C, x + (size_t)(lrows ? lrows[j] : j) * C, p->lnfw, p->lnfb, C);
     int v0 = split_at(V, t, nth, 16), v1 = split_at(V, t + 1, nth, 16);
     matmul_tm(c->logits + v0, V, ln, C, layer_wt(c, c->L) + v0, V, nl, v1 - v0, C);
     if (t == 0)

@@ -436,6 +436,55 @@ static void test_generate_reproducible(void **state) {
     gpt_free(&m);
 }
 
+// The cache multiplies by its own copy of the model's matrices: a call of
+// generate() after the parameters changed in place (as PPO changes the
+// policy between rollouts), or with another model on the same cache (the
+// policy and the reference), must see the model as it is now.
+static void test_generate_sees_parameter_changes(void **state) {
+    (void)state;
+    const Shape *sh = &SHAPES[1];
+    GPT m[2];
+    make_model(&m[0], sh->C, sh->L, sh->NH, sh->T, sh->V, 100);
+    make_model(&m[1], sh->C, sh->L, sh->NH, sh->T, sh->V, 101);
+    Error err;
+    for (int i = 0; i < 2; i++) assert_int_equal(gpt_alloc_activations(&m[i], 1, sh->T, &err), 0);
+    enum { B = 4, N = 12 };
+    int pm[B * 9], lens[B] = {9, 4, 7, 1};
+    random_tokens(pm, B * 9, sh->V, 102);
+    const int *prompts[B];
+    for (int b = 0; b < B; b++) prompts[b] = pm + b * 9;
+    SamplerConfig sc = {1.0f, 0, 1.0f};
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(2);
+    KVCache c;
+    assert_int_equal(kvcache_create(&c, &m[0].config, B, &err), 0);
+    c.min_macs = 0;
+    Rng noise;
+    rng_seed(&noise, 103);
+    // model 0, model 1, model 0 changed, model 0 changed again
+    for (int call = 0; call < 4; call++) {
+        GPT *g = &m[call == 1];
+        if (call >= 2)
+            for (size_t i = 0; i < g->num_params; i++) g->params_memory[i] += 0.05f * rng_normal(&noise);
+        int out[B * N], ref[B * N], n[B], nref[B];
+        float lp[B * N], lpref[B * N];
+        Rng r1, r2;
+        rng_seed(&r1, 104 + call), rng_seed(&r2, 104 + call);
+        generate(g, &c, prompts, lens, B, N, -1, &sc, &r1, out, lp, n);
+        ref_generate(g, prompts, lens, B, N, -1, &sc, &r2, ref, lpref, nref);
+        assert_memory_equal(n, nref, sizeof n);
+        for (int b = 0; b < B; b++)
+            for (int i = 0; i < n[b]; i++) {
+                assert_int_equal(out[b * N + i], ref[b * N + i]);
+                float a = lp[b * N + i], e = lpref[b * N + i];
+                assert_true(fabsf(a - e) <= 2e-4f * fmaxf(1.0f, fabsf(e)));
+            }
+    }
+    kvcache_free(&c);
+    omp_set_num_threads(saved);
+    gpt_free(&m[0]), gpt_free(&m[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_calls_match_full_forward),
@@ -443,6 +492,7 @@ int main(void) {
         cmocka_unit_test(test_generate_matches_reference),
         cmocka_unit_test(test_greedy_batch_matches_single),
         cmocka_unit_test(test_generate_reproducible),
+        cmocka_unit_test(test_generate_sees_parameter_changes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
