@@ -21,7 +21,7 @@
 
 #if defined(__AVX2__) && defined(__FMA__)
 #include <immintrin.h>
-#define GEN_AVX2 1 // the single-query attention below has an AVX2 path
+#define GEN_AVX2 1 // the transposition and the single-query attention have an AVX2 path
 #endif
 
 // ---- the transposed matrices ------------------------------------------------------
@@ -40,20 +40,45 @@ static float *layer_wt(const KVCache *c, int l) {
 }
 
 // dst (cols, rows; row stride ldd) = src (rows, cols; row stride lds)
-// transposed, in tiles of 32 x 32; the team's threads share the row tiles.
-// Called by every thread of a team (an orphaned worksharing loop).
+// transposed, in tiles of 32 x 32 (blocks of 8 x 8 in registers with AVX2);
+// the team's threads share the row tiles. Called by every thread of a team
+// (an orphaned worksharing loop).
 enum { TILE = 32 };
+
+#ifdef GEN_AVX2
+static inline void transpose8x8(float *dst, size_t ldd, const float *src, size_t lds) {
+    __m256 r[8], t[8], u[8];
+    for (int i = 0; i < 8; i++) r[i] = _mm256_loadu_ps(src + i * lds);
+    for (int i = 0; i < 8; i += 2) t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]), t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44), u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44), u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        _mm256_storeu_ps(dst + i * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+        _mm256_storeu_ps(dst + (i + 4) * ldd, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+    }
+}
+#endif
+
+static void transpose_tile(float *dst, size_t ldd, const float *src, size_t lds, int r0, int r1, int c0, int c1) {
+    int r8 = r0, c8 = c0;
+#ifdef GEN_AVX2
+    r8 = r0 + (r1 - r0) / 8 * 8, c8 = c0 + (c1 - c0) / 8 * 8;
+    for (int r = r0; r < r8; r += 8)
+        for (int c = c0; c < c8; c += 8) transpose8x8(dst + (size_t)c * ldd + r, ldd, src + (size_t)r * lds + c, lds);
+#endif
+    for (int c = c0; c < c1; c++) // what the 8 x 8 blocks left
+        for (int r = c < c8 ? r8 : r0; r < r1; r++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
+}
 
 static void transpose_shared(float *dst, size_t ldd, const float *src, size_t lds, int rows, int cols) {
     int tiles = (rows + TILE - 1) / TILE;
 #pragma omp for schedule(static) nowait
     for (int i = 0; i < tiles; i++) {
         int r0 = i * TILE, r1 = r0 + TILE < rows ? r0 + TILE : rows;
-        for (int c0 = 0; c0 < cols; c0 += TILE) {
-            int c1 = c0 + TILE < cols ? c0 + TILE : cols;
-            for (int c = c0; c < c1; c++)
-                for (int r = r0; r < r1; r++) dst[(size_t)c * ldd + r] = src[(size_t)r * lds + c];
-        }
+        for (int c0 = 0; c0 < cols; c0 += TILE)
+            transpose_tile(dst, ldd, src, lds, r0, r1, c0, c0 + TILE < cols ? c0 + TILE : cols);
     }
 }
 
