@@ -114,9 +114,11 @@ int gpt_alloc_training(GPT *m, int B, int T, Error *err) {
     m->v_memory = calloc(n, sizeof(float));
     size_t BT = (size_t)B * T, C = m->config.n_embd;
     BackwardBuffers *g = &m->bw;
-    float **ptrs[] = {&g->dlogits, &g->dhead, &g->dresidual, &g->dln, &g->datty, &g->dqkv, &g->dfch};
-    size_t sizes[] = {BT * m->config.vocab_size, BT, BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C};
-    m->bw_memory = alloc_tensors(ptrs, sizes, 7);
+    float **ptrs[] = {&g->dlogits, &g->dhead, &g->dresidual, &g->dln, &g->datty, &g->dqkv, &g->dfch, &g->partials};
+    size_t sizes[] = {BT * m->config.vocab_size, BT, BT * C, BT * C, BT * C, BT * 3 * C, BT * 4 * C,
+                      (size_t)m->n_threads * 4 * C};
+    m->bw_memory = alloc_tensors(ptrs, sizes, 8);
+    g->partial_threads = m->n_threads;
     if (!m->grads_memory || !m->m_memory || !m->v_memory || !m->bw_memory)
         return error_set(err, "out of memory for training state");
     gpt_point_params(&m->grads, m->grads_memory, &m->config);
@@ -275,25 +277,34 @@ void gpt_backward(GPT *m, const int *inputs, int use_dlogits, int use_dhead) {
     else zero_floats(bw->dln, (size_t)BT * C);
     if (use_dhead) head_backward(bw->dln, g->headw, g->headb, bw->dhead, a->lnf, p->headw, BT, C);
     zero_floats(dres, (size_t)BT * C);
+    // The bias gradient of a projection is the column sums of its output
+    // gradient; those are summed where that gradient is written: by the
+    // LayerNorm backward that completes dres (attproj, and fcproj of the
+    // layer below) and by the GELU backward (fc). Only qkv's is summed in
+    // matmul_backward.
+    int nth = bw->partial_threads; // at most the threads partials has room for
     const float *last = L > 0 ? layer_acts(a, cfg, B, T, L - 1).residual3 : a->encoded;
-    layernorm_backward(dres, g->lnfw, g->lnfb, bw->dln, last, p->lnfw, a->lnf_mean, a->lnf_rstd, BT, C);
+    float *top_fcprojb = L > 0 ? layer_params(g, cfg, L - 1).fcprojb : NULL;
+    layernorm_backward_sums(dres, g->lnfw, g->lnfb, top_fcprojb, bw->dln, last, p->lnfw, a->lnf_mean,
+                            a->lnf_rstd, BT, C, bw->partials, nth);
 
     for (int l = L - 1; l >= 0; l--) {
         LayerParams lp = layer_params(p, cfg, l), lg = layer_params(g, cfg, l);
         LayerActs la = layer_acts(a, cfg, B, T, l);
         const float *residual = l == 0 ? a->encoded : layer_acts(a, cfg, B, T, l - 1).residual3;
+        float *below_fcprojb = l > 0 ? layer_params(g, cfg, l - 1).fcprojb : NULL;
         // dres: gradient of residual3 = residual2 + fcproj
-        matmul_backward(bw->dfch, lg.fcprojw, lg.fcprojb, dres, la.fch_gelu, lp.fcprojw, BT, 4 * C, C);
-        gelu_backward(bw->dfch, la.fch, la.fch_gelu, (size_t)BT * 4 * C);
-        matmul_backward(bw->dln, lg.fcw, lg.fcb, bw->dfch, la.ln2, lp.fcw, BT, C, 4 * C);
-        layernorm_backward(dres, lg.ln2w, lg.ln2b, bw->dln, la.residual2, lp.ln2w, la.ln2_mean,
-                           la.ln2_rstd, BT, C);
+        matmul_backward(bw->dfch, lg.fcprojw, NULL, dres, la.fch_gelu, lp.fcprojw, BT, 4 * C, C);
+        gelu_backward_sums(bw->dfch, lg.fcb, la.fch, la.fch_gelu, BT, 4 * C, bw->partials, nth);
+        matmul_backward(bw->dln, lg.fcw, NULL, bw->dfch, la.ln2, lp.fcw, BT, C, 4 * C);
+        layernorm_backward_sums(dres, lg.ln2w, lg.ln2b, lg.attprojb, bw->dln, la.residual2, lp.ln2w,
+                                la.ln2_mean, la.ln2_rstd, BT, C, bw->partials, nth);
         // dres: gradient of residual2 = residual + attproj
-        matmul_backward(bw->datty, lg.attprojw, lg.attprojb, dres, la.atty, lp.attprojw, BT, C, C);
+        matmul_backward(bw->datty, lg.attprojw, NULL, dres, la.atty, lp.attprojw, BT, C, C);
         attention_backward(bw->dqkv, m->attn_scratch, m->n_threads, bw->datty, la.qkv, la.att, B, T, C, NH);
         matmul_backward(bw->dln, lg.qkvw, lg.qkvb, bw->dqkv, la.ln1, lp.qkvw, BT, C, 3 * C);
-        layernorm_backward(dres, lg.ln1w, lg.ln1b, bw->dln, residual, lp.ln1w, la.ln1_mean,
-                           la.ln1_rstd, BT, C);
+        layernorm_backward_sums(dres, lg.ln1w, lg.ln1b, below_fcprojb, bw->dln, residual, lp.ln1w,
+                                la.ln1_mean, la.ln1_rstd, BT, C, bw->partials, nth);
     }
     encoder_backward(g->wte, g->wpe, dres, inputs, B, T, C);
 }

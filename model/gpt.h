@@ -77,6 +77,8 @@ typedef struct {
     float *datty;     // (B,T,C)
     float *dqkv;      // (B,T,3C)
     float *dfch;      // (B,T,4C)
+    float *partials;  // (partial_threads,4C) per-thread column sums (layernorm/gelu_backward_sums)
+    int partial_threads; // threads partials was sized for (n_threads at gpt_alloc_training)
 } BackwardBuffers;
 
 typedef struct {

@@ -107,6 +107,63 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
     }
 }
 
+void layernorm_backward_sums(float *dinp, float *dweight, float *dbias, float *dsum, const float *dout,
+                             const float *inp, const float *weight, const float *mean, const float *rstd,
+                             int N, int C, float *partials, int n_threads) {
+    // One pass over the rows: each thread takes a contiguous range of rows and
+    // sums their parameter gradients (and the column sums of the updated
+    // dinp) into its own 3C partials, which are then added in thread order,
+    // channel slices split over the threads. layernorm_backward read dout
+    // and inp twice, and the bias gradient of the next projection read dinp
+    // once more.
+#pragma omp parallel num_threads(n_threads)
+    {
+        int nth = omp_get_num_threads(), id = omp_get_thread_num();
+        int i0 = (int)((long long)N * id / nth), i1 = (int)((long long)N * (id + 1) / nth);
+        float *pw = partials + (size_t)id * 3 * C, *pb = pw + C, *ps = pb + C;
+        for (int c = 0; c < 3 * C; c++) pw[c] = 0.0f;
+        for (int i = i0; i < i1; i++) {
+            const float *d = dout + (size_t)i * C, *x = inp + (size_t)i * C;
+            float m = mean[i], s = rstd[i];
+            float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
+            for (int c = 0; c < C; c++) {
+                float dnorm = weight[c] * d[c];
+                dnorm_mean += dnorm;
+                dnorm_norm_mean += dnorm * (x[c] - m) * s;
+            }
+            dnorm_mean /= C;
+            dnorm_norm_mean /= C;
+            float *di = dinp + (size_t)i * C;
+            // omp simd: the partials never alias the rows (GCC would otherwise
+            // not vectorise this loop for fear that they might).
+#pragma omp simd
+            for (int c = 0; c < C; c++) {
+                float norm = (x[c] - m) * s;
+                di[c] += (weight[c] * d[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+                pw[c] += norm * d[c];
+                pb[c] += d[c];
+            }
+            if (dsum) {
+#pragma omp simd
+                for (int c = 0; c < C; c++) ps[c] += di[c];
+            }
+        }
+#pragma omp barrier
+        int c0 = C * id / nth, c1 = C * (id + 1) / nth;
+        for (int c = c0; c < c1; c++) {
+            float w = 0.0f, b = 0.0f, t = 0.0f;
+            for (int k = 0; k < nth; k++) {
+                const float *q = partials + (size_t)k * 3 * C;
+                w += q[c], b += q[C + c], t += q[2 * C + c];
+            }
+            dweight[c] += w;
+            dbias[c] += b;
+            if (dsum) dsum[c] += t;
+        }
+    }
+}
+
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                     int IC, int OC) {
     float beta = 0.0f;
@@ -599,40 +656,85 @@ void gelu_forward(float *out, const float *inp, size_t n) {
     }
 }
 
+// The GELU derivative at x from the forward output out = x (1 + tanh u) / 2:
+// tanh(u) is recovered from it instead of being computed again (a division
+// instead of an exp and a division). Near x = 0, where that quotient loses
+// precision, tanh u = u to within u^3/3 < 1e-12.
+#ifdef LAYERS_AVX2
+static inline __m256 gelu_grad8(__m256 x, __m256 y) {
+    __m256 one = _mm256_set1_ps(1.0f);
+    __m256 x2 = _mm256_mul_ps(x, x);
+    __m256 u = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), x),
+                             _mm256_fmadd_ps(_mm256_set1_ps(GELU_CUBIC), x2, one));
+    __m256 q = _mm256_sub_ps(_mm256_div_ps(_mm256_add_ps(y, y), x), one);
+    __m256 small = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(1e-4f), _CMP_LT_OQ);
+    __m256 th = _mm256_blendv_ps(q, u, small);
+    __m256 sech2 = _mm256_fnmadd_ps(th, th, one);
+    __m256 hx = _mm256_mul_ps(_mm256_set1_ps(0.5f), x);
+    // 0.5 (1 + th) + 0.5 x sech2 GELU_SCALE (1 + 3 GELU_CUBIC x^2)
+    __m256 slope = _mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), _mm256_fmadd_ps(_mm256_set1_ps(3.0f * GELU_CUBIC), x2, one));
+    return _mm256_fmadd_ps(_mm256_mul_ps(hx, sech2), slope, _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(one, th)));
+}
+#endif
+
+static inline float gelu_grad1(float x, float y) {
+    float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
+    float th = fabsf(x) < 1e-4f ? u : 2.0f * y / x - 1.0f;
+    float sech2 = 1.0f - th * th;
+    return 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
+}
+
 void gelu_backward(float *dinout, const float *inp, const float *out, size_t n) {
-    // tanh(u) is recovered from the forward output, out = x (1 + tanh u) / 2,
-    // instead of being computed again: a division instead of an exp and a
-    // division. Near x = 0, where that quotient loses precision, tanh u = u to
-    // within u^3/3 < 1e-12.
     size_t n8 = n / 8 * 8;
 #ifdef LAYERS_AVX2
 #pragma omp parallel for
     for (size_t i = 0; i < n8; i += 8) {
-        __m256 x = _mm256_loadu_ps(inp + i), one = _mm256_set1_ps(1.0f);
-        __m256 x2 = _mm256_mul_ps(x, x);
-        __m256 u = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), x),
-                                 _mm256_fmadd_ps(_mm256_set1_ps(GELU_CUBIC), x2, one));
-        __m256 q = _mm256_sub_ps(_mm256_div_ps(_mm256_add_ps(_mm256_loadu_ps(out + i), _mm256_loadu_ps(out + i)), x), one);
-        __m256 small = _mm256_cmp_ps(_mm256_andnot_ps(_mm256_set1_ps(-0.0f), x), _mm256_set1_ps(1e-4f), _CMP_LT_OQ);
-        __m256 th = _mm256_blendv_ps(q, u, small);
-        __m256 sech2 = _mm256_fnmadd_ps(th, th, one);
-        __m256 hx = _mm256_mul_ps(_mm256_set1_ps(0.5f), x);
-        // 0.5 (1 + th) + 0.5 x sech2 GELU_SCALE (1 + 3 GELU_CUBIC x^2)
-        __m256 slope = _mm256_mul_ps(_mm256_set1_ps(GELU_SCALE), _mm256_fmadd_ps(_mm256_set1_ps(3.0f * GELU_CUBIC), x2, one));
-        __m256 grad = _mm256_fmadd_ps(_mm256_mul_ps(hx, sech2), slope, _mm256_mul_ps(_mm256_set1_ps(0.5f), _mm256_add_ps(one, th)));
+        __m256 grad = gelu_grad8(_mm256_loadu_ps(inp + i), _mm256_loadu_ps(out + i));
         _mm256_storeu_ps(dinout + i, _mm256_mul_ps(_mm256_loadu_ps(dinout + i), grad));
     }
 #else
     n8 = 0;
 #endif
 #pragma omp parallel for simd if (n - n8 > 4096)
-    for (size_t i = n8; i < n; i++) {
-        float x = inp[i];
-        float u = GELU_SCALE * (x + GELU_CUBIC * x * x * x);
-        float th = fabsf(x) < 1e-4f ? u : 2.0f * out[i] / x - 1.0f;
-        float sech2 = 1.0f - th * th;
-        float grad = 0.5f * (1.0f + th) + 0.5f * x * sech2 * GELU_SCALE * (1.0f + 3.0f * GELU_CUBIC * x * x);
-        dinout[i] *= grad;
+    for (size_t i = n8; i < n; i++) dinout[i] *= gelu_grad1(inp[i], out[i]);
+}
+
+void gelu_backward_sums(float *dinout, float *dbias, const float *inp, const float *out, int N, int OC,
+                        float *partials, int n_threads) {
+    // Each thread takes a contiguous range of rows, applies the derivative
+    // row by row and adds each finished row (still in L1) to its own OC
+    // partial column sums; the partials are then added in thread order,
+    // column slices split over the threads. This replaces the separate pass
+    // over dinout that summed the bias gradient of the product before GELU.
+#pragma omp parallel num_threads(n_threads)
+    {
+        int nth = omp_get_num_threads(), id = omp_get_thread_num();
+        int i0 = (int)((long long)N * id / nth), i1 = (int)((long long)N * (id + 1) / nth);
+        float *ps = partials + (size_t)id * OC;
+        for (int c = 0; c < OC; c++) ps[c] = 0.0f;
+        for (int i = i0; i < i1; i++) {
+            float *d = dinout + (size_t)i * OC;
+            const float *x = inp + (size_t)i * OC, *y = out + (size_t)i * OC;
+            int c = 0;
+#ifdef LAYERS_AVX2
+            for (; c + 8 <= OC; c += 8) {
+                __m256 g = _mm256_mul_ps(_mm256_loadu_ps(d + c), gelu_grad8(_mm256_loadu_ps(x + c), _mm256_loadu_ps(y + c)));
+                _mm256_storeu_ps(d + c, g);
+                _mm256_storeu_ps(ps + c, _mm256_add_ps(_mm256_loadu_ps(ps + c), g));
+            }
+#endif
+            for (; c < OC; c++) {
+                d[c] *= gelu_grad1(x[c], y[c]);
+                ps[c] += d[c];
+            }
+        }
+#pragma omp barrier
+        int c0 = OC * id / nth, c1 = OC * (id + 1) / nth;
+        for (int c = c0; c < c1; c++) {
+            float t = 0.0f;
+            for (int k = 0; k < nth; k++) t += partials[(size_t)k * OC + c];
+            dbias[c] += t;
+        }
     }
 }
 

@@ -23,6 +23,16 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int N, int C);
 
+// layernorm_backward, and when dsum is not NULL also dsum[c] += the column
+// sums of dinp after the update (the bias gradient of the projection whose
+// output dinp is the gradient of). Rows are split over n_threads threads in
+// contiguous ranges, each summing into its own 3C floats of partials (3 C
+// n_threads floats), added in thread order: the same result on every run
+// with the same thread count (not bit for bit layernorm_backward's).
+void layernorm_backward_sums(float *dinp, float *dweight, float *dbias, float *dsum, const float *dout,
+                             const float *inp, const float *weight, const float *mean, const float *rstd,
+                             int N, int C, float *partials, int n_threads);
+
 // out (N,OC) = inp (N,IC) @ weight (OC,IC)^T + bias (OC, may be NULL).
 void matmul_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
                     int IC, int OC);
@@ -52,6 +62,12 @@ void gelu_forward(float *out, const float *inp, size_t n);
 // dinout holds d(out) on entry and d(inp) on return; out is what
 // gelu_forward returned for inp.
 void gelu_backward(float *dinout, const float *inp, const float *out, size_t n);
+
+// gelu_backward on N rows of OC values, plus dbias[c] += the column sums of
+// the result (the bias gradient of the product GELU was applied to).
+// partials: OC n_threads floats; summed as in layernorm_backward_sums.
+void gelu_backward_sums(float *dinout, float *dbias, const float *inp, const float *out, int N, int OC,
+                        float *partials, int n_threads);
 
 void residual_forward(float *out, const float *a, const float *b, size_t n);
 

@@ -553,6 +553,70 @@ static void test_gelu_backward_matches_reference(void **state) {
     free(x), free(y), free(d);
 }
 
+// layernorm_backward_sums and gelu_backward_sums on 1, 2 and 3 threads against
+// the simple versions: layernorm_backward_reference and gelu_backward, each
+// followed by the column sums of the result in double (the bias gradient
+// bias_backward_blocks summed before). dinp must match layernorm_backward's
+// bit for bit, and dinout gelu_backward's when C is a multiple of 8; the sums
+// the reference to rounding. Shapes with odd rows and channels not a
+// multiple of 8.
+static void test_backward_sums_match_reference(void **state) {
+    (void)state;
+    int shapes[][2] = {{1, 5}, {7, 13}, {64, 128}, {33, 100}, {128, 512}};
+    int saved = omp_get_max_threads();
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+        int N = shapes[s][0], C = shapes[s][1];
+        size_t n = (size_t)N * C;
+        float *x = normal(n, 3, 140 + s), *w = normal(C, 1, 141), *b = normal(C, 1, 142), *d = normal(n, 1, 143);
+        float *out = zeros(n), *mean = zeros(N), *rstd = zeros(N);
+        layernorm_forward(out, mean, rstd, x, w, b, N, C);
+        float *dx_r = normal(n, 1, 144), *dw_r = normal(C, 1, 145), *db_r = normal(C, 1, 146);
+        layernorm_backward_reference(dx_r, dw_r, db_r, d, x, w, mean, rstd, N, C);
+        float *dx_b = normal(n, 1, 144), *dw_b = normal(C, 1, 145), *db_b = normal(C, 1, 146);
+        layernorm_backward(dx_b, dw_b, db_b, d, x, w, mean, rstd, N, C); // dinp as it computes it
+        assert_true(max_rel_diff(dx_b, dx_r, n) < 1e-5);
+        float *ds_r = normal(C, 1, 147);
+        for (int c = 0; c < C; c++) {
+            double t = 0;
+            for (int i = 0; i < N; i++) t += dx_r[(size_t)i * C + c];
+            ds_r[c] = (float)(ds_r[c] + t);
+        }
+        // GELU: dinout d on the rows of out (any values), its forward y.
+        float *y = zeros(n), *g_r = normal(n, 1, 148), *gb_r = normal(C, 1, 149);
+        gelu_forward(y, x, n);
+        gelu_backward(g_r, x, y, n);
+        for (int c = 0; c < C; c++) {
+            double t = 0;
+            for (int i = 0; i < N; i++) t += g_r[(size_t)i * C + c];
+            gb_r[c] = (float)(gb_r[c] + t);
+        }
+        for (int nth = 1; nth <= 3; nth++) {
+            float *partials = zeros((size_t)nth * 4 * C);
+            float *dx = normal(n, 1, 144), *dw = normal(C, 1, 145), *db = normal(C, 1, 146), *ds = normal(C, 1, 147);
+            layernorm_backward_sums(dx, dw, db, ds, d, x, w, mean, rstd, N, C, partials, nth);
+            float *dx2 = normal(n, 1, 144), *dw2 = normal(C, 1, 145), *db2 = normal(C, 1, 146);
+            layernorm_backward_sums(dx2, dw2, db2, NULL, d, x, w, mean, rstd, N, C, partials, nth);
+            assert_memory_equal(dx, dx_b, n * sizeof(float));
+            assert_memory_equal(dx2, dx_b, n * sizeof(float));
+            assert_memory_equal(dw2, dw, C * sizeof(float));
+            double e_ln = fmax(fmax(max_rel_diff(dw, dw_r, C), max_rel_diff(db, db_r, C)), max_rel_diff(ds, ds_r, C));
+            float *g = normal(n, 1, 148), *gb = normal(C, 1, 149);
+            gelu_backward_sums(g, gb, x, y, N, C, partials, nth);
+            // Rows of a multiple of 8 take the same AVX2 path as the flat loop;
+            // otherwise each row's tail takes the scalar formula (1e-7 apart).
+            if (C % 8 == 0) assert_memory_equal(g, g_r, n * sizeof(float));
+            else assert_true(max_rel_diff(g, g_r, n) < 1e-6);
+            double e_gelu = max_rel_diff(gb, gb_r, C);
+            printf("    backward sums N=%d C=%d on %d thread(s): layernorm %.1e, gelu %.1e\n", N, C, nth, e_ln, e_gelu);
+            assert_true(e_ln < 1e-4 && e_gelu < 1e-4);
+            free(partials), free(dx), free(dw), free(db), free(ds), free(dx2), free(dw2), free(db2), free(g), free(gb);
+        }
+        free(x), free(w), free(b), free(d), free(out), free(mean), free(rstd), free(dx_r), free(dw_r), free(db_r);
+        free(ds_r), free(y), free(g_r), free(gb_r), free(dx_b), free(dw_b), free(db_b);
+    }
+    omp_set_num_threads(saved);
+}
+
 // ---- scalar head ------------------------------------------------------------
 typedef struct {
     int N, C;
@@ -668,6 +732,7 @@ int main(void) {
         cmocka_unit_test(test_gelu_values),
         cmocka_unit_test(test_gelu_and_mlp_backward),
         cmocka_unit_test(test_gelu_backward_matches_reference),
+        cmocka_unit_test(test_backward_sums_match_reference),
         cmocka_unit_test(test_head_backward),
         cmocka_unit_test(test_logprob_backward),
         cmocka_unit_test(test_masked_cross_entropy_backward),
