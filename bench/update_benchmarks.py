@@ -52,10 +52,13 @@ def render(res, path):
         "Command: `%s`" % m["command"],
         "",
     ]
-    busy = max(float(m["loadavg_start"].split()[0]), float(m["loadavg_end"].split()[0]))
+    # Only the load before the first run says whether other work was there:
+    # by the end, the benchmark's own threads (one per CPU) are in it.
+    busy = float(m["loadavg_start"].split()[0])
     if busy >= 0.5:
-        lines += ["Other work was running on the machine (1-minute load average up to %.2f on %d CPUs): "
-                  "these figures are noisy; compare the two sides within this run only." % (busy, m["nproc"]), ""]
+        lines += ["The machine was not idle when the run started (1-minute load average %.2f on %d CPUs; "
+                  "the benchmark's own threads add about %d while it runs): these figures are noisy; "
+                  "compare the two sides within this run only." % (busy, m["nproc"], m["threads"]), ""]
     lines += [
         "| config | mode | shape | parameters | ours: median | ours: tokens/s | torch: median | torch: tokens/s "
         "| ours / torch | per-round ratios | target |",
