@@ -68,6 +68,21 @@ void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, c
     }
 }
 
+// One row of the LayerNorm backward: the means over its channels of
+// dnorm = weight * dout and of dnorm * norm, which every dinp of the row needs.
+static inline void layernorm_row_means(const float *d, const float *x, const float *weight, float m, float s,
+                                       int C, float *dnorm_mean, float *dnorm_norm_mean) {
+    float a = 0.0f, b = 0.0f;
+#pragma omp simd reduction(+ : a, b)
+    for (int c = 0; c < C; c++) {
+        float dnorm = weight[c] * d[c];
+        a += dnorm;
+        b += dnorm * (x[c] - m) * s;
+    }
+    *dnorm_mean = a / C;
+    *dnorm_norm_mean = b / C;
+}
+
 void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *dout,
                         const float *inp, const float *weight, const float *mean,
                         const float *rstd, int N, int C) {
@@ -77,15 +92,8 @@ void layernorm_backward(float *dinp, float *dweight, float *dbias, const float *
         for (int i = 0; i < N; i++) {
             const float *d = dout + (size_t)i * C, *x = inp + (size_t)i * C;
             float m = mean[i], s = rstd[i];
-            float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
-            for (int c = 0; c < C; c++) {
-                float dnorm = weight[c] * d[c];
-                dnorm_mean += dnorm;
-                dnorm_norm_mean += dnorm * (x[c] - m) * s;
-            }
-            dnorm_mean /= C;
-            dnorm_norm_mean /= C;
+            float dnorm_mean, dnorm_norm_mean;
+            layernorm_row_means(d, x, weight, m, s, C, &dnorm_mean, &dnorm_norm_mean);
             float *di = dinp + (size_t)i * C;
             for (int c = 0; c < C; c++) {
                 float norm = (x[c] - m) * s;
@@ -125,15 +133,8 @@ void layernorm_backward_sums(float *dinp, float *dweight, float *dbias, float *d
         for (int i = i0; i < i1; i++) {
             const float *d = dout + (size_t)i * C, *x = inp + (size_t)i * C;
             float m = mean[i], s = rstd[i];
-            float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
-#pragma omp simd reduction(+ : dnorm_mean, dnorm_norm_mean)
-            for (int c = 0; c < C; c++) {
-                float dnorm = weight[c] * d[c];
-                dnorm_mean += dnorm;
-                dnorm_norm_mean += dnorm * (x[c] - m) * s;
-            }
-            dnorm_mean /= C;
-            dnorm_norm_mean /= C;
+            float dnorm_mean, dnorm_norm_mean;
+            layernorm_row_means(d, x, weight, m, s, C, &dnorm_mean, &dnorm_norm_mean);
             float *di = dinp + (size_t)i * C;
             // omp simd: the partials never alias the rows (GCC would otherwise
             // not vectorise this loop for fear that they might).
