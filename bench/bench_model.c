@@ -23,6 +23,16 @@
 #include "model/gpt.h"
 #include "model/loss.h"
 
+#ifdef SGEMM_CLOCK // bench_model_sgemm: also the time inside cblas_sgemm
+#include "bench/sgemm_clock.h"
+#else
+static void sgemm_clock_reset(void) {}
+static double sgemm_clock_busiest(long *calls, double *flops) {
+    *calls = 0, *flops = 0.0;
+    return 0.0;
+}
+#endif
+
 static int compare_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -53,11 +63,16 @@ static double generate_flops(const GPTConfig *c, int B, int P, int N) {
 
 typedef struct {
     double median, min, max; // seconds
+    double sgemm;            // median over runs of the busiest thread's time inside cblas_sgemm
+    long sgemm_calls;        // calls to cblas_sgemm in the last run
+    double sgemm_flops;      // and their floating-point operations
 } Timing;
 
-static Timing summarise(double *times, int n) {
+// times[] and sgemm[] (n each) are sorted in place.
+static Timing summarise(double *times, double *sgemm, long calls, double flops, int n) {
     qsort(times, n, sizeof(double), compare_double);
-    Timing t = {times[n / 2], times[0], times[n - 1]};
+    qsort(sgemm, n, sizeof(double), compare_double);
+    Timing t = {times[n / 2], times[0], times[n - 1], sgemm[n / 2], calls, flops};
     return t;
 }
 
@@ -65,8 +80,10 @@ static Timing bench_train(GPT *m, int B, int T, int steps, int warmup) {
     int V = m->config.vocab_size;
     int *inputs = malloc((size_t)B * T * sizeof(int)), *targets = malloc((size_t)B * T * sizeof(int));
     float *logp = malloc((size_t)B * T * sizeof(float)), *dlogp = malloc((size_t)B * T * sizeof(float));
-    double *times = malloc((size_t)steps * sizeof(double));
-    if (!inputs || !targets || !logp || !dlogp || !times) {
+    double *times = malloc((size_t)steps * sizeof(double)), *sgemm = malloc((size_t)steps * sizeof(double));
+    long calls = 0;
+    double gemm_flops = 0.0;
+    if (!inputs || !targets || !logp || !dlogp || !times || !sgemm) {
         fprintf(stderr, "bench_model: out of memory\n");
         exit(1);
     }
@@ -75,6 +92,7 @@ static Timing bench_train(GPT *m, int B, int T, int steps, int warmup) {
     for (int i = 0; i < B * T; i++) inputs[i] = (int)rng_below(&rng, V), targets[i] = (int)rng_below(&rng, V);
     AdamWConfig opt = adamw_defaults();
     for (int s = 0; s < warmup + steps; s++) {
+        sgemm_clock_reset();
         double t0 = now_seconds();
         gpt_forward(m, inputs, B, T, 1);
         // As lm_batch_loss (pretrain, sft): the loss and dlogits in one pass.
@@ -86,10 +104,10 @@ static Timing bench_train(GPT *m, int B, int T, int steps, int warmup) {
         // As run_optimizer_step (pretrain, sft, train_rm): clipping folded into AdamW.
         float norm = gpt_grad_norm(m);
         adamw_update_scaled(m, &opt, 1e-4f, s + 1, gpt_clip_scale(norm, 1.0f));
-        if (s >= warmup) times[s - warmup] = now_seconds() - t0;
+        if (s >= warmup) times[s - warmup] = now_seconds() - t0, sgemm[s - warmup] = sgemm_clock_busiest(&calls, &gemm_flops);
     }
-    Timing t = summarise(times, steps);
-    free(inputs), free(targets), free(logp), free(dlogp), free(times);
+    Timing t = summarise(times, sgemm, calls, gemm_flops, steps);
+    free(inputs), free(targets), free(logp), free(dlogp), free(times), free(sgemm);
     return t;
 }
 
@@ -105,8 +123,11 @@ static Timing bench_generate(const GPT *m, int B, int P, int N, float temperatur
     const int **prompts = malloc(B * sizeof(int *));
     int *out_tokens = malloc((size_t)B * N * sizeof(int)), *out_lens = malloc(B * sizeof(int));
     float *out_logprobs = malloc((size_t)B * N * sizeof(float));
-    double *times = malloc((size_t)runs * sizeof(double));
-    if (!prompt_mem || !prompt_lens || !prompts || !out_tokens || !out_lens || !out_logprobs || !times) {
+    double *times = malloc((size_t)runs * sizeof(double)), *sgemm = malloc((size_t)runs * sizeof(double));
+    long calls = 0;
+    double gemm_flops = 0.0;
+    if (!prompt_mem || !prompt_lens || !prompts || !out_tokens || !out_lens || !out_logprobs || !times ||
+        !sgemm) {
         fprintf(stderr, "bench_model: out of memory\n");
         exit(1);
     }
@@ -116,6 +137,7 @@ static Timing bench_generate(const GPT *m, int B, int P, int N, float temperatur
     rng_seed(&rng, 3);
     for (int r = 0; r < warmup + runs; r++) {
         for (int i = 0; i < B * P; i++) prompt_mem[i] = (int)rng_below(&rng, V);
+        sgemm_clock_reset();
         double t0 = now_seconds();
         // stop_token -1 is never sampled: every sequence gets exactly N tokens.
         generate(m, &cache, prompts, prompt_lens, B, N, -1, &sc, &rng, out_tokens, out_logprobs,
@@ -127,11 +149,11 @@ static Timing bench_generate(const GPT *m, int B, int P, int N, float temperatur
                 exit(1);
             }
         }
-        if (r >= warmup) times[r - warmup] = dt;
+        if (r >= warmup) times[r - warmup] = dt, sgemm[r - warmup] = sgemm_clock_busiest(&calls, &gemm_flops);
     }
-    Timing t = summarise(times, runs);
+    Timing t = summarise(times, sgemm, calls, gemm_flops, runs);
     free(prompt_mem), free(prompt_lens), free(prompts), free(out_tokens), free(out_lens);
-    free(out_logprobs), free(times);
+    free(out_logprobs), free(times), free(sgemm);
     kvcache_free(&cache);
     return t;
 }
@@ -221,6 +243,17 @@ int main(int argc, char **argv) {
                config, threads, B, P, N, vocab, m.num_params, temperature, steps, t.median * 1e3,
                t.min * 1e3, t.max * 1e3, tokens / t.median, flops / t.median * 1e-9, core);
     }
+#ifdef SGEMM_CLOCK
+    // What the products alone take: a floor for this step on these threads,
+    // as long as every matrix product is one of these cblas_sgemm calls.
+    printf("inside cblas_sgemm, busiest thread: median %.2f ms per %s (%ld calls, %.2f GFLOP: %.1f GFLOP/s "
+           "over the %d threads), %.0f%% of the median %s; outside: %.2f ms\n",
+           t.sgemm * 1e3, train ? "step" : "call", t.sgemm_calls, t.sgemm_flops * 1e-9,
+           t.sgemm_flops / t.sgemm * 1e-9, threads, 100.0 * t.sgemm / t.median, train ? "step" : "call",
+           (t.median - t.sgemm) * 1e3);
+    printf("SGEMM mode=%s config=%s threads=%d median_ms=%.3f sgemm_ms=%.3f calls=%ld gflop=%.3f\n", mode,
+           config, threads, t.median * 1e3, t.sgemm * 1e3, t.sgemm_calls, t.sgemm_flops * 1e-9);
+#endif
     gpt_free(&m);
     return 0;
 }
