@@ -76,17 +76,28 @@ def git_commit():
         return "unknown"
 
 
+def parse_fields(line):
+    fields = dict(kv.split("=", 1) for kv in line.split()[1:])
+    for k, v in fields.items():
+        try:
+            fields[k] = float(v) if re.search(r"[.eE]", v) else int(v)
+        except ValueError:
+            pass
+    return fields
+
+
 def parse_result(stdout):
+    """The RESULT line's fields; with bench_model_sgemm, also its SGEMM line's
+    as sgemm_ms, sgemm_calls and sgemm_gflop."""
+    res = None
     for line in stdout.splitlines():
-        if line.startswith("RESULT "):
-            fields = dict(kv.split("=", 1) for kv in line.split()[1:])
-            for k, v in fields.items():
-                try:
-                    fields[k] = float(v) if re.search(r"[.eE]", v) else int(v)
-                except ValueError:
-                    pass
-            return fields
-    return None
+        if line.startswith("RESULT ") and res is None:
+            res = parse_fields(line)
+    for line in stdout.splitlines():
+        if line.startswith("SGEMM ") and res is not None:
+            f = parse_fields(line)
+            res.update(sgemm_ms=f["sgemm_ms"], sgemm_calls=f["calls"], sgemm_gflop=f["gflop"])
+    return res
 
 
 def run(cmd, env):
@@ -139,6 +150,9 @@ def main():
     ap.add_argument("--temperature", type=float, default=1.0,
                     help="generation: multinomial sampling at this temperature on both sides (0: argmax)")
     ap.add_argument("--no-gemm-peak", action="store_true", help="skip the sgemm ceiling (no MFU)")
+    ap.add_argument("--sgemm-clock", action="store_true",
+                    help="run ours as bench_model_sgemm, which also reports the time inside cblas_sgemm "
+                         "(two clock reads per call more)")
     ap.add_argument("--bin", default=os.environ.get("MINIRLHF_BIN", os.path.join(ROOT, "build", "bin")))
     ap.add_argument("--out", default=None, help="results file (default bench/results/compare-DATE.json)")
     a = ap.parse_args()
@@ -150,7 +164,7 @@ def main():
     for m in modes:
         if m not in ("train", "generate"):
             sys.exit("compare: unknown mode %s" % m)
-    ours_bin = os.path.join(a.bin, "bench_model")
+    ours_bin = os.path.join(a.bin, "bench_model_sgemm" if a.sgemm_clock else "bench_model")
     if not os.access(ours_bin, os.X_OK):
         sys.exit("compare: %s not found; build first: cmake -S . -B build && cmake --build build" % ours_bin)
     torch_ref = os.path.join(ROOT, "bench", "torch_ref.py")
@@ -173,6 +187,7 @@ def main():
         "train_steps": a.train_steps, "train_warmup": a.train_warmup,
         "gen_runs": a.gen_runs, "gen_warmup": a.gen_warmup,
         "temperature": a.temperature,
+        "sgemm_clock": a.sgemm_clock,
         "command": "/usr/bin/python3 bench/compare.py " + shlex.join(sys.argv[1:]),
         "loadavg_start": loadavg(),
     }
@@ -241,6 +256,9 @@ def main():
                 "torch_gflops": med(theirs, "gflops"),
                 "paired_ratios": paired,
             }
+            if all("sgemm_ms" in v for v in ours.values()):
+                s["ours_sgemm_ms"] = med(ours, "sgemm_ms")
+                s["ours_sgemm_gflop"] = o0["sgemm_gflop"]
             s["ratio"] = s["ours_tokens_per_s"] / s["torch_tokens_per_s"]
             s["paired_ratio_median"] = statistics.median(paired)
             if o0["params"] != t0["params"]:

@@ -93,6 +93,25 @@ def render(res, path):
         lines.append("| %s | %s | %.1f | %s | %.1f | %s |" % (s["config"], s["mode"], s["ours_gflops"],
                                                                 mfu(s["ours_gflops"]), s["torch_gflops"],
                                                                 mfu(s["torch_gflops"])))
+    clocked = [s for s in res["summary"] if "ours_sgemm_ms" in s]
+    if clocked:
+        lines += ["", "The matrix products alone (ours ran as `bench_model_sgemm`, which times every "
+                  "`cblas_sgemm` call on the thread that makes it; median over rounds of each process's "
+                  "median). \"Allowed\" is the time a step or call may take to meet the target, torch's "
+                  "median divided by the target ratio; what the products leave of it is what everything else "
+                  "(attention, LayerNorm, GELU, softmax, sampling, AdamW, waiting at barriers) must fit in:",
+                  "", "| config | mode | allowed by the target | ours: median | ours: inside cblas_sgemm, "
+                  "busiest thread | GFLOP in sgemm, rate | left for the rest |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for s in clocked:
+            target = TARGETS.get((s["mode"], s["config"]))
+            allowed = s["torch_median_ms"] / target if target else None
+            left = ("%.1f ms" % (allowed - s["ours_sgemm_ms"]) if allowed - s["ours_sgemm_ms"] > 0
+                    else "none (%.1f ms over)" % (s["ours_sgemm_ms"] - allowed)) if allowed else ""
+            lines.append("| %s | %s | %s | %.1f ms | %.1f ms (%.0f%%) | %.2f, %.1f GFLOP/s | %s |" % (
+                s["config"], s["mode"], "%.1f ms (%.1fx)" % (allowed, target) if allowed else "",
+                s["ours_median_ms"], s["ours_sgemm_ms"], 100 * s["ours_sgemm_ms"] / s["ours_median_ms"],
+                s["ours_sgemm_gflop"], s["ours_sgemm_gflop"] / s["ours_sgemm_ms"] * 1e3, left))
     if ceiling and any(max(s["ours_gflops"], s["torch_gflops"]) > ceiling for s in res["summary"]):
         lines += ["", "MFU above 100% means other work had the CPUs while the ceiling was measured, "
                   "more than during the runs: on such a run MFU says nothing; re-run on a quiet machine."]
