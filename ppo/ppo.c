@@ -15,26 +15,27 @@
 #include "model/loss.h"
 #include "model/run.h"
 #include "ppo/ppo_core.h"
+#include "ppo/ppo_update.h"
 #include "ppo/rollout.h"
 
 typedef struct {
     const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *eval_prompts, *data_dir, *out, *resume;
-    int seed, threads, steps, batch, minibatch, epochs, max_new, save_every, sample_every, stop_after, eval_n;
-    float lr, kl_coef, target_kl, horizon, gamma, lambda, clip, value_clip, vf_coef, ent_coef, grad_clip;
-    float temperature, missing_eos_penalty, weight_decay;
+    int seed, threads, steps, batch, max_new, save_every, sample_every, stop_after, eval_n;
+    float kl_coef, target_kl, horizon;
+    PpoHyper hp; // what the updates use (ppo_update.h)
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
     Settings *s = settings;
     s->config = name;
     if (!strcmp(name, "smoke")) {
-        s->steps = 6, s->batch = 8, s->minibatch = 4, s->epochs = 2, s->max_new = 24, s->lr = 1e-4f;
+        s->steps = 6, s->batch = 8, s->hp.minibatch = 4, s->hp.epochs = 2, s->max_new = 24, s->hp.lr = 1e-4f;
         s->save_every = 3, s->sample_every = 3, s->eval_n = 16;
     } else if (!strcmp(name, "tiny")) {
-        s->steps = 120, s->batch = 32, s->minibatch = 8, s->epochs = 4, s->max_new = 64, s->lr = 2e-5f;
+        s->steps = 120, s->batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 64, s->hp.lr = 2e-5f;
         s->save_every = 40, s->sample_every = 20, s->eval_n = 240;
     } else if (!strcmp(name, "small")) {
-        s->steps = 200, s->batch = 32, s->minibatch = 8, s->epochs = 4, s->max_new = 96, s->lr = 1e-5f;
+        s->steps = 200, s->batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 96, s->hp.lr = 1e-5f;
         s->save_every = 50, s->sample_every = 25, s->eval_n = 240;
     } else {
         return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
@@ -51,11 +52,10 @@ typedef struct {
     Rollout r;
     KVCache kv;
     CsvWriter csv;
-    int *inputs, *lens, *order;  // (mb, ctx), (mb), (batch)
-    float *flat;                 // 8 arrays of batch * max_new floats for one minibatch's tokens
+    PpoBuffers buf;
     size_t *perm;
     long perm_epoch;
-    int pad, eot;
+    int eot;
     KlController kl;
 } Ppo;
 
@@ -67,7 +67,8 @@ static void ppo_free(Ppo *p) {
     rollout_free(&p->r);
     kvcache_free(&p->kv);
     csv_close(&p->csv);
-    free(p->inputs), free(p->lens), free(p->order), free(p->flat), free(p->perm);
+    ppo_buffers_free(&p->buf);
+    free(p->perm);
 }
 
 static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
@@ -84,7 +85,7 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
     if (memcmp(&p->policy.config, &p->ref.config, sizeof(GPTConfig)) || p->rm.config.max_seq_len < p->policy.config.max_seq_len)
         return error_set(err, "%s and %s have different model shapes", s->policy, s->ref ? s->ref : s->rm);
     if (init.kind == CKPT_LM) memset(p->policy.params.headw, 0, (p->policy.config.n_embd + 1) * sizeof(float));
-    int ctx = p->policy.config.max_seq_len, mb = s->minibatch;
+    int ctx = p->policy.config.max_seq_len, mb = s->hp.minibatch;
     if (prompts_load(&p->train, p->tok, p->ann, s->prompts, ctx, 1, err) ||
         prompts_load(&p->eval, p->tok, p->ann, s->eval_prompts, ctx, 1, err))
         return -1;
@@ -92,12 +93,12 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
         gpt_alloc_activations(&p->rm, mb, ctx, err) || kvcache_create(&p->kv, &p->policy.config, s->batch, err))
         return -1;
     int n_roll = s->batch > s->eval_n ? s->batch : s->eval_n;
-    if (rollout_alloc(&p->r, n_roll, s->max_new, err)) return -1;
-    p->inputs = malloc((size_t)mb * ctx * sizeof(int)), p->lens = malloc(mb * sizeof(int));
-    p->order = malloc(n_roll * sizeof(int)), p->perm = malloc(p->train.n * sizeof(size_t));
-    p->flat = malloc((size_t)8 * mb * s->max_new * sizeof(float));
-    if (!p->inputs || !p->lens || !p->order || !p->perm || !p->flat) return error_set(err, "out of memory");
-    p->pad = tokenizer_special(p->tok, TOK_PAD), p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
+    if (rollout_alloc(&p->r, n_roll, s->max_new, err) ||
+        ppo_buffers_alloc(&p->buf, mb, ctx, n_roll, s->max_new, tokenizer_special(p->tok, TOK_PAD), err))
+        return -1;
+    p->perm = malloc(p->train.n * sizeof(size_t));
+    if (!p->perm) return error_set(err, "out of memory");
+    p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
     p->kl = (KlController){s->kl_coef, s->target_kl, s->horizon};
     if (ckpt_header_init(&p->h, CKPT_POLICY, &p->policy.config, "ppo", err)) return -1;
     p->h.tokenizer_fp = fp;
@@ -105,111 +106,23 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
 }
 
 static void score_rollout(Ppo *p, const Settings *s, const PromptSet *ps) {
-    ScoreScratch sc = {s->minibatch, p->inputs, p->lens, p->order};
-    rollout_score(&p->r, ps, &p->policy, &p->ref, &p->rm, &p->rm_h, s->temperature, p->pad, p->eot, &sc);
+    ScoreScratch sc = {s->hp.minibatch, p->buf.inputs, p->buf.lens, p->buf.order};
+    rollout_score(&p->r, ps, &p->policy, &p->ref, &p->rm, &p->rm_h, s->hp.temperature, p->buf.pad, p->eot, &sc);
 }
-
-typedef struct {
-    double policy_loss, value_loss, approxkl, clipfrac, value_clipfrac, entropy;
-    int updates;
-} UpdateStats;
-
-// One clipped PPO update on the rollout rows idx[0..rows): forward, the
-// policy and value losses over their response tokens, backward, AdamW.
-static void ppo_update(Ppo *p, const Settings *s, const int *idx, int rows, long adam_step, UpdateStats *st) {
-    GPT *m = &p->policy;
-    Rollout *r = &p->r;
-    int V = m->config.vocab_size, ctx = m->config.max_seq_len, cap = s->minibatch * s->max_new;
-    int T = rollout_rows(p->inputs, p->lens, r, &p->train, idx, rows, p->pad, p->pad, 0, ctx);
-    gpt_forward(m, p->inputs, rows, T, 1);
-    float *new_lp = p->flat, *old_lp = new_lp + cap, *adv = old_lp + cap, *value = adv + cap;
-    float *old_value = value + cap, *ret = old_value + cap, *dlogp = ret + cap, *dvalue = dlogp + cap;
-    int n = 0; // gather the response tokens of all rows into flat arrays
-    for (int i = 0; i < rows; i++) {
-        int sq = idx[i], q = p->train.len[r->prompt[sq]], L = r->resp_len[sq];
-        size_t at = (size_t)sq * r->max_new;
-        logprob_forward(new_lp + n, m->acts.logits + ((size_t)i * T + q - 1) * V, r->resp + at, L, V, s->temperature);
-        for (int k = 0; k < L; k++, n++) {
-            old_lp[n] = r->logp[at + k], adv[n] = r->adv[at + k], ret[n] = r->returns[at + k];
-            value[n] = m->head[i * T + q - 1 + k], old_value[n] = r->values[at + k];
-        }
-    }
-    PolicyLossStats pl = ppo_policy_loss(new_lp, old_lp, adv, n, s->clip, dlogp);
-    ValueLossStats vl = ppo_value_loss(value, old_value, ret, n, s->value_clip, dvalue);
-    memset(m->bw.dlogits, 0, (size_t)rows * T * V * sizeof(float));
-    memset(m->bw.dhead, 0, (size_t)rows * T * sizeof(float));
-    double entropy = 0;
-    for (int i = 0, j = 0; i < rows; i++) { // scatter the gradients back to positions
-        int sq = idx[i], q = p->train.len[r->prompt[sq]], L = r->resp_len[sq];
-        size_t row0 = (size_t)i * T + q - 1;
-        float *logits = m->acts.logits + row0 * V, *dlogits = m->bw.dlogits + row0 * V;
-        logprob_backward(dlogits, logits, r->resp + (size_t)sq * r->max_new, dlogp + j, L, V, s->temperature);
-        float ent[512], dent[512];
-        for (int k = 0; k < L; k += 512) { // the entropy bonus, a chunk at a time
-            int c = L - k < 512 ? L - k : 512;
-            entropy_forward(ent, logits + (size_t)k * V, c, V, s->temperature);
-            for (int e = 0; e < c; e++) entropy += ent[e], dent[e] = -s->ent_coef / n;
-            if (s->ent_coef > 0) entropy_backward_accumulate(dlogits + (size_t)k * V, logits + (size_t)k * V, dent, c, V, s->temperature);
-        }
-        for (int k = 0; k < L; k++, j++) m->bw.dhead[row0 + k] = s->vf_coef * dvalue[j];
-    }
-    gpt_zero_grad(m);
-    gpt_backward(m, p->inputs, 1, 1);
-    gpt_clip_grad_norm(m, s->grad_clip);
-    AdamWConfig opt = adamw_defaults();
-    opt.weight_decay = s->weight_decay;
-    adamw_update(m, &opt, s->lr, adam_step);
-    st->policy_loss += pl.loss, st->value_loss += vl.loss, st->approxkl += pl.approxkl;
-    st->clipfrac += pl.clipfrac, st->value_clipfrac += vl.clipfrac, st->entropy += n ? entropy / n : 0;
-    st->updates++;
-}
-
-typedef struct {
-    double score, rlhf_reward, kl, kl_k3, entropy, length, end_rate, gold, explained_var;
-    UpdateStats up;
-} IterStats;
 
 // One PPO iteration: a batch of rollouts, their rewards and advantages, then
 // several epochs of clipped updates over shuffled minibatches.
 static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, IterStats *it, Error *err) {
     Rollout *r = &p->r;
-    int B = s->batch, stride = r->max_new, saved_n = r->n;
+    int B = s->batch, saved_n = r->n;
     r->n = B;
     for (int i = 0; i < B; i++)
         r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->seed, step * B + i, p->perm, &p->perm_epoch);
-    rollout_generate(r, &p->policy, &p->kv, &p->train, s->temperature, p->eot, rng);
+    rollout_generate(r, &p->policy, &p->kv, &p->train, s->hp.temperature, p->eot, rng);
     score_rollout(p, s, &p->train);
     if (rollout_gold(r, &p->train, p->ann, p->tok, err)) return -1;
-    memset(it, 0, sizeof *it);
-    for (int i = 0; i < B; i++) {
-        if (!r->ended[i]) r->score[i] -= s->missing_eos_penalty;
-        it->score += r->score[i] / B, it->gold += r->gold[i] / B;
-        it->length += (double)r->resp_len[i] / B, it->end_rate += (double)r->ended[i] / B;
-    }
-    float beta = (float)p->kl.beta;
-    kl_estimates(r->logp, r->ref_logp, r->resp_len, B, stride, &it->kl, &it->kl_k3);
-    kl_penalty_rewards(r->rewards, r->score, r->logp, r->ref_logp, r->resp_len, B, stride, beta);
-    it->rlhf_reward = it->score - beta * it->kl;
-    gae_advantages(r->adv, r->returns, r->rewards, r->values, r->resp_len, B, stride, s->gamma, s->lambda);
-    it->explained_var = explained_variance(r->values, r->returns, r->resp_len, B, stride);
-    whiten(r->adv, r->resp_len, B, stride);
-    double tokens = 0, entropy = 0;
-    for (int i = 0; i < B; i++)
-        for (int k = 0; k < r->resp_len[i]; k++) entropy += r->entropy[(size_t)i * stride + k], tokens++;
-    it->entropy = tokens ? entropy / tokens : 0;
-    int per_epoch = (B + s->minibatch - 1) / s->minibatch;
-    for (int e = 0; e < s->epochs; e++) {
-        for (int i = 0; i < B; i++) p->order[i] = i;
-        for (int i = B - 1; i > 0; i--) { // a fresh minibatch split each epoch
-            int j = (int)rng_below(rng, i + 1), t = p->order[i];
-            p->order[i] = p->order[j], p->order[j] = t;
-        }
-        for (int u = 0; u < per_epoch; u++) {
-            int at = u * s->minibatch, rows = B - at < s->minibatch ? B - at : s->minibatch;
-            long adam_step = ((long)step * s->epochs + e) * per_epoch + u + 1;
-            ppo_update(p, s, p->order + at, rows, adam_step, &it->up);
-        }
-    }
+    ppo_advantages(r, B, &s->hp, (float)p->kl.beta, it);
+    ppo_epochs(&p->policy, r, &p->train, &p->buf, &s->hp, B, step, rng, &it->up);
     kl_controller_update(&p->kl, it->kl, B);
     r->n = saved_n;
     return 0;
@@ -230,7 +143,7 @@ static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, uint64_t se
     for (int i = 0; i < n; i++) r->prompt[i] = i;
     Rng rng;
     rng_seed(&rng, seed);
-    rollout_generate(r, from, &p->kv, &p->eval, s->temperature, p->eot, &rng);
+    rollout_generate(r, from, &p->kv, &p->eval, s->hp.temperature, p->eot, &rng);
     score_rollout(p, s, &p->eval); // the policy's log-probabilities give the KL
     int rc = rollout_gold(r, &p->eval, p->ann, p->tok, err);
     double k1, k3, end = 0;
@@ -330,9 +243,9 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
 
 int main(int argc, char **argv) {
     Settings s = {.prompts = "data/prompts_train.jsonl", .eval_prompts = "data/prompts_eval.jsonl", .data_dir = "data",
-                  .seed = 1337, .kl_coef = 0.05f, .horizon = 10000, .gamma = 1.0f, .lambda = 0.95f, .clip = 0.2f,
-                  .value_clip = 0.2f, .vf_coef = 0.1f, .grad_clip = 1.0f, .temperature = 1.0f,
-                  .missing_eos_penalty = 1.0f};
+                  .seed = 1337, .kl_coef = 0.05f, .horizon = 10000,
+                  .hp = {.gamma = 1.0f, .lambda = 0.95f, .clip = 0.2f, .value_clip = 0.2f, .vf_coef = 0.1f,
+                         .grad_clip = 1.0f, .temperature = 1.0f, .missing_eos_penalty = 1.0f}};
     Error err;
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
@@ -350,23 +263,23 @@ int main(int argc, char **argv) {
         {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
         {"steps", CLI_INT, &s.steps, 1, 10000000, "PPO iterations (rollout + updates)"},
         {"batch", CLI_INT, &s.batch, 1, 256, "rollouts per iteration"},
-        {"minibatch", CLI_INT, &s.minibatch, 1, 256, "rollouts per gradient update"},
-        {"epochs", CLI_INT, &s.epochs, 1, 100, "passes over each batch of rollouts"},
+        {"minibatch", CLI_INT, &s.hp.minibatch, 1, 256, "rollouts per gradient update"},
+        {"epochs", CLI_INT, &s.hp.epochs, 1, 100, "passes over each batch of rollouts"},
         {"max-new", CLI_INT, &s.max_new, 1, 8192, "longest response in tokens"},
-        {"lr", CLI_FLOAT, &s.lr, 1e-9, 1, "learning rate (constant)"},
+        {"lr", CLI_FLOAT, &s.hp.lr, 1e-9, 1, "learning rate (constant)"},
         {"kl-coef", CLI_FLOAT, &s.kl_coef, 0, 100, "beta: weight of the per-token KL penalty (initial value if adaptive)"},
         {"target-kl", CLI_FLOAT, &s.target_kl, 0, 1e6, "adapt beta towards this KL per response (0: fixed beta)"},
         {"horizon", CLI_FLOAT, &s.horizon, 1, 1e9, "horizon of the adaptive KL controller, in samples"},
-        {"gamma", CLI_FLOAT, &s.gamma, 0, 1, "discount"},
-        {"lambda", CLI_FLOAT, &s.lambda, 0, 1, "GAE lambda"},
-        {"clip", CLI_FLOAT, &s.clip, 0, 10, "PPO clip range of the probability ratio"},
-        {"value-clip", CLI_FLOAT, &s.value_clip, 0, 1e6, "clip range of the value update"},
-        {"vf-coef", CLI_FLOAT, &s.vf_coef, 0, 100, "weight of the value loss"},
-        {"ent-coef", CLI_FLOAT, &s.ent_coef, 0, 100, "weight of the entropy bonus"},
-        {"grad-clip", CLI_FLOAT, &s.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
-        {"weight-decay", CLI_FLOAT, &s.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
-        {"temperature", CLI_FLOAT, &s.temperature, 0.01, 10, "sampling temperature; log-probabilities use the same"},
-        {"missing-eos-penalty", CLI_FLOAT, &s.missing_eos_penalty, 0, 100, "subtracted from the score of a response with no end token"},
+        {"gamma", CLI_FLOAT, &s.hp.gamma, 0, 1, "discount"},
+        {"lambda", CLI_FLOAT, &s.hp.lambda, 0, 1, "GAE lambda"},
+        {"clip", CLI_FLOAT, &s.hp.clip, 0, 10, "PPO clip range of the probability ratio"},
+        {"value-clip", CLI_FLOAT, &s.hp.value_clip, 0, 1e6, "clip range of the value update"},
+        {"vf-coef", CLI_FLOAT, &s.hp.vf_coef, 0, 100, "weight of the value loss"},
+        {"ent-coef", CLI_FLOAT, &s.hp.ent_coef, 0, 100, "weight of the entropy bonus"},
+        {"grad-clip", CLI_FLOAT, &s.hp.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+        {"weight-decay", CLI_FLOAT, &s.hp.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
+        {"temperature", CLI_FLOAT, &s.hp.temperature, 0.01, 10, "sampling temperature; log-probabilities use the same"},
+        {"missing-eos-penalty", CLI_FLOAT, &s.hp.missing_eos_penalty, 0, 100, "subtracted from the score of a response with no end token"},
         {"eval-n", CLI_INT, &s.eval_n, 1, 100000, "held-out prompts in the final evaluation"},
         {"save-every", CLI_INT, &s.save_every, 1, 10000000, "iterations between checkpoints"},
         {"sample-every", CLI_INT, &s.sample_every, 1, 10000000, "iterations between sample tables in samples.txt"},
@@ -380,7 +293,8 @@ int main(int argc, char **argv) {
     if (rc == 0 && s.resume) s.out = s.resume;
     if (rc == 0 && (!s.policy || !s.rm || !s.tokenizer || !s.out))
         rc = error_set(&err, "--policy, --rm, --tokenizer and --out are required (see --help)");
-    if (rc == 0 && s.minibatch > s.batch) rc = error_set(&err, "--minibatch %d exceeds --batch %d", s.minibatch, s.batch);
+    if (rc == 0 && s.hp.minibatch > s.batch)
+        rc = error_set(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.batch);
     if (rc) error_exit("ppo", &err);
     run_set_threads(s.threads);
     Ppo p;
