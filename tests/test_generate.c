@@ -5,6 +5,8 @@
 //   every kernel path, with 1-3 threads;
 // - the sampler draws the same token as the old libm sampler (kept here) for
 //   the same uniform, and the same log-probability within float rounding;
+// - top-k and top-p draws follow the truncated, renormalised distribution
+//   derived independently of the sampler's code;
 // - generate() with prompts of mixed lengths (prefill of all prompts, then
 //   decode) draws the same tokens as a reference that runs gpt_forward over
 //   each sequence's whole prefix at every position and samples with the old
@@ -260,6 +262,96 @@ static void test_sampler_matches_reference(void **state) {
     printf("    %d draws equal to the reference sampler's\n", draws);
 }
 
+// ---- what top-k and top-p sampling draw, from first principles -------------------
+// ref_sample above is the old sampler kept as it was, and for top-k/top-p
+// sample_token_u still runs the same steps written the same way: that
+// comparison catches a change to the sampler, not a mistake the two share.
+// This test derives what a truncated draw must be independently: probabilities in double, the vocabulary ranked with qsort,
+// the kept set (k highest, then the shortest prefix with mass >= p), and
+// each kept token's share of the kept mass. Sweeping u over a grid of G
+// points, the draws must land in the kept set only, each token about
+// G x share times (an interval of [0,1) holds its length x G points, +-1, and
+// float rounding moves the ends by far less than a grid step), and each
+// log-probability must be log(share).
+typedef struct {
+    double p;
+    int id;
+} Ranked;
+
+static int by_prob_desc(const void *a, const void *b) {
+    const Ranked *x = a, *y = b;
+    return x->p != y->p ? (x->p < y->p) - (x->p > y->p) : (x->id > y->id) - (x->id < y->id);
+}
+
+// Fills share[0..V) (0 outside the kept set); returns the kept set's size, or
+// 0 if the top-p cut falls too close to call between float and double.
+static int truncated_shares(const float *logits, int V, const SamplerConfig *sc, double *share, Ranked *rank) {
+    double mx = -INFINITY, sum = 0.0;
+    for (int v = 0; v < V; v++) mx = fmax(mx, (double)logits[v] / sc->temperature);
+    for (int v = 0; v < V; v++) sum += rank[v].p = exp((double)logits[v] / sc->temperature - mx), rank[v].id = v;
+    for (int v = 0; v < V; v++) rank[v].p /= sum;
+    qsort(rank, V, sizeof *rank, by_prob_desc);
+    int n = sc->top_k > 0 && sc->top_k < V ? sc->top_k : V;
+    if (sc->top_p < 1.0f) {
+        double cum = 0.0;
+        for (int i = 0; i < n; i++) {
+            if (fabs(cum + rank[i].p - sc->top_p) < 1e-5) return 0;
+            cum += rank[i].p;
+            if (cum >= sc->top_p) {
+                n = i + 1;
+                break;
+            }
+        }
+    }
+    double mass = 0.0;
+    for (int i = 0; i < n; i++) mass += rank[i].p;
+    for (int v = 0; v < V; v++) share[v] = 0.0;
+    for (int i = 0; i < n; i++) share[rank[i].id] = rank[i].p / mass;
+    return n;
+}
+
+static void test_truncated_sampling_distribution(void **state) {
+    (void)state;
+    const SamplerConfig samplers[] = {{1.0f, 1, 1.0f}, {1.0f, 3, 1.0f},  {0.7f, 20, 1.0f}, {1.0f, 0, 0.5f},
+                                      {1.3f, 0, 0.9f}, {0.8f, 40, 0.95f}, {1.0f, 7, 0.3f}};
+    const int Vs[] = {5, 100, 2048};
+    Rng r;
+    rng_seed(&r, 21);
+    int cases = 0;
+    for (size_t a = 0; a < sizeof Vs / sizeof Vs[0]; a++) {
+        int V = Vs[a];
+        float *logits = malloc(sizeof(float) * V), *probs = malloc(sizeof(float) * V), lp;
+        int *order = malloc(sizeof(int) * 2 * V), *count = malloc(sizeof(int) * V);
+        double *share = malloc(sizeof(double) * V);
+        Ranked *rank = malloc(sizeof(Ranked) * V);
+        // Every draw sorts the vocabulary: a coarser grid for the large one.
+        int G = V > 1000 ? 2000 : 20000, reps = V > 1000 ? 1 : 3;
+        for (size_t k = 0; k < sizeof samplers / sizeof samplers[0]; k++)
+            for (int rep = 0; rep < reps; rep++) {
+                for (int v = 0; v < V; v++) logits[v] = 2.0f * rng_normal(&r);
+                int n = truncated_shares(logits, V, &samplers[k], share, rank);
+                if (n == 0) continue; // the top-p cut is a coin toss between roundings
+                memset(count, 0, sizeof(int) * V);
+                for (int g = 0; g < G; g++) {
+                    int t = sample_token_u(logits, V, &samplers[k], (g + 0.5) / G, probs, order, &lp);
+                    if (t < 0 || t >= V || share[t] == 0.0)
+                        fail_msg("V=%d sampler %zu: drew token %d, outside the %d kept", V, k, t, n);
+                    if (fabs(lp - log(share[t])) > 1e-4 * fmax(1.0, fabs(log(share[t]))))
+                        fail_msg("V=%d sampler %zu token %d: logprob %g, expected %g", V, k, t, lp, log(share[t]));
+                    count[t]++;
+                }
+                for (int v = 0; v < V; v++)
+                    if (fabs(count[v] - G * share[v]) > 2.0)
+                        fail_msg("V=%d sampler %zu token %d: %d of %d draws, expected %.1f", V, k, v, count[v], G,
+                                 G * share[v]);
+                cases++;
+            }
+        free(logits), free(probs), free(order), free(count), free(share), free(rank);
+    }
+    assert_true(cases >= 40); // few skipped cuts (of 49)
+    printf("    %d truncated distributions drawn as derived\n", cases);
+}
+
 // ---- generate against a position-by-position reference ------------------------------
 // What generate() computes, written the simplest way: at each position s,
 // every unfinished sequence whose tokens run to s runs gpt_forward over its
@@ -489,6 +581,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_calls_match_full_forward),
         cmocka_unit_test(test_sampler_matches_reference),
+        cmocka_unit_test(test_truncated_sampling_distribution),
         cmocka_unit_test(test_generate_matches_reference),
         cmocka_unit_test(test_greedy_batch_matches_single),
         cmocka_unit_test(test_generate_reproducible),
