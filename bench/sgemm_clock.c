@@ -22,26 +22,18 @@ static struct {
     char pad[40]; // one cache line per thread
 } slot[MAX_THREADS];
 
-void __real_cblas_sgemm(OPENBLAS_CONST enum CBLAS_ORDER order, OPENBLAS_CONST enum CBLAS_TRANSPOSE ta,
-                        OPENBLAS_CONST enum CBLAS_TRANSPOSE tb, OPENBLAS_CONST blasint M,
-                        OPENBLAS_CONST blasint N, OPENBLAS_CONST blasint K, OPENBLAS_CONST float alpha,
-                        OPENBLAS_CONST float *A, OPENBLAS_CONST blasint lda, OPENBLAS_CONST float *B,
-                        OPENBLAS_CONST blasint ldb, OPENBLAS_CONST float beta, float *C,
-                        OPENBLAS_CONST blasint ldc);
+// cblas_sgemm's parameters, as cblas.h declares them.
+#define SGEMM_PARAMS                                                                                            \
+    OPENBLAS_CONST enum CBLAS_ORDER order, OPENBLAS_CONST enum CBLAS_TRANSPOSE ta,                              \
+        OPENBLAS_CONST enum CBLAS_TRANSPOSE tb, OPENBLAS_CONST blasint M, OPENBLAS_CONST blasint N,             \
+        OPENBLAS_CONST blasint K, OPENBLAS_CONST float alpha, OPENBLAS_CONST float *A,                          \
+        OPENBLAS_CONST blasint lda, OPENBLAS_CONST float *B, OPENBLAS_CONST blasint ldb,                        \
+        OPENBLAS_CONST float beta, float *C, OPENBLAS_CONST blasint ldc
 
-void __wrap_cblas_sgemm(OPENBLAS_CONST enum CBLAS_ORDER order, OPENBLAS_CONST enum CBLAS_TRANSPOSE ta,
-                        OPENBLAS_CONST enum CBLAS_TRANSPOSE tb, OPENBLAS_CONST blasint M,
-                        OPENBLAS_CONST blasint N, OPENBLAS_CONST blasint K, OPENBLAS_CONST float alpha,
-                        OPENBLAS_CONST float *A, OPENBLAS_CONST blasint lda, OPENBLAS_CONST float *B,
-                        OPENBLAS_CONST blasint ldb, OPENBLAS_CONST float beta, float *C,
-                        OPENBLAS_CONST blasint ldc);
+void __real_cblas_sgemm(SGEMM_PARAMS); // OpenBLAS's, under the name --wrap gives it
+void __wrap_cblas_sgemm(SGEMM_PARAMS); // what the model's calls reach
 
-void __wrap_cblas_sgemm(OPENBLAS_CONST enum CBLAS_ORDER order, OPENBLAS_CONST enum CBLAS_TRANSPOSE ta,
-                        OPENBLAS_CONST enum CBLAS_TRANSPOSE tb, OPENBLAS_CONST blasint M,
-                        OPENBLAS_CONST blasint N, OPENBLAS_CONST blasint K, OPENBLAS_CONST float alpha,
-                        OPENBLAS_CONST float *A, OPENBLAS_CONST blasint lda, OPENBLAS_CONST float *B,
-                        OPENBLAS_CONST blasint ldb, OPENBLAS_CONST float beta, float *C,
-                        OPENBLAS_CONST blasint ldc) {
+void __wrap_cblas_sgemm(SGEMM_PARAMS) {
     double t0 = now_seconds();
     __real_cblas_sgemm(order, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     double dt = now_seconds() - t0, flops = 2.0 * M * N * K;
