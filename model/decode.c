@@ -249,6 +249,100 @@ static void team_barrier(int nth) {
     }
 }
 
+// What thread t of a team of nth owns in a pass: its copy of the residual
+// stream and scratch, its heads and MLP features, its partial sums.
+typedef struct {
+    float *x, *ln, *att;   // (rows, C) residual stream, (rows, C) LayerNorm output, (Tp) scores
+    float *my_a, *my_f;    // (rows, C) partial sums of the attention and MLP projections
+    int h0, h1, c0, nc;    // heads [h0, h1): features [c0, c0 + nc) of Q, K, V and the attention output
+    int f0, nf;            // MLP hidden features [f0, f0 + nf)
+} Share;
+
+static Share thread_share(const KVCache *c, int t, int nth) {
+    int C = c->C, hs = C / c->NH;
+    size_t RC = (size_t)c->rows * C;
+    Share sh;
+    sh.x = c->thread_mem + (size_t)t * c->thread_floats, sh.ln = sh.x + RC, sh.att = sh.ln + RC;
+    sh.my_a = c->part + t * RC, sh.my_f = c->part + (size_t)nth * RC + t * RC;
+    sh.h0 = c->NH * t / nth, sh.h1 = c->NH * (t + 1) / nth, sh.c0 = sh.h0 * hs, sh.nc = (sh.h1 - sh.h0) * hs;
+    sh.f0 = split_at(4 * C, t, nth, 16), sh.nf = split_at(4 * C, t + 1, nth, 16) - sh.f0;
+    return sh;
+}
+
+// The cache lines layer l's keys and values of this thread's heads go to,
+// fetched for writing: they arrive while the products run (cold, their
+// stores stalled the loop that writes them).
+static void prefetch_kv_rows(const Pass *P, const Share *sh, int l) {
+    const KVCache *c = P->c;
+    int hs = c->C / c->NH;
+    for (int j = 0; j < P->n; j++)
+        for (int h = sh->h0; h < sh->h1; h++) {
+            float *kb = key_block(c, l, P->slot[j], h) + key_at(hs, P->pos[j], 0);
+            float *vb = value_block(c, l, P->slot[j], h) + (size_t)P->pos[j] * hs;
+            for (int d = 0; d < 8 * hs; d += 16) __builtin_prefetch(kb + d, 1, 3);
+            for (int d = 0; d < hs; d += 16) __builtin_prefetch(vb + d, 1, 3);
+        }
+}
+
+// Layer l's attention for this thread's heads: LayerNorm of the n rows, their
+// Q, K, V (K and V into the cache for all n rows), single-query attention for
+// the first na of them (row lrows[j] when na < n), and the output
+// projection's partial sum over the thread's features into sh->my_a (na, C).
+static void attention_share(const Pass *P, const Share *sh, int l, int n, int na, const int *lrows) {
+    const ParameterTensors *p = &P->m->params;
+    KVCache *c = P->c;
+    int C = c->C, C3 = 3 * C, hs = C / c->NH;
+    size_t lC = (size_t)l * C;
+    const float *w = layer_wt(c, l), *qkvb = p->qkvb + 3 * lC;
+    float scale = 1.0f / sqrtf((float)hs);
+    for (int j = 0; j < n; j++) layernorm_row(sh->ln + (size_t)j * C, sh->x + (size_t)j * C, p->ln1w + lC, p->ln1b + lC, C);
+    if (sh->nc == 0) return;
+    matmul_tm(c->qkv + 3 * sh->c0, C3, sh->ln, C, w + 3 * sh->c0, C3, n, 3 * sh->nc, C);
+    // Biases; Q scaled; K and V into the cache (every row first: a row may
+    // attend to a position fed by a later row of this call).
+    for (int j = 0; j < n; j++)
+        for (int h = sh->h0; h < sh->h1; h++) {
+            float *q = c->qkv + (size_t)j * C3 + 3 * h * hs, *kr = q + hs, *vr = kr + hs;
+            const float *qb = qkvb + h * hs, *kb = qb + C, *vb = kb + C;
+            float *kc = key_block(c, l, P->slot[j], h), *vc = value_block(c, l, P->slot[j], h) + (size_t)P->pos[j] * hs;
+            for (int d = 0; d < hs; d++) {
+                q[d] = (q[d] + qb[d]) * scale;
+                kc[key_at(hs, P->pos[j], d)] = kr[d] + kb[d];
+                vc[d] = vr[d] + vb[d];
+            }
+        }
+    for (int j = 0; j < na; j++) {
+        int r = na < n ? lrows[j] : j;
+        for (int h = sh->h0; h < sh->h1; h++)
+            attend(c, l, P->slot[r], P->pos[r], h, c->qkv + (size_t)r * C3 + 3 * h * hs, c->atty + (size_t)j * C + h * hs,
+                   sh->att);
+    }
+    matmul_tm(sh->my_a, C, c->atty + sh->c0, C, w + 3 * (size_t)C * C + (size_t)sh->c0 * C, C, na, C, sh->nc);
+}
+
+// Layer l's MLP for this thread's hidden features: LayerNorm of the n rows,
+// fc, GELU, and fcproj's partial sum over those features into sh->my_f.
+static void mlp_share(const Pass *P, const Share *sh, int l, int n) {
+    const ParameterTensors *p = &P->m->params;
+    KVCache *c = P->c;
+    int C = c->C, C4 = 4 * C;
+    size_t lC = (size_t)l * C, CC = (size_t)C * C;
+    const float *w = layer_wt(c, l);
+    for (int j = 0; j < n; j++) layernorm_row(sh->ln + (size_t)j * C, sh->x + (size_t)j * C, p->ln2w + lC, p->ln2b + lC, C);
+    if (sh->nf == 0) return;
+    const float *fcb = p->fcb + 4 * lC + sh->f0;
+    float *fch = c->fch + sh->f0;
+    matmul_tm(fch, C4, sh->ln, C, w + 4 * CC + sh->f0, C4, n, sh->nf, C);
+    for (int j = 0; j < n; j++) {
+        float *r = fch + (size_t)j * C4;
+        for (int f = 0; f < sh->nf; f++) {
+            float u = r[f] + fcb[f];
+            r[f] = 0.5f * u * (1.0f + fast_tanhf(GELU_SCALE * (u + 0.044715f * u * u * u)));
+        }
+    }
+    matmul_tm(sh->my_f, C, fch, C4, w + 8 * CC + (size_t)sh->f0 * C, C, n, C, sh->nf);
+}
+
 // Each thread keeps its own copy of the residual stream and LayerNorms it;
 // thread t owns heads [h0,h1) (their Q/K/V features, keys and values in the
 // cache, attention, and the rows of the transposed output projection that
@@ -263,16 +357,12 @@ static void team_barrier(int nth) {
 void decode_forward(const Pass *P, int t, int nth) {
     const ParameterTensors *p = &P->m->params;
     KVCache *c = P->c;
-    int C = c->C, C3 = 3 * C, C4 = 4 * C, NH = c->NH, hs = C / NH, V = c->V, n = P->n;
-    const int *tok = P->tok, *pos = P->pos, *slot = P->slot;
-    size_t RC = (size_t)c->rows * C, CC = (size_t)C * C;
-    float *x = c->thread_mem + (size_t)t * c->thread_floats, *ln = x + RC, *att = ln + RC;
-    float *part_a = c->part, *part_f = c->part + (size_t)nth * RC, *my_a = part_a + t * RC, *my_f = part_f + t * RC;
-    int h0 = NH * t / nth, h1 = NH * (t + 1) / nth, c0 = h0 * hs, nc = (h1 - h0) * hs;
-    int f0 = split_at(C4, t, nth, 16), f1 = split_at(C4, t + 1, nth, 16), nf = f1 - f0;
-    float scale = 1.0f / sqrtf((float)hs);
+    int C = c->C, NH = c->NH, V = c->V, n = P->n;
+    size_t RC = (size_t)c->rows * C;
+    Share sh = thread_share(c, t, nth);
+    float *x = sh.x, *ln = sh.ln;
     for (int j = 0; j < n; j++) { // x (n, C) = wte[token] + wpe[pos]
-        const float *we = p->wte + (size_t)tok[j] * C, *pe = p->wpe + (size_t)pos[j] * C;
+        const float *we = p->wte + (size_t)P->tok[j] * C, *pe = p->wpe + (size_t)P->pos[j] * C;
         for (int k = 0; k < C; k++) x[(size_t)j * C + k] = we[k] + pe[k];
     }
     // The last layer only needs the keys and values of rows whose logits
@@ -280,65 +370,19 @@ void decode_forward(const Pass *P, int t, int nth) {
     const int *lrows = P->lrows;
     for (int l = 0; l < c->L; l++) {
         size_t lC = (size_t)l * C;
-        const float *w = layer_wt(c, l), *qkvb = p->qkvb + 3 * lC;
         int na = l == c->L - 1 && lrows ? P->nl : n; // rows that go on past the keys and values
-        // The cache lines this layer's keys and values go to, for writing:
-        // they arrive while the products below run (cold, their stores
-        // stalled the loop that writes them).
-        for (int j = 0; j < n; j++)
-            for (int h = h0; h < h1; h++) {
-                float *kb = key_block(c, l, slot[j], h) + key_at(hs, pos[j], 0);
-                float *vb = value_block(c, l, slot[j], h) + (size_t)pos[j] * hs;
-                for (int d = 0; d < 8 * hs; d += 16) __builtin_prefetch(kb + d, 1, 3);
-                for (int d = 0; d < hs; d += 16) __builtin_prefetch(vb + d, 1, 3);
-            }
-        for (int j = 0; j < n; j++) layernorm_row(ln + (size_t)j * C, x + (size_t)j * C, p->ln1w + lC, p->ln1b + lC, C);
-        if (nc > 0) {
-            matmul_tm(c->qkv + 3 * c0, C3, ln, C, w + 3 * c0, C3, n, 3 * nc, C);
-            // Biases; Q scaled; K and V into the cache (every row first: a
-            // row may attend to a position fed by a later row of this call).
-            for (int j = 0; j < n; j++)
-                for (int h = h0; h < h1; h++) {
-                    float *q = c->qkv + (size_t)j * C3 + 3 * h * hs, *kr = q + hs, *vr = kr + hs;
-                    const float *qb = qkvb + h * hs, *kb = qb + C, *vb = kb + C;
-                    float *kc = key_block(c, l, slot[j], h), *vc = value_block(c, l, slot[j], h) + (size_t)pos[j] * hs;
-                    for (int d = 0; d < hs; d++) {
-                        q[d] = (q[d] + qb[d]) * scale;
-                        kc[key_at(hs, pos[j], d)] = kr[d] + kb[d];
-                        vc[d] = vr[d] + vb[d];
-                    }
-                }
-            for (int j = 0; j < na; j++) {
-                int r = na < n ? lrows[j] : j;
-                for (int h = h0; h < h1; h++)
-                    attend(c, l, slot[r], pos[r], h, c->qkv + (size_t)r * C3 + 3 * h * hs,
-                           c->atty + (size_t)j * C + h * hs, att);
-            }
-            matmul_tm(my_a, C, c->atty + c0, C, w + 3 * CC + (size_t)c0 * C, C, na, C, nc);
-        }
+        prefetch_kv_rows(P, &sh, l);
+        attention_share(P, &sh, l, n, na, lrows);
         if (na < n) { // from here on, rows 0..na-1 are the wanted ones (lrows ascending)
             for (int j = 0; j < na; j++)
                 if (lrows[j] != j) memcpy(x + (size_t)j * C, x + (size_t)lrows[j] * C, C * sizeof(float));
             n = na, lrows = NULL;
         }
         team_barrier(nth);
-        add_partials(x, part_a, RC, p->attprojb + lC, C, n, nth, NH, 0);
-        for (int j = 0; j < n; j++) layernorm_row(ln + (size_t)j * C, x + (size_t)j * C, p->ln2w + lC, p->ln2b + lC, C);
-        if (nf > 0) {
-            const float *fcb = p->fcb + 4 * lC + f0;
-            float *fch = c->fch + f0;
-            matmul_tm(fch, C4, ln, C, w + 4 * CC + f0, C4, n, nf, C);
-            for (int j = 0; j < n; j++) {
-                float *r = fch + (size_t)j * C4;
-                for (int f = 0; f < nf; f++) {
-                    float u = r[f] + fcb[f];
-                    r[f] = 0.5f * u * (1.0f + fast_tanhf(GELU_SCALE * (u + 0.044715f * u * u * u)));
-                }
-            }
-            matmul_tm(my_f, C, fch, C4, w + 8 * CC + (size_t)f0 * C, C, n, C, nf);
-        }
+        add_partials(x, c->part, RC, p->attprojb + lC, C, n, nth, NH, 0);
+        mlp_share(P, &sh, l, n);
         team_barrier(nth);
-        add_partials(x, part_f, RC, p->fcprojb + lC, C, n, nth, 0, C4);
+        add_partials(x, c->part + (size_t)nth * RC, RC, p->fcprojb + lC, C, n, nth, 0, 4 * C);
     }
     // Final LayerNorm of the wanted rows into ln (nl, C); the LM head's
     // columns [v0,v1) of this thread straight into c->logits (slots, V); the
