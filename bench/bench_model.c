@@ -158,6 +158,23 @@ static Timing bench_generate(const GPT *m, int B, int P, int N, float temperatur
     return t;
 }
 
+// bench_model_sgemm's lines: what the products alone take, a floor for this
+// step on these threads as long as every matrix product is one of these
+// cblas_sgemm calls. Nothing in bench_model.
+static void print_sgemm_clock(const Timing *t, int train, const char *mode, const char *config, int threads) {
+#ifdef SGEMM_CLOCK
+    const char *unit = train ? "step" : "call";
+    printf("inside cblas_sgemm, busiest thread: median %.2f ms per %s (%ld calls, %.2f GFLOP: %.1f GFLOP/s "
+           "over the %d threads), %.0f%% of the median %s; outside: %.2f ms\n",
+           t->sgemm * 1e3, unit, t->sgemm_calls, t->sgemm_flops * 1e-9, t->sgemm_flops / t->sgemm * 1e-9, threads,
+           100.0 * t->sgemm / t->median, unit, (t->median - t->sgemm) * 1e3);
+    printf("SGEMM mode=%s config=%s threads=%d median_ms=%.3f sgemm_ms=%.3f calls=%ld gflop=%.3f\n", mode, config,
+           threads, t->median * 1e3, t->sgemm * 1e3, t->sgemm_calls, t->sgemm_flops * 1e-9);
+#else
+    (void)t, (void)train, (void)mode, (void)config, (void)threads;
+#endif
+}
+
 int main(int argc, char **argv) {
     const char *config = "tiny", *mode = "train";
     int vocab = 2048, B = 8, T = 0, steps = 20, warmup = 3, P = 32, N = 64;
@@ -243,17 +260,7 @@ int main(int argc, char **argv) {
                config, threads, B, P, N, vocab, m.num_params, temperature, steps, t.median * 1e3,
                t.min * 1e3, t.max * 1e3, tokens / t.median, flops / t.median * 1e-9, core);
     }
-#ifdef SGEMM_CLOCK
-    // What the products alone take: a floor for this step on these threads,
-    // as long as every matrix product is one of these cblas_sgemm calls.
-    printf("inside cblas_sgemm, busiest thread: median %.2f ms per %s (%ld calls, %.2f GFLOP: %.1f GFLOP/s "
-           "over the %d threads), %.0f%% of the median %s; outside: %.2f ms\n",
-           t.sgemm * 1e3, train ? "step" : "call", t.sgemm_calls, t.sgemm_flops * 1e-9,
-           t.sgemm_flops / t.sgemm * 1e-9, threads, 100.0 * t.sgemm / t.median, train ? "step" : "call",
-           (t.median - t.sgemm) * 1e3);
-    printf("SGEMM mode=%s config=%s threads=%d median_ms=%.3f sgemm_ms=%.3f calls=%ld gflop=%.3f\n", mode,
-           config, threads, t.median * 1e3, t.sgemm * 1e3, t.sgemm_calls, t.sgemm_flops * 1e-9);
-#endif
+    print_sgemm_clock(&t, train, mode, config, threads);
     gpt_free(&m);
     return 0;
 }
