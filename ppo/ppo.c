@@ -11,8 +11,6 @@
 #include "common/fileio.h"
 #include "common/progress.h"
 #include "data/chat_template.h"
-#include "model/adamw.h"
-#include "model/loss.h"
 #include "model/run.h"
 #include "ppo/ppo_core.h"
 #include "ppo/ppo_update.h"
