@@ -366,14 +366,28 @@ static void adamw_update_reference(GPT *m, const AdamWConfig *cfg, float lr, lon
     }
 }
 
+// Two identical smoke models with training state, for comparing two ways
+// of updating them.
+static void make_training_twins(GPT *a, GPT *b, unsigned long long seed) {
+    Error err;
+    make_smoke_model(a, 37, seed);
+    make_smoke_model(b, 37, seed);
+    assert_int_equal(gpt_alloc_training(a, 1, 4, &err), 0);
+    assert_int_equal(gpt_alloc_training(b, 1, 4, &err), 0);
+}
+
+// Parameters and both AdamW moments equal bit for bit.
+static void assert_same_optimizer_state(const GPT *a, const GPT *b) {
+    size_t bytes = a->num_params * sizeof(float);
+    assert_memory_equal(a->params_memory, b->params_memory, bytes);
+    assert_memory_equal(a->m_memory, b->m_memory, bytes);
+    assert_memory_equal(a->v_memory, b->v_memory, bytes);
+}
+
 static void test_adamw_and_norm_match_reference(void **state) {
     (void)state;
     GPT a, b;
-    make_smoke_model(&a, 37, 21);
-    make_smoke_model(&b, 37, 21);
-    Error err;
-    assert_int_equal(gpt_alloc_training(&a, 1, 4, &err), 0);
-    assert_int_equal(gpt_alloc_training(&b, 1, 4, &err), 0);
+    make_training_twins(&a, &b, 21);
     size_t n = a.num_params;
     AdamWConfig opt = adamw_defaults();
     for (int step = 1; step <= 3; step++) {
@@ -384,9 +398,7 @@ static void test_adamw_and_norm_match_reference(void **state) {
         assert_float_equal(gpt_grad_norm(&a), (float)sqrt(ref), 1e-6 * sqrt(ref));
         adamw_update(&a, &opt, 1e-2f, step);
         adamw_update_reference(&b, &opt, 1e-2f, step);
-        assert_memory_equal(a.params_memory, b.params_memory, n * sizeof(float));
-        assert_memory_equal(a.m_memory, b.m_memory, n * sizeof(float));
-        assert_memory_equal(a.v_memory, b.v_memory, n * sizeof(float));
+        assert_same_optimizer_state(&a, &b);
     }
     gpt_free(&a);
     gpt_free(&b);
@@ -398,11 +410,7 @@ static void test_adamw_and_norm_match_reference(void **state) {
 static void test_adamw_scaled_matches_clip_then_update(void **state) {
     (void)state;
     GPT a, b;
-    make_smoke_model(&a, 37, 23);
-    make_smoke_model(&b, 37, 23);
-    Error err;
-    assert_int_equal(gpt_alloc_training(&a, 1, 4, &err), 0);
-    assert_int_equal(gpt_alloc_training(&b, 1, 4, &err), 0);
+    make_training_twins(&a, &b, 23);
     size_t n = a.num_params;
     AdamWConfig opt = adamw_defaults();
     const float max_norm[4] = {0.5f, 1e6f, 0.0f, 0.05f}; // clipped, not, off, clipped
@@ -416,9 +424,7 @@ static void test_adamw_scaled_matches_clip_then_update(void **state) {
         adamw_update_scaled(&a, &opt, 1e-2f, step, scale);
         assert_float_equal(gpt_clip_grad_norm(&b, max_norm[step - 1]), norm, 0);
         adamw_update_reference(&b, &opt, 1e-2f, step);
-        assert_memory_equal(a.params_memory, b.params_memory, n * sizeof(float));
-        assert_memory_equal(a.m_memory, b.m_memory, n * sizeof(float));
-        assert_memory_equal(a.v_memory, b.v_memory, n * sizeof(float));
+        assert_same_optimizer_state(&a, &b);
     }
     gpt_free(&a);
     gpt_free(&b);
