@@ -4,7 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/types.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 int run_cmd(char *out, size_t n, const char *fmt, ...) {
     char cmd[8192];
@@ -59,4 +64,92 @@ int read_csv_column(const char *path, const char *col, double *values, int max) 
     }
     fclose(fp);
     return count;
+}
+
+int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err, size_t n_err) {
+    char out_path[] = "/tmp/minirlhf_out_XXXXXX", err_path[] = "/tmp/minirlhf_err_XXXXXX";
+    int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path);
+    if (out_fd < 0 || err_fd < 0) return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        setpgid(0, 0);
+        int in_fd = open("/dev/null", O_RDONLY);
+        dup2(in_fd, 0);
+        dup2(out_fd, 1);
+        dup2(err_fd, 2);
+        execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0, rc = -1;
+    if (pid > 0) {
+        setpgid(pid, pid);
+        struct timespec tick = {0, 10 * 1000 * 1000};
+        long waited_ms = 0;
+        pid_t done;
+        while ((done = waitpid(pid, &status, WNOHANG)) == 0 && waited_ms < timeout_s * 1000L) {
+            nanosleep(&tick, NULL);
+            waited_ms += 10;
+        }
+        if (done == 0) {
+            kill(-pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            rc = -2;
+        } else {
+            rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        }
+    }
+    const int fds[2] = {out_fd, err_fd};
+    char *bufs[2] = {out, err};
+    const size_t sizes[2] = {n_out, n_err};
+    for (int i = 0; i < 2; i++) {
+        if (!sizes[i]) continue;
+        ssize_t got = pread(fds[i], bufs[i], sizes[i] - 1, 0);
+        bufs[i][got > 0 ? got : 0] = '\0';
+        close(fds[i]);
+    }
+    unlink(out_path);
+    unlink(err_path);
+    return rc;
+}
+
+char *dir_snapshot(const char *dir) {
+    char cmd[4608];
+    snprintf(cmd, sizeof cmd,
+             "cd '%s' && find . -printf '%%y %%p %%s\\n' | LC_ALL=C sort && "
+             "find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum", dir);
+    size_t cap = 1 << 20;
+    char *buf = malloc(cap), err[256];
+    if (buf && run_split(cmd, 60, buf, cap, err, sizeof err) != 0) snprintf(buf, cap, "snapshot of %s failed: %s", dir, err);
+    return buf;
+}
+
+int is_one_line(const char *s) {
+    size_t n = strlen(s);
+    return n > 1 && s[n - 1] == '\n' && memchr(s, '\n', n - 1) == NULL;
+}
+
+int make_smoke_chain(const char *dir, const char *upto) {
+    static const char *const names[] = {"tok", "pre", "sft", "prefs", "rm"};
+    char bin[512], data[512];
+    bin_path(bin, sizeof bin, "");
+    src_path(data, sizeof data, "data");
+    char cmds[5][2048];
+    snprintf(cmds[0], sizeof cmds[0], "%sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 300 --out tok.bin", bin, data);
+    snprintf(cmds[1], sizeof cmds[1], "%spretrain --config smoke --steps 60 --tokenizer tok.bin --data %s/fortunes.jsonl --out pre", bin, data);
+    snprintf(cmds[2], sizeof cmds[2], "%ssft --config smoke --eval-prompts 2 --init pre/model.bin --tokenizer tok.bin "
+             "--data %s/sft.jsonl --val %s/sft_val.jsonl --out sft", bin, data, data);
+    snprintf(cmds[3], sizeof cmds[3], "%sprefs --policy sft/model.bin --tokenizer tok.bin --prompts %s/prompts_train.jsonl "
+             "--data-dir %s --pairs 64 --out prefs", bin, data, data);
+    snprintf(cmds[4], sizeof cmds[4], "%strain_rm --config smoke --init sft/model.bin --tokenizer tok.bin "
+             "--pairs prefs/prefs.jsonl --val prefs/prefs_val.jsonl --out rm", bin);
+    for (int i = 0; i < 5; i++) {
+        char out[16384];
+        int rc = run_cmd(out, sizeof out, "cd '%s' && %s", dir, cmds[i]);
+        if (rc) {
+            printf("in %s: %s\n%s\n", dir, cmds[i], out);
+            return rc;
+        }
+        if (!strcmp(names[i], upto)) return 0;
+    }
+    return 0;
 }

@@ -16,6 +16,27 @@ void bin_path(char *out, size_t n, const char *name);
 void src_path(char *out, size_t n, const char *rel);
 void make_temp_dir(char *out, size_t n);
 
+// Runs `cmd` with /bin/sh in its own process group, with standard input
+// from /dev/null, stdout and stderr captured apart (each truncated to its
+// buffer, NUL-terminated). After timeout_s seconds the whole group is killed
+// and -2 is returned (a hang); otherwise the exit status, or 128 + the signal
+// for a command that died of one (as the shell reports it).
+int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err, size_t n_err);
+
+// A listing of every file and folder under dir with each file's size and
+// SHA-256 (malloc'ed; the caller frees it): two listings are equal only when
+// the folder is byte-identical, leftover temporary files included.
+char *dir_snapshot(const char *dir);
+
+// 1 if s is exactly one non-empty line ending in a newline.
+int is_one_line(const char *s);
+
+// Builds the smoke chain the end-to-end tests share in dir, in order:
+// tok.bin, pre/ (pretrain), sft/, prefs/, rm/ (train_rm), stopping after the
+// step named by `upto` ("tok", "pre", "sft", "prefs" or "rm"). Returns 0, or
+// the failing command's status after printing its output.
+int make_smoke_chain(const char *dir, const char *upto);
+
 // Column `col` of metrics.csv rows, skipping empty fields; returns the count.
 int read_csv_column(const char *path, const char *col, double *values, int max);
 
