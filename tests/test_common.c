@@ -16,6 +16,7 @@
 #include "common/cli.h"
 #include "common/fileio.h"
 #include "common/jsonl.h"
+#include "common/numfmt.h"
 #include "common/rng.h"
 
 static void test_rng_reproducible_and_uniform(void **state) {
@@ -224,9 +225,43 @@ static void test_cli_validates_ranges_and_unknown_options(void **state) {
     assert_null(cli_peek(4, peek, "conf"));
 }
 
+// Every float and double read back bit for bit, over random bit patterns
+// (every exponent) and values that need all 9 or 17 digits; short values stay short.
+static void test_numfmt_round_trips_exactly(void **state) {
+    (void)state;
+    char buf[NUMFMT_MAX];
+    Rng rng;
+    rng_seed(&rng, 7);
+    for (int i = 0; i < 200000; i++) {
+        uint32_t bits32 = (uint32_t)rng_u64(&rng);
+        uint64_t bits64 = rng_u64(&rng);
+        float f;
+        double d;
+        memcpy(&f, &bits32, sizeof f);
+        memcpy(&d, &bits64, sizeof d);
+        if (isfinite(f)) {
+            float back = strtof(fmt_float(buf, f), NULL);
+            assert_memory_equal(&back, &f, sizeof f);
+        }
+        if (isfinite(d)) {
+            double back = strtod(fmt_double(buf, d), NULL);
+            assert_memory_equal(&back, &d, sizeof d);
+        }
+    }
+    assert_string_equal(fmt_float(buf, 0.1f), "0.1");
+    assert_string_equal(fmt_double(buf, 0.1), "0.1");
+    assert_string_equal(fmt_float(buf, 0.1234567f), "0.1234567");
+    assert_string_equal(fmt_double(buf, 0.1 + 0.2), "0.30000000000000004");
+    assert_string_equal(fmt_float(buf, 1e-45f), "1e-45");
+    assert_string_equal(fmt_double(buf, -0.0), "-0");
+    assert_string_equal(fmt_float(buf, NAN), "nan");
+    assert_string_equal(fmt_double(buf, -INFINITY), "-inf");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng_reproducible_and_uniform),
+        cmocka_unit_test(test_numfmt_round_trips_exactly),
         cmocka_unit_test(test_rng_normal_moments),
         cmocka_unit_test(test_bucketed_index_covers_epochs_and_cuts_padding),
         cmocka_unit_test(test_byte_reader_bounds),
