@@ -1,6 +1,7 @@
 #include "common/cli.h"
 
 #include "common/fileio.h"
+#include "common/numfmt.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -42,7 +43,9 @@ static int set_value(const CliOption *o, const char *arg, Error *err) {
         return 0;
     case CLI_FLOAT:
         if (cli_parse_float(o->name, arg, o->lo, o->hi, &d, err)) return -1;
-        *(float *)o->dest = (float)d;
+        // strtof, not (float)strtod: rounding twice could land one float away
+        // from what fmt_float wrote, and config.txt must read back bit for bit.
+        *(float *)o->dest = strtof(arg, NULL);
         return 0;
     case CLI_STRING:
         if (arg[0] == '\0') return error_set(err, "--%s: empty value", o->name);
@@ -94,7 +97,11 @@ int cli_parse(const char *prog, const CliOption *opts, int n_opts, int argc, cha
 static void format_value(char *buf, size_t n, const CliOption *o) {
     switch (o->type) {
     case CLI_INT: snprintf(buf, n, "%d", *(int *)o->dest); break;
-    case CLI_FLOAT: snprintf(buf, n, "%g", *(float *)o->dest); break;
+    case CLI_FLOAT: {
+        char num[NUMFMT_MAX];
+        snprintf(buf, n, "%s", fmt_float(num, *(float *)o->dest));
+        break;
+    }
     case CLI_STRING: {
         const char *s = *(const char **)o->dest;
         snprintf(buf, n, "%s", s ? s : "");
@@ -148,44 +155,60 @@ static int in_list(const char *name, const char *const *list) {
     return 0;
 }
 
+// Applies one "name = value" line of config.txt; seen[i] marks the options
+// already set by an earlier line.
+static int apply_setting(const char *path, long line, char *ln, const CliOption *opts, int n_opts,
+                         const char *const *skip, char *seen, Error *err) {
+    char *eq = strstr(ln, " = ");
+    if (!eq) return error_set(err, "%s:%ld: expected 'name = value'", path, line);
+    *eq = '\0';
+    const char *value = eq + 3;
+    int i = 0;
+    while (i < n_opts && strcmp(opts[i].name, ln) != 0) i++;
+    if (i == n_opts) return error_set(err, "%s:%ld: unknown setting '%.64s'", path, line, ln);
+    const CliOption *o = &opts[i];
+    if (seen[i]) return error_set(err, "%s:%ld: '%s' is set a second time", path, line, o->name);
+    seen[i] = 1;
+    if (in_list(o->name, skip) || (o->type == CLI_STRING && value[0] == '\0')) return 0;
+    if (o->type == CLI_FLAG) {
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+            return error_set(err, "%s:%ld: %s = '%.64s': expected on or off", path, line, o->name, value);
+        *(int *)o->dest = value[1] == 'n';
+        return 0;
+    }
+    Error e2;
+    if (set_value(o, value, &e2)) return error_set(err, "%s:%ld: %s", path, line, e2.msg);
+    return 0;
+}
+
+int cli_apply_settings(const char *path, char *text, size_t len, const CliOption *opts, int n_opts,
+                       const char *const *skip, Error *err) {
+    char *seen = calloc((size_t)n_opts + 1, 1);
+    if (!seen) return error_set(err, "out of memory");
+    int rc = 0;
+    long line = 0;
+    for (size_t pos = 0; rc == 0 && pos < len; line++) {
+        char *ln = text + pos, *nl = memchr(ln, '\n', len - pos);
+        size_t n = nl ? (size_t)(nl - ln) : len - pos;
+        pos += n + 1;
+        if (memchr(ln, '\0', n)) rc = error_set(err, "%s:%ld: holds a NUL byte", path, line + 1);
+        else if (nl) *nl = '\0';
+        if (rc == 0 && n > 0) rc = apply_setting(path, line + 1, ln, opts, n_opts, skip, seen, err);
+    }
+    free(seen);
+    return rc;
+}
+
 int cli_load_settings(const char *path, const CliOption *opts, int n_opts,
                       const char *const *skip, char **storage, Error *err) {
     unsigned char *buf;
     size_t len;
     *storage = NULL;
     if (read_file(path, 1 << 20, &buf, &len, err)) return -1;
-    char *text = (char *)buf, *save = NULL;
-    long line = 0;
-    for (char *ln = strtok_r(text, "\n", &save); ln; ln = strtok_r(NULL, "\n", &save)) {
-        line++;
-        char *eq = strstr(ln, " = ");
-        if (!eq) {
-            error_set(err, "%s:%ld: expected 'name = value'", path, line);
-            free(buf);
-            return -1;
-        }
-        *eq = '\0';
-        const char *value = eq + 3;
-        const CliOption *o = NULL;
-        for (int i = 0; i < n_opts && !o; i++)
-            if (!strcmp(opts[i].name, ln)) o = &opts[i];
-        if (!o) {
-            error_set(err, "%s:%ld: unknown setting '%s'", path, line, ln); // ln lives in buf: format first
-            free(buf);
-            return -1;
-        }
-        if (in_list(o->name, skip) || (o->type == CLI_STRING && value[0] == '\0')) continue;
-        if (o->type == CLI_FLAG) {
-            *(int *)o->dest = !strcmp(value, "on");
-            continue;
-        }
-        Error e2;
-        if (set_value(o, value, &e2)) {
-            error_set(err, "%s:%ld: %s", path, line, e2.msg);
-            free(buf);
-            return -1;
-        }
+    if (cli_apply_settings(path, (char *)buf, len, opts, n_opts, skip, err)) {
+        free(buf);
+        return -1;
     }
-    *storage = text;
+    *storage = (char *)buf;
     return 0;
 }

@@ -32,7 +32,8 @@ void cli_print_help(FILE *fp, const char *prog, const char *summary, const CliOp
 // as --config that must be applied before the others are parsed.
 const char *cli_peek(int argc, char **argv, const char *name);
 
-// Writes "name = value" for every option: a run's config.txt.
+// Writes "name = value" for every option: a run's config.txt. Floats are
+// written with fmt_float, so they read back bit for bit.
 void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts);
 
 // Applies the "name = value" lines of a config.txt written by
@@ -41,6 +42,13 @@ void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts);
 // caller frees once the options are no longer used.
 int cli_load_settings(const char *path, const CliOption *opts, int n_opts,
                       const char *const *skip, char **storage, Error *err);
+// The same on text already in memory: len bytes followed by a NUL (as
+// read_file leaves them). text is modified and string values point into
+// it; path only names the file in messages (`path:line: ...`). Blank lines are
+// skipped; a NUL byte, a line without " = ", an unknown or repeated name, a
+// flag other than on/off and a value out of range are refused.
+int cli_apply_settings(const char *path, char *text, size_t len, const CliOption *opts, int n_opts,
+                       const char *const *skip, Error *err);
 
 // Single-value parsers with range checks; the message names the option.
 int cli_parse_int(const char *opt, const char *s, long lo, long hi, long *out, Error *err);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "common/fileio.h"
+#include "common/numfmt.h"
 
 int csv_open(CsvWriter *w, const char *path, const char *header, int append, Error *err) {
     w->n_cols = 1;
@@ -18,10 +19,20 @@ int csv_open(CsvWriter *w, const char *path, const char *header, int append, Err
     return 0;
 }
 
+// Most metrics are computed in float: a value that is exactly a float is
+// written as the shortest text strtof reads back to it (0.1f is "0.1", not
+// "0.10000000149011612"), any other as the shortest text strtod reads back.
+// Whole numbers such as the step come out as plain integers either way.
+static const char *format_metric(char *buf, double v) {
+    float f = (float)v;
+    return (double)f == v ? fmt_float(buf, f) : fmt_double(buf, v);
+}
+
 void csv_row(CsvWriter *w, const double *values) {
+    char num[NUMFMT_MAX];
     for (int i = 0; i < w->n_cols; i++) {
         if (i) fputc(',', w->fp);
-        if (!isnan(values[i])) fprintf(w->fp, "%.6g", values[i]);
+        if (!isnan(values[i])) fputs(format_metric(num, values[i]), w->fp);
     }
     fputc('\n', w->fp);
     fflush(w->fp);

@@ -15,8 +15,10 @@ typedef struct {
 // file, rows are added after what is there (a resumed run) and no header is
 // written again.
 int csv_open(CsvWriter *w, const char *path, const char *header, int append, Error *err);
-// Writes n_cols values (NaN is written as an empty field); flushed at once so
-// a killed run keeps every row it logged.
+// Writes n_cols values (NaN is written as an empty field), each as the
+// shortest text that reads back bit for bit: with strtof for a value that is
+// exactly a float, with strtod otherwise (common/numfmt.h); flushed
+// at once so a killed run keeps every row it logged.
 void csv_row(CsvWriter *w, const double *values);
 void csv_close(CsvWriter *w);
 
