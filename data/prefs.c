@@ -411,7 +411,8 @@ static int setup(Prefs *p, const Settings *s, Error *err) {
     if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
     CkptHeader h;
     unsigned kinds = (1u << CKPT_LM) | (1u << CKPT_POLICY);
-    if (run_load_model(&p->model, &h, s->policy, kinds, tokenizer_fingerprint(p->tok), err)) return -1;
+    CkptTokenizer tk = {s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
+    if (run_load_model(&p->model, &h, s->policy, kinds, &tk, err)) return -1;
     if (kvcache_create(&p->kv, &p->model.config, 2 * s->batch, err)) return -1;
     if (annotator_load(&p->annotator, s->data_dir, err)) return -1;
     if (load_prompts(p, s->prompts, err)) return -1;

@@ -99,12 +99,12 @@ static void eval_free(Eval *e) {
 static int eval_setup(Eval *e, const Settings *s, Error *err) {
     memset(e, 0, sizeof *e);
     if (tokenizer_load(&e->tok, s->tokenizer, err) || annotator_load(&e->ann, s->data_dir, err)) return -1;
-    uint32_t fp = tokenizer_fingerprint(e->tok);
+    CkptTokenizer tk = {s->tokenizer, tokenizer_fingerprint(e->tok), tokenizer_vocab_size(e->tok)};
     unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
     CkptHeader h;
-    if (run_load_model(&e->policy, &h, s->policy, lm_or_policy, fp, err) ||
-        run_load_model(&e->ref, &h, s->ref, lm_or_policy, fp, err) ||
-        run_load_model(&e->rm, &e->rm_h, s->rm, 1u << CKPT_RM, fp, err))
+    if (run_load_model(&e->policy, &h, s->policy, lm_or_policy, &tk, err) ||
+        run_load_model(&e->ref, &h, s->ref, lm_or_policy, &tk, err) ||
+        run_load_model(&e->rm, &e->rm_h, s->rm, 1u << CKPT_RM, &tk, err))
         return -1;
     int ctx = e->policy.config.max_seq_len, rows = 8;
     if (e->ref.config.max_seq_len != ctx || e->rm.config.max_seq_len < ctx)

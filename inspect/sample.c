@@ -86,11 +86,11 @@ static int load_prompts(Sampler *s, const char *path, Error *err) {
 static int sampler_setup(Sampler *s, const Settings *st, Error *err) {
     memset(s, 0, sizeof *s);
     if (tokenizer_load(&s->tok, st->tokenizer, err)) return -1;
-    uint32_t tok_fp = tokenizer_fingerprint(s->tok);
+    CkptTokenizer tk = {st->tokenizer, tokenizer_fingerprint(s->tok), tokenizer_vocab_size(s->tok)};
     unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
-    if (run_load_model(&s->policy, &s->policy_h, st->model, lm_or_policy, tok_fp, err)) return -1;
+    if (run_load_model(&s->policy, &s->policy_h, st->model, lm_or_policy, &tk, err)) return -1;
     if (st->rm) {
-        if (run_load_model(&s->rm, &s->rm_h, st->rm, 1u << CKPT_RM, tok_fp, err) ||
+        if (run_load_model(&s->rm, &s->rm_h, st->rm, 1u << CKPT_RM, &tk, err) ||
             gpt_alloc_activations(&s->rm, 1, s->rm.config.max_seq_len, err))
             return -1;
         s->have_rm = 1;

@@ -44,16 +44,26 @@ enum {
     OFF_FINGERPRINT = CKPT_HEADER_SIZE - 4, // 508
 };
 
-// Byte offsets of the training-state header fields.
+// Byte offsets of the training-state header fields (format 2).
 enum {
     TS_OFF_MAGIC = 0,
     TS_OFF_VERSION = 8,
-    TS_OFF_CKPT_FP = 12,
-    TS_OFF_NUM_PARAMS = 16,
-    TS_OFF_STEP = 24,
-    TS_OFF_RNG_STATE = 32,
-    TS_OFF_EXTRA = 40,
-    TS_OFF_RESERVED = TS_OFF_EXTRA + 8 * TRAINSTATE_NUM_EXTRA, // 104
+    TS_OFF_HEADER_SIZE = 12,
+    TS_OFF_CKPT_FP = 16,
+    TS_OFF_N_RANKS = 20,
+    TS_OFF_NUM_PARAMS = 24,
+    TS_OFF_STEP = 32,
+    TS_OFF_RNG_STATE = 40,
+    TS_OFF_VOCAB_SIZE = 48,
+    TS_OFF_MAX_SEQ_LEN = 52,
+    TS_OFF_N_LAYER = 56,
+    TS_OFF_N_HEAD = 60,
+    TS_OFF_N_EMBD = 64,
+    TS_OFF_TOKENIZER_FP = 68,
+    TS_OFF_REF_FP = 72,
+    TS_OFF_RM_FP = 76,
+    TS_OFF_KL_BETA = 80,
+    TS_OFF_RESERVED = 88,
 };
 
 // Floats are converted and checksummed in chunks of this many, so that no
@@ -300,11 +310,12 @@ static int check_ckpt_fields(const char *path, const CkptHeader *h, Error *err) 
     if (!memchr(h->parent_path, 0, sizeof h->parent_path))
         return error_set(err, "%s: parent path is not NUL-terminated within its %zu bytes", path,
                          sizeof h->parent_path);
-    if (!isfinite(h->reward_mean) || !isfinite(h->reward_std) || !(h->reward_std > 0.0f))
+    double std_min = CKPT_REWARD_STD_MIN_REL * fmax(1.0, fabs((double)h->reward_mean));
+    if (!isfinite(h->reward_mean) || !isfinite(h->reward_std) || !(h->reward_std >= std_min))
         return error_set(err,
                          "%s: reward normalisation mean %g, std %g: both must be finite "
-                         "and std > 0",
-                         path, (double)h->reward_mean, (double)h->reward_std);
+                         "and std at least %g (1e-6 of max(1, |mean|))",
+                         path, (double)h->reward_mean, (double)h->reward_std, std_min);
     return 0;
 }
 
@@ -476,13 +487,15 @@ int ckpt_check_kind(const char *path, const CkptHeader *h, CkptKind expected, Er
     return 0;
 }
 
-int ckpt_check_tokenizer(const char *path, const CkptHeader *h, uint32_t tokenizer_fp,
-                         Error *err) {
-    if (h->tokenizer_fp != tokenizer_fp)
+int ckpt_check_tokenizer(const char *path, const CkptHeader *h, const CkptTokenizer *tok, Error *err) {
+    if (h->tokenizer_fp != tok->fingerprint)
         return error_set(err,
-                         "%s: trained with tokenizer %08" PRIx32 " but the tokenizer given has "
-                         "fingerprint %08" PRIx32 "; use the tokenizer.bin of the same run",
-                         path, h->tokenizer_fp, tokenizer_fp);
+                         "%s: trained with tokenizer %08" PRIx32 " but %s has fingerprint %08" PRIx32
+                         "; use the tokenizer.bin of the same run",
+                         path, h->tokenizer_fp, tok->path, tok->fingerprint);
+    if (h->config.vocab_size != tok->vocab_size)
+        return error_set(err, "%s: vocabulary of %d tokens, but tokenizer %s has %d; the checkpoint does not "
+                         "belong to this tokenizer", path, h->config.vocab_size, tok->path, tok->vocab_size);
     return 0;
 }
 
@@ -509,17 +522,72 @@ int trainstate_path_for(char *out, size_t n, const char *ckpt_path, Error *err) 
     return 0;
 }
 
-int trainstate_save(const char *path, const TrainState *s, const float *m, const float *v,
-                    size_t num_params, Error *err) {
-    uint8_t header[TRAINSTATE_HEADER_SIZE] = {0};
-    memcpy(header + TS_OFF_MAGIC, TRAINSTATE_MAGIC, sizeof TRAINSTATE_MAGIC);
-    put_u32(header + TS_OFF_VERSION, TRAINSTATE_FORMAT_VERSION);
-    put_u32(header + TS_OFF_CKPT_FP, s->ckpt_fp);
-    put_u64(header + TS_OFF_NUM_PARAMS, (uint64_t)num_params);
-    put_u64(header + TS_OFF_STEP, s->step);
-    put_u64(header + TS_OFF_RNG_STATE, s->rng_state);
-    for (int i = 0; i < TRAINSTATE_NUM_EXTRA; i++)
-        put_f64(header + TS_OFF_EXTRA + 8 * i, s->extra[i]);
+// The first tensor of a parameter-shaped buffer that holds a NaN or an
+// infinity, or with no_negative a value below zero; NULL if there is none.
+static const char *first_bad_tensor(const GPTConfig *c, const float *buf, int no_negative) {
+    size_t sizes[NUM_PARAMETER_TENSORS], off = 0;
+    gpt_param_sizes(c, sizes);
+    for (int k = 0; k < NUM_PARAMETER_TENSORS; k++) {
+        for (size_t i = off; i < off + sizes[k]; i++)
+            if (!isfinite(buf[i]) || (no_negative && buf[i] < 0.0f)) return gpt_param_name(k);
+        off += sizes[k];
+    }
+    return NULL;
+}
+
+// Every field of a state in its range; shared by the writer (which must never
+// produce a file the loader refuses) and the loader.
+static int check_trainstate_fields(const char *path, const TrainState *s, Error *err) {
+    if (s->step > (uint64_t)INT64_MAX)
+        return error_set(err, "%s: step %" PRIu64 " is out of range (at most 2^63 - 1)", path, s->step);
+    if (s->n_ranks == 0) return error_set(err, "%s: rank count is 0", path);
+    Error config_err;
+    if (gpt_config_validate(&s->shape, &config_err) != 0)
+        return error_set(err, "%s: invalid model shape: %s", path, config_err.msg);
+    if (!isfinite(s->stage.kl_beta) || s->stage.kl_beta < 0)
+        return error_set(err, "%s: KL coefficient beta is %g; it must be finite and >= 0", path,
+                         s->stage.kl_beta);
+    return 0;
+}
+
+static int check_trainstate_moments(const char *path, const GPTConfig *shape, const float *m, const float *v,
+                                    Error *err) {
+    const char *bad = first_bad_tensor(shape, m, 0);
+    if (bad) return error_set(err, "%s: AdamW first moment of %s holds a NaN or infinity", path, bad);
+    bad = first_bad_tensor(shape, v, 1);
+    if (bad)
+        return error_set(err, "%s: AdamW second moment of %s holds a NaN, an infinity or a negative value",
+                         path, bad);
+    return 0;
+}
+
+static void encode_trainstate_header(const TrainState *s, uint64_t num_params, uint8_t buf[TRAINSTATE_HEADER_SIZE]) {
+    memset(buf, 0, TRAINSTATE_HEADER_SIZE);
+    memcpy(buf + TS_OFF_MAGIC, TRAINSTATE_MAGIC, sizeof TRAINSTATE_MAGIC);
+    put_u32(buf + TS_OFF_VERSION, TRAINSTATE_FORMAT_VERSION);
+    put_u32(buf + TS_OFF_HEADER_SIZE, TRAINSTATE_HEADER_SIZE);
+    put_u32(buf + TS_OFF_CKPT_FP, s->ckpt_fp);
+    put_u32(buf + TS_OFF_N_RANKS, s->n_ranks);
+    put_u64(buf + TS_OFF_NUM_PARAMS, num_params);
+    put_u64(buf + TS_OFF_STEP, s->step);
+    put_u64(buf + TS_OFF_RNG_STATE, s->rng_state);
+    put_u32(buf + TS_OFF_VOCAB_SIZE, (uint32_t)s->shape.vocab_size);
+    put_u32(buf + TS_OFF_MAX_SEQ_LEN, (uint32_t)s->shape.max_seq_len);
+    put_u32(buf + TS_OFF_N_LAYER, (uint32_t)s->shape.n_layer);
+    put_u32(buf + TS_OFF_N_HEAD, (uint32_t)s->shape.n_head);
+    put_u32(buf + TS_OFF_N_EMBD, (uint32_t)s->shape.n_embd);
+    put_u32(buf + TS_OFF_TOKENIZER_FP, s->inputs.tokenizer_fp);
+    put_u32(buf + TS_OFF_REF_FP, s->inputs.ref_fp);
+    put_u32(buf + TS_OFF_RM_FP, s->inputs.rm_fp);
+    put_f64(buf + TS_OFF_KL_BETA, s->stage.kl_beta);
+}
+
+int trainstate_save(const char *path, const TrainState *s, const float *m, const float *v, Error *err) {
+    if (check_trainstate_fields(path, s, err) != 0) return -1;
+    size_t num_params = gpt_num_params(&s->shape);
+    if (check_trainstate_moments(path, &s->shape, m, v, err) != 0) return -1;
+    uint8_t header[TRAINSTATE_HEADER_SIZE];
+    encode_trainstate_header(s, num_params, header);
 
     AtomicFile af;
     if (atomic_open(&af, path, err) != 0) return -1;
@@ -537,17 +605,34 @@ int trainstate_save(const char *path, const TrainState *s, const float *m, const
     return atomic_commit(&af, err);
 }
 
+// Another format version gets a message of its own: resuming across versions
+// is not supported, and the user should know what to do instead.
+static int check_trainstate_version(const char *path, const uint8_t *buf, size_t got, Error *err) {
+    if (got < 12 || memcmp(buf, TRAINSTATE_MAGIC, sizeof TRAINSTATE_MAGIC) != 0) return 0;
+    uint32_t version = get_u32(buf + TS_OFF_VERSION);
+    if (version == TRAINSTATE_FORMAT_VERSION) return 0;
+    return error_set(err,
+                     "%s: training state of format %" PRIu32 "; this build reads format %d (start the run again, "
+                     "or resume it with the build that wrote it)",
+                     path, version, TRAINSTATE_FORMAT_VERSION);
+}
+
 // Checks a training-state header against the file's size and the caller's
 // parameter count (which sizes the caller's m and v buffers).
 static int check_trainstate_header(const char *path, const uint8_t *buf, size_t got,
                                    uint64_t file_size, size_t num_params, Error *err) {
-    if (check_preamble(path, buf, got, TRAINSTATE_MAGIC, "optimizer state",
-                       TRAINSTATE_FORMAT_VERSION, TRAINSTATE_HEADER_SIZE, err) != 0)
+    if (check_trainstate_version(path, buf, got, err) != 0 ||
+        check_preamble(path, buf, got, TRAINSTATE_MAGIC, "training state", TRAINSTATE_FORMAT_VERSION,
+                       TRAINSTATE_HEADER_SIZE, err) != 0)
         return -1;
+    uint32_t header_size = get_u32(buf + TS_OFF_HEADER_SIZE);
+    if (header_size != TRAINSTATE_HEADER_SIZE)
+        return error_set(err, "%s: header size field says %" PRIu32 " bytes, but format %d has %d-byte headers",
+                         path, header_size, TRAINSTATE_FORMAT_VERSION, TRAINSTATE_HEADER_SIZE);
     uint64_t file_params = get_u64(buf + TS_OFF_NUM_PARAMS);
     if (file_params != (uint64_t)num_params)
         return error_set(err,
-                         "%s: optimizer state is for %" PRIu64
+                         "%s: training state is for %" PRIu64
                          " parameters but the model has %zu",
                          path, file_params, num_params);
     // 8 bytes per parameter (m and v) and a 4-byte checksum after the header.
@@ -581,8 +666,32 @@ static int read_trainstate_body(FILE *fp, const char *path, const uint8_t *heade
     if (get_u32(trailer) != crc)
         return error_set(err,
                          "%s: checksum mismatch (stored %08" PRIx32 ", computed %08" PRIx32
-                         "): the optimizer state is corrupt",
+                         "): the training state is corrupt",
                          path, get_u32(trailer), crc);
+    return 0;
+}
+
+// Fills s from a header whose size, checksum and parameter count have been
+// checked; the shape fields are refused if they do not fit an int.
+static int decode_trainstate_header(const char *path, const uint8_t *buf, TrainState *s, Error *err) {
+    memset(s, 0, sizeof *s);
+    s->ckpt_fp = get_u32(buf + TS_OFF_CKPT_FP);
+    s->n_ranks = get_u32(buf + TS_OFF_N_RANKS);
+    s->step = get_u64(buf + TS_OFF_STEP);
+    s->rng_state = get_u64(buf + TS_OFF_RNG_STATE);
+    ByteReader br;
+    br_init(&br, buf + TS_OFF_VOCAB_SIZE, TS_OFF_TOKENIZER_FP - TS_OFF_VOCAB_SIZE);
+    GPTConfig *c = &s->shape;
+    if (read_config_field(&br, path, "vocab_size", &c->vocab_size, err) != 0 ||
+        read_config_field(&br, path, "max_seq_len", &c->max_seq_len, err) != 0 ||
+        read_config_field(&br, path, "n_layer", &c->n_layer, err) != 0 ||
+        read_config_field(&br, path, "n_head", &c->n_head, err) != 0 ||
+        read_config_field(&br, path, "n_embd", &c->n_embd, err) != 0)
+        return -1;
+    s->inputs.tokenizer_fp = get_u32(buf + TS_OFF_TOKENIZER_FP);
+    s->inputs.ref_fp = get_u32(buf + TS_OFF_REF_FP);
+    s->inputs.rm_fp = get_u32(buf + TS_OFF_RM_FP);
+    s->stage.kl_beta = get_f64(buf + TS_OFF_KL_BETA);
     return 0;
 }
 
@@ -603,15 +712,14 @@ int trainstate_load(const char *path, uint32_t ckpt_fp, TrainState *s, float *m,
     uint32_t file_fp = get_u32(header + TS_OFF_CKPT_FP);
     if (file_fp != ckpt_fp)
         return error_set(err,
-                         "%s: optimizer state belongs to checkpoint %08" PRIx32
+                         "%s: training state belongs to checkpoint %08" PRIx32
                          ", not to %08" PRIx32
                          " (the pair was not written together; resume from a matching pair)",
                          path, file_fp, ckpt_fp);
-    memset(s, 0, sizeof *s);
-    s->ckpt_fp = file_fp;
-    s->step = get_u64(header + TS_OFF_STEP);
-    s->rng_state = get_u64(header + TS_OFF_RNG_STATE);
-    for (int i = 0; i < TRAINSTATE_NUM_EXTRA; i++)
-        s->extra[i] = get_f64(header + TS_OFF_EXTRA + 8 * i);
-    return 0;
+    if (decode_trainstate_header(path, header, s, err) != 0 || check_trainstate_fields(path, s, err) != 0)
+        return -1;
+    if (gpt_num_params(&s->shape) != num_params)
+        return error_set(err, "%s: its model shape has %zu parameters, but the file holds %zu", path,
+                         gpt_num_params(&s->shape), num_params);
+    return check_trainstate_moments(path, &s->shape, m, v, err);
 }

@@ -69,39 +69,71 @@ int ckpt_load(const char *path, CkptHeader *h, float **params, Error *err);
 // without holding the parameters in memory.
 int ckpt_verify(const char *path, CkptHeader *h, Error *err);
 
+// The tokenizer a checkpoint is checked against: the file it came from (for
+// messages), its fingerprint and its vocabulary size.
+typedef struct {
+    const char *path;
+    uint32_t fingerprint;
+    int vocab_size;
+} CkptTokenizer;
+
 // Checks for the stages: the checkpoint at path (header h) is of the expected
-// kind / was trained with the tokenizer whose fingerprint is given.
+// kind / was trained with the given tokenizer (same fingerprint and the same
+// vocabulary size: a header re-written with another vocab_size is refused).
 int ckpt_check_kind(const char *path, const CkptHeader *h, CkptKind expected, Error *err);
-int ckpt_check_tokenizer(const char *path, const CkptHeader *h, uint32_t tokenizer_fp,
-                         Error *err);
+int ckpt_check_tokenizer(const char *path, const CkptHeader *h, const CkptTokenizer *tok, Error *err);
+
+// A reward model's normalisation std must be at least this fraction of
+// max(1, |mean|): raw rewards are float32 (about 7 significant digits), so
+// rewards that differ by less are told apart by rounding noise, and dividing
+// by such a std turns them into huge or infinite scores.
+#define CKPT_REWARD_STD_MIN_REL 1e-6
 
 // ---- Training state: beside model.bin lives model.opt ----------------------
 
-#define TRAINSTATE_FORMAT_VERSION 1
-#define TRAINSTATE_HEADER_SIZE 128
-#define TRAINSTATE_NUM_EXTRA 8
+#define TRAINSTATE_FORMAT_VERSION 2
+#define TRAINSTATE_HEADER_SIZE 256
+
+// The files a run reads from its first step to its last, by fingerprint: a
+// resumed run must be given the same ones. 0 where a stage has none.
+typedef struct {
+    uint32_t tokenizer_fp; // tokenizer.bin
+    uint32_t ref_fp;       // PPO's reference model
+    uint32_t rm_fp;        // PPO's reward model
+} TrainInputs;
+
+// Values a stage carries over a resume besides the model and the optimizer.
+typedef struct {
+    double kl_beta; // PPO's KL coefficient (the adaptive controller moves it); 0 in other stages
+} TrainStageValues;
 
 typedef struct {
-    uint64_t step;      // optimiser steps taken
-    uint64_t rng_state; // the stage's RNG, so a resumed run draws what it would have
-    uint32_t ckpt_fp;   // fingerprint of the checkpoint this state belongs to
-    double extra[TRAINSTATE_NUM_EXTRA]; // stage-specific (e.g. PPO's adaptive KL coefficient)
+    uint32_t ckpt_fp;      // fingerprint of the checkpoint this state belongs to
+    uint32_t n_ranks;      // processes the run was split over (1: this build has no MPI)
+    uint64_t step;         // optimiser steps taken, < 2^63
+    uint64_t rng_state;    // the stage's RNG, so a resumed run draws what it would have
+    GPTConfig shape;       // the model's shape
+    TrainInputs inputs;
+    TrainStageValues stage;
 } TrainState;
 
 // The training-state path for a checkpoint path: "x/model.bin" -> "x/model.opt"
 // (".opt" is appended if the name does not end in ".bin").
 int trainstate_path_for(char *out, size_t n, const char *ckpt_path, Error *err);
 
-// Writes state and the AdamW moments m and v (num_params floats each)
-// atomically. Write the checkpoint first and put its fingerprint in s->ckpt_fp,
-// so that a crash between the two writes leaves a pair that is refused.
-int trainstate_save(const char *path, const TrainState *s, const float *m, const float *v,
-                    size_t num_params, Error *err);
+// Writes state and the AdamW moments m and v (gpt_num_params(&s->shape)
+// floats each) atomically. Write the checkpoint first and put its fingerprint
+// in s->ckpt_fp, so that a crash between the two writes leaves a pair that is
+// refused. Refuses (writing nothing) a state the loader would refuse.
+int trainstate_save(const char *path, const TrainState *s, const float *m, const float *v, Error *err);
 
 // Reads a training state into s, m and v (num_params floats each, allocated by
-// the caller). Refuses a file for another checkpoint (ckpt_fp differs), another
-// parameter count, truncation, trailing bytes or a bad checksum; on failure the
-// contents of m and v are unspecified.
+// the caller). Refuses, with a message naming the file: another format
+// version, a file for another checkpoint (ckpt_fp differs), another parameter
+// count, truncation, trailing bytes, a bad checksum, and any field out of its
+// range: step >= 2^63, n_ranks 0, an invalid shape, a NaN, infinite or
+// negative kl_beta, a NaN or infinite moment or a negative second moment.
+// On failure the contents of m and v are unspecified.
 int trainstate_load(const char *path, uint32_t ckpt_fp, TrainState *s, float *m, float *v,
                     size_t num_params, Error *err);
 

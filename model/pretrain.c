@@ -179,6 +179,7 @@ typedef struct {
     LmBatch batch;
     KVCache kv;
     CkptHeader h;
+    CkptTokenizer tk; // what the checkpoint and a resumed run are checked against
     CsvWriter csv;
 } Pretrain;
 
@@ -207,7 +208,8 @@ static int pretrain_setup(Pretrain *p, const Settings *s, Error *err) {
     for (int i = 0; i < s->batch * T; i++) p->batch.weights[i] = 1.0f; // every token counts
     if (kvcache_create(&p->kv, &cfg, 4, err)) return -1;
     if (ckpt_header_init(&p->h, CKPT_LM, &cfg, "pretrain", err)) return -1;
-    p->h.tokenizer_fp = tokenizer_fingerprint(p->tok);
+    p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
+    p->h.tokenizer_fp = p->tk.fingerprint;
     return 0;
 }
 
@@ -225,7 +227,7 @@ static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     RunLoop loop = {"pretrain", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
-                    s->stop_after, METRICS_HEADER, opts, n_opts};
+                    s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;

@@ -1,6 +1,7 @@
 #include "model/run.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <math.h>
 #include <signal.h>
 #include <stdio.h>
@@ -53,8 +54,22 @@ int run_write_config(const char *out_dir, const CliOption *opts, int n_opts, Err
     return rc;
 }
 
+// Copies a checkpoint's parameters into m and refuses a non-finite one:
+// such a model samples and scores NaN while every checksum holds.
+static int install_params(GPT *m, const char *path, float *params, Error *err) {
+    const char *bad = gpt_first_nonfinite(m, params);
+    if (bad) {
+        free(params);
+        return error_set(err, "%s: parameter tensor %s holds a NaN or infinity; the checkpoint is unusable",
+                         path, bad);
+    }
+    memcpy(m->params_memory, params, m->num_params * sizeof(float));
+    free(params);
+    return 0;
+}
+
 int run_load_model(GPT *m, CkptHeader *h, const char *path, unsigned kinds_mask,
-                   uint32_t tokenizer_fp, Error *err) {
+                   const CkptTokenizer *tok, Error *err) {
     float *params = NULL;
     if (ckpt_load(path, h, &params, err)) return -1;
     if (!(kinds_mask & (1u << h->kind))) {
@@ -68,28 +83,25 @@ int run_load_model(GPT *m, CkptHeader *h, const char *path, unsigned kinds_mask,
         return error_set(err, "%s: is a %s checkpoint; expected a %s", path,
                          ckpt_kind_name((CkptKind)h->kind), want);
     }
-    if (tokenizer_fp && ckpt_check_tokenizer(path, h, tokenizer_fp, err)) {
+    if ((tok && ckpt_check_tokenizer(path, h, tok, err)) || gpt_create(m, &h->config, err)) {
         free(params);
         return -1;
     }
-    if (gpt_create(m, &h->config, err)) {
-        free(params);
-        return -1;
-    }
-    memcpy(m->params_memory, params, m->num_params * sizeof(float));
-    free(params);
-    return 0;
+    return install_params(m, path, params, err);
 }
+
+// This build runs every stage as one process; the state has room for more.
+#define RUN_RANKS 1
 
 // A checkpoint and its training state are two files, so no single rename can
 // replace both. The state is written first as model.opt.next, then model.bin,
 // then model.opt.next is renamed over model.opt: after a crash at any point,
 // one of model.opt and model.opt.next belongs to the model.bin on disk, and
 // run_resume picks it by fingerprint.
-int run_save(const char *out_dir, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
-             const double *extra, Error *err) {
+int run_save(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
+             const TrainStageValues *stage, Error *err) {
     char path[4096], state_path[4200], next_path[4300];
-    if (path_join(path, sizeof path, out_dir, "model.bin", err)) return -1;
+    if (path_join(path, sizeof path, loop->out, "model.bin", err)) return -1;
     if (trainstate_path_for(state_path, sizeof state_path, path, err)) return -1;
     snprintf(next_path, sizeof next_path, "%s.next", state_path);
     const char *bad = gpt_first_nonfinite(m, m->params_memory);
@@ -99,19 +111,71 @@ int run_save(const char *out_dir, GPT *m, CkptHeader *h, uint64_t step, const Rn
     h->step = step;
     CkptHeader next = *h; // the fingerprint the new model.bin will have
     if (ckpt_save_prepare(&next, m->params_memory, err)) return -1;
-    TrainState s = {.step = step, .rng_state = rng->state, .ckpt_fp = next.fingerprint};
-    if (extra) memcpy(s.extra, extra, sizeof s.extra);
-    if (trainstate_save(next_path, &s, m->m_memory, m->v_memory, m->num_params, err)) return -1;
+    TrainState s = {.ckpt_fp = next.fingerprint, .n_ranks = RUN_RANKS, .step = step, .rng_state = rng->state,
+                    .shape = m->config,
+                    .inputs = {loop->tokenizer.fingerprint, loop->ref.fp, loop->rm.fp}};
+    if (stage) s.stage = *stage;
+    if (trainstate_save(next_path, &s, m->m_memory, m->v_memory, err)) return -1;
     if (ckpt_save(path, h, m->params_memory, err)) return -1;
     if (rename(next_path, state_path) != 0)
         return error_set(err, "%s: cannot rename into place: %s", state_path, strerror(errno));
     return 0;
 }
 
-int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
-               double *extra, Error *err) {
+// A resumed run must read what the run read before: one file, by fingerprint.
+static int check_same_input(const char *state_path, const char *what, uint32_t recorded, const char *given_path,
+                            uint32_t given, Error *err) {
+    if (recorded == given) return 0;
+    if (!given_path)
+        return error_set(err, "%s: the run was trained with %s %08" PRIx32 ", but none is given", state_path,
+                         what, recorded);
+    return error_set(err, "%s: the run was trained with %s %08" PRIx32 ", but %s is %08" PRIx32 "; resume with "
+                     "the file the run started with, or start the run again", state_path, what, recorded,
+                     given_path, given);
+}
+
+// Checks a loaded state (from state_path) against the checkpoint beside it
+// (header h) and the run that resumes it.
+static int check_state_for_run(const char *state_path, const TrainState *s, const CkptHeader *h,
+                               const RunLoop *loop, Error *err) {
+    if (s->n_ranks != RUN_RANKS)
+        return error_set(err, "%s: the run was split over %" PRIu32 " processes; this build runs one",
+                         state_path, s->n_ranks);
+    if (s->step > (uint64_t)loop->steps)
+        return error_set(err, "%s: step %" PRIu64 " is beyond this run's --steps %ld", state_path, s->step,
+                         loop->steps);
+    if (s->step != h->step || memcmp(&s->shape, &h->config, sizeof s->shape) != 0)
+        return error_set(err, "%s: step %" PRIu64 " or model shape differs from its checkpoint's (step %" PRIu64
+                         ")", state_path, s->step, h->step);
+    const TrainInputs *in = &s->inputs;
+    if (check_same_input(state_path, "tokenizer", in->tokenizer_fp, loop->tokenizer.path,
+                         loop->tokenizer.fingerprint, err) ||
+        check_same_input(state_path, "reference model", in->ref_fp, loop->ref.path, loop->ref.fp, err) ||
+        check_same_input(state_path, "reward model", in->rm_fp, loop->rm.path, loop->rm.fp, err))
+        return -1;
+    return 0;
+}
+
+// Loads model.opt, or model.opt.next when model.opt does not match (after a
+// crash between the two writes of run_save); *used names the one loaded.
+static int load_state_pair(const char *state_path, const char *next_path, const CkptHeader *h, GPT *m,
+                           TrainState *s, const char **used, Error *err) {
+    Error first;
+    *used = state_path;
+    if (trainstate_load(state_path, h->fingerprint, s, m->m_memory, m->v_memory, m->num_params, &first) == 0)
+        return 0;
+    if (!file_exists(next_path)) {
+        *err = first;
+        return -1;
+    }
+    *used = next_path;
+    return trainstate_load(next_path, h->fingerprint, s, m->m_memory, m->v_memory, m->num_params, err);
+}
+
+int run_resume(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
+               TrainStageValues *stage, Error *err) {
     char path[4096], state_path[4200], next_path[4300];
-    if (path_join(path, sizeof path, out_dir, "model.bin", err)) return -1;
+    if (path_join(path, sizeof path, loop->out, "model.bin", err)) return -1;
     if (trainstate_path_for(state_path, sizeof state_path, path, err)) return -1;
     snprintf(next_path, sizeof next_path, "%s.next", state_path);
     float *params = NULL;
@@ -121,30 +185,28 @@ int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *
         free(params);
         return error_set(err, "%s: model shape differs from this run's configuration", path);
     }
-    memcpy(m->params_memory, params, m->num_params * sizeof(float));
-    free(params);
-    TrainState s;
-    // model.opt.next belongs to model.bin only after a crash between the two
-    // writes of run_save; try it when model.opt does not match.
-    Error first;
-    if (trainstate_load(state_path, h->fingerprint, &s, m->m_memory, m->v_memory, m->num_params, &first) &&
-        (!file_exists(next_path) ||
-         trainstate_load(next_path, h->fingerprint, &s, m->m_memory, m->v_memory, m->num_params, err))) {
-        if (!file_exists(next_path)) *err = first;
+    if (loop->tokenizer.path && ckpt_check_tokenizer(path, h, &loop->tokenizer, err)) {
+        free(params);
         return -1;
     }
+    if (install_params(m, path, params, err)) return -1;
+    TrainState s;
+    const char *used;
+    if (load_state_pair(state_path, next_path, h, m, &s, &used, err) ||
+        check_state_for_run(used, &s, h, loop, err))
+        return -1;
     *step = s.step;
     rng->state = s.rng_state;
-    if (extra) memcpy(extra, s.extra, sizeof s.extra);
+    if (stage) *stage = s.stage;
     return 0;
 }
 
-int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, double *extra, CsvWriter *csv,
-              Error *err) {
+int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, TrainStageValues *stage,
+              CsvWriter *csv, Error *err) {
     rng_seed(rng, loop->seed);
     *step = 0;
     if (loop->resuming) {
-        if (run_resume(loop->out, m, h, step, rng, extra, err)) return -1;
+        if (run_resume(loop, m, h, step, rng, stage, err)) return -1;
         printf("%s: resuming %s at step %llu of %ld\n", loop->prog, loop->out, (unsigned long long)*step, loop->steps);
     }
     char path[4096];
@@ -157,12 +219,12 @@ int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *r
     return 0;
 }
 
-int run_after_step(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng, const double *extra,
-                   Error *err) {
+int run_after_step(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
+                   const TrainStageValues *stage, Error *err) {
     long s = (long)step;
     int signalled = run_stop_requested(), last = s >= loop->steps;
     int asked = loop->stop_after > 0 && s == loop->stop_after && !last;
-    if ((s % loop->save_every == 0 || last || asked || signalled) && run_save(loop->out, m, h, step, rng, extra, err))
+    if ((s % loop->save_every == 0 || last || asked || signalled) && run_save(loop, m, h, step, rng, stage, err))
         return -1;
     if (!signalled && !asked) return 0;
     printf("\n%s: %s after step %ld; checkpoint in %s (continue with --resume %s)\n", loop->prog,

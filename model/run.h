@@ -33,20 +33,18 @@ int run_parse_options(const char *prog, const char *summary, const CliOption *op
 int run_write_config(const char *out_dir, const CliOption *opts, int n_opts, Error *err);
 
 // Loads a checkpoint into a new model after checking its kind (one of the
-// kinds whose bit is set in kinds_mask, e.g. 1u << CKPT_LM) and, when
-// tokenizer_fp is non-zero, its tokenizer fingerprint.
+// kinds whose bit is set in kinds_mask, e.g. 1u << CKPT_LM), when tok is not
+// NULL its tokenizer (fingerprint and vocabulary size), and that every
+// parameter is finite.
 int run_load_model(GPT *m, CkptHeader *h, const char *path, unsigned kinds_mask,
-                   uint32_t tokenizer_fp, Error *err);
+                   const CkptTokenizer *tok, Error *err);
 
-// Writes out_dir/model.bin and its training state (AdamW moments, step, RNG,
-// extra values) atomically. h->step is set to step.
-int run_save(const char *out_dir, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
-             const double *extra, Error *err);
-
-// Restores model, moments, step, RNG and extra values from out_dir; the model
-// must already have its training state allocated.
-int run_resume(const char *out_dir, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
-               double *extra, Error *err);
+// A file a run reads from its first step to its last (PPO's reference and
+// reward models): a resumed run must be given the same one. {NULL, 0}: none.
+typedef struct {
+    const char *path;
+    uint32_t fp;
+} RunInput;
 
 // The part of a training loop that is the same in every stage.
 typedef struct {
@@ -58,19 +56,38 @@ typedef struct {
     const char *metrics_header; // metrics.csv columns
     const CliOption *opts;      // written to config.txt
     int n_opts;
+    // Recorded in the training state and checked when the run is resumed.
+    CkptTokenizer tokenizer;    // path NULL: none
+    RunInput ref, rm;
 } RunLoop;
 
+// Writes loop->out/model.bin and its training state (AdamW moments, step,
+// RNG, stage values, the fingerprints of the run's inputs) atomically.
+// h->step is set to step; stage NULL saves zeros.
+int run_save(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
+             const TrainStageValues *stage, Error *err);
+
+// Restores model, moments, step, RNG and stage values from loop->out (stage
+// may be NULL); the model must already have its training state allocated.
+// Before touching any file it refuses, naming the file: a model of another
+// shape or tokenizer, a non-finite parameter, a training state of another
+// format or with a field out of range, a step beyond loop->steps, and inputs
+// (tokenizer, reference, reward model) other than the run's.
+int run_resume(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
+               TrainStageValues *stage, Error *err);
+
 // Before the first step: the RNG from the seed, or model, AdamW moments, step,
-// RNG and extra values from the run folder when resuming; config.txt;
-// metrics.csv (a resumed run drops rows past its step); signal handlers.
-int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, double *extra, CsvWriter *csv,
-              Error *err);
+// RNG and stage values from the run folder when resuming (run_resume);
+// config.txt; metrics.csv (a resumed run drops rows past its step); signal
+// handlers.
+int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, TrainStageValues *stage,
+              CsvWriter *csv, Error *err);
 
 // After `step` steps: writes a checkpoint when one is due (every save_every
 // steps, at the last step, at stop_after, or after SIGINT/SIGTERM) and says
 // whether to stop: 0 go on, 1 stop now (a message says how to resume), -1 error.
-int run_after_step(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng, const double *extra,
-                   Error *err);
+int run_after_step(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rng *rng,
+                   const TrainStageValues *stage, Error *err);
 
 // Clips the gradients, refuses a non-finite loss or gradient norm (the last
 // checkpoint on disk stays as it is), and takes one AdamW step; returns the

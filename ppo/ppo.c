@@ -46,6 +46,10 @@ typedef struct {
     Annotator *ann;
     GPT policy, ref, rm;
     CkptHeader h, rm_h;
+    // What the checkpoints and a resumed run are checked against: a resumed
+    // run must see the tokenizer, reference and reward model it started with.
+    CkptTokenizer tk;
+    RunInput ref_in, rm_in;
     PromptSet train, eval;
     Rollout r;
     KVCache kv;
@@ -73,13 +77,16 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
     memset(p, 0, sizeof *p);
     p->perm_epoch = -1;
     if (tokenizer_load(&p->tok, s->tokenizer, err) || annotator_load(&p->ann, s->data_dir, err)) return -1;
-    uint32_t fp = tokenizer_fingerprint(p->tok);
+    p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
     unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
     CkptHeader init, ref_h;
-    if (run_load_model(&p->policy, &init, s->policy, lm_or_policy, fp, err) ||
-        run_load_model(&p->ref, &ref_h, s->ref ? s->ref : s->policy, lm_or_policy, fp, err) ||
-        run_load_model(&p->rm, &p->rm_h, s->rm, 1u << CKPT_RM, fp, err))
+    const char *ref_path = s->ref ? s->ref : s->policy;
+    if (run_load_model(&p->policy, &init, s->policy, lm_or_policy, &p->tk, err) ||
+        run_load_model(&p->ref, &ref_h, ref_path, lm_or_policy, &p->tk, err) ||
+        run_load_model(&p->rm, &p->rm_h, s->rm, 1u << CKPT_RM, &p->tk, err))
         return -1;
+    p->ref_in = (RunInput){ref_path, ref_h.fingerprint};
+    p->rm_in = (RunInput){s->rm, p->rm_h.fingerprint};
     if (memcmp(&p->policy.config, &p->ref.config, sizeof(GPTConfig)) || p->rm.config.max_seq_len < p->policy.config.max_seq_len)
         return error_set(err, "%s and %s have different model shapes", s->policy, s->ref ? s->ref : s->rm);
     if (init.kind == CKPT_LM) memset(p->policy.params.headw, 0, (p->policy.config.n_embd + 1) * sizeof(float));
@@ -99,7 +106,7 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
     p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
     p->kl = (KlController){s->kl_coef, s->target_kl, s->horizon};
     if (ckpt_header_init(&p->h, CKPT_POLICY, &p->policy.config, "ppo", err)) return -1;
-    p->h.tokenizer_fp = fp;
+    p->h.tokenizer_fp = p->tk.fingerprint;
     return ckpt_set_parent(&p->h, s->policy, init.fingerprint, err);
 }
 
@@ -206,13 +213,12 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     RunLoop loop = {"ppo", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts};
+                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .ref = p->ref_in, .rm = p->rm_in};
     Rng rng;
     uint64_t step;
-    double extra[TRAINSTATE_NUM_EXTRA] = {0};
-    extra[0] = p->kl.beta;
-    if (run_begin(&loop, &p->policy, &p->h, &step, &rng, extra, &p->csv, err)) return 0;
-    p->kl.beta = extra[0]; // the adaptive controller's beta carries over a resume
+    TrainStageValues stage = {.kl_beta = p->kl.beta};
+    if (run_begin(&loop, &p->policy, &p->h, &step, &rng, &stage, &p->csv, err)) return 0;
+    p->kl.beta = stage.kl_beta; // the adaptive controller's beta carries over a resume
     printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f%s\n", p->train.n, p->eval.n, p->kl.beta,
            s->target_kl > 0 ? " (adaptive)" : "");
     Progress prog;
@@ -231,8 +237,8 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
         if (step % s->sample_every == 0 || (long)step == s->steps) write_samples(p, s, (long)step);
         progress_update(&prog, (long)step, "score %.3f | kl %.3f | gold %.3f | len %.0f | %.0f tok/s", it.score, it.kl,
                         it.gold, it.length, tps);
-        extra[0] = p->kl.beta;
-        int rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, extra, err);
+        stage.kl_beta = p->kl.beta;
+        int rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, &stage, err);
         if (rc) return rc > 0;
     }
     progress_done(&prog);

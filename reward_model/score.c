@@ -59,7 +59,10 @@ int main(int argc, char **argv) {
     CkptHeader h;
     JsonlReader r = {0};
     rc = tokenizer_load(&tok, tokenizer, &err);
-    if (rc == 0) rc = run_load_model(&m, &h, rm, 1u << CKPT_RM, tokenizer_fingerprint(tok), &err);
+    if (rc == 0) {
+        CkptTokenizer tk = {tokenizer, tokenizer_fingerprint(tok), tokenizer_vocab_size(tok)};
+        rc = run_load_model(&m, &h, rm, 1u << CKPT_RM, &tk, &err);
+    }
     if (rc == 0) rc = gpt_alloc_activations(&m, 1, m.config.max_seq_len, &err);
     if (rc == 0) rc = input ? jsonl_open(&r, input, &err) : jsonl_open_stream(&r, stdin, "<stdin>", &err);
     if (rc == 0) rc = score_all(&m, &h, tok, &r, jsonl, &err);

@@ -103,6 +103,7 @@ typedef struct {
     GPT m;
     RmPairs train, val;
     CkptHeader h;
+    CkptTokenizer tk; // what the checkpoints and a resumed run are checked against
     CsvWriter csv;
     int *inputs, *lens, **rows; // (2B, ctx), (2B), (2B)
     float *rewards;             // (2B)
@@ -126,7 +127,8 @@ static int train_rm_setup(TrainRm *p, const Settings *s, Error *err) {
     p->perm_epoch = -1;
     if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
     CkptHeader init;
-    if (run_load_model(&p->m, &init, s->init, 1u << CKPT_LM, tokenizer_fingerprint(p->tok), err)) return -1;
+    p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
+    if (run_load_model(&p->m, &init, s->init, 1u << CKPT_LM, &p->tk, err)) return -1;
     int ctx = p->m.config.max_seq_len, rows = 2 * s->batch;
     if (pairs_load(&p->train, p->tok, s->pairs, ctx, err) || pairs_load(&p->val, p->tok, s->val, ctx, err)) return -1;
     if (gpt_alloc_training(&p->m, rows, ctx, err)) return -1;
@@ -250,7 +252,7 @@ static void print_eval(const char *when, const PairEval *e) {
 static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
     RunLoop loop = {"train_rm", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
-                    s->stop_after, METRICS_HEADER, opts, n_opts};
+                    s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;

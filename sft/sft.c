@@ -46,6 +46,7 @@ typedef struct {
     LmBatch batch;
     KVCache kv;
     CkptHeader h;
+    CkptTokenizer tk; // what the checkpoints and a resumed run are checked against
     CsvWriter csv;
     size_t *perm, *idx;
     long perm_epoch;
@@ -72,7 +73,8 @@ static int sft_setup(Sft *p, const Settings *s, Error *err) {
     if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
     CkptHeader init;
     unsigned lm = 1u << CKPT_LM;
-    if (run_load_model(&p->m, &init, s->init, lm, tokenizer_fingerprint(p->tok), err)) return -1;
+    p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
+    if (run_load_model(&p->m, &init, s->init, lm, &p->tk, err)) return -1;
     int ctx = p->m.config.max_seq_len;
     // A pair of n ids trains on n-1 positions, so n may be one more than the context.
     if (sft_load(&p->train, p->tok, s->data, ctx + 1, err) || sft_load(&p->val, p->tok, s->val, ctx + 1, err))
@@ -192,7 +194,7 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
            p->train.n, p->val.n, p->train.skipped_long, p->val.skipped_long);
     SftFigures before = measure(p, s); // the init (pretrained) model, before any step
     RunLoop loop = {"sft", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts};
+                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;

@@ -374,6 +374,8 @@ static void parent_unterminated(unsigned char *b) { memset(b + 88, 'p', 256); }
 static void reward_std_zero(unsigned char *b) { put_f32(b + 68, 0.0f); }
 static void reward_std_negative(unsigned char *b) { put_f32(b + 68, -1.0f); }
 static void reward_std_nan(unsigned char *b) { put_f32(b + 68, NAN); }
+static void reward_std_tiny(unsigned char *b) { put_f32(b + 68, 1e-45f); }
+static void reward_std_below_mean_bound(unsigned char *b) { put_f32(b + 64, 1e4f), put_f32(b + 68, 1e-3f); }
 static void reward_mean_inf(unsigned char *b) { put_f32(b + 64, INFINITY); }
 static void header_size_other(unsigned char *b) { put_u32(b + 12, 1024); }
 static void reserved_nonzero(unsigned char *b) { b[400] = 1; }
@@ -406,7 +408,9 @@ static void test_forged_config_and_fields(void **state) {
     expect_forgery_refused(f, kind_zero, "unknown checkpoint kind 0");
     expect_forgery_refused(f, stage_unterminated, "stage name is not NUL-terminated");
     expect_forgery_refused(f, parent_unterminated, "parent path is not NUL-terminated");
-    expect_forgery_refused(f, reward_std_zero, "std 0: both must be finite and std > 0");
+    expect_forgery_refused(f, reward_std_zero, "std 0: both must be finite and std at least 1e-06 (1e-6 of max(1, |mean|))");
+    expect_forgery_refused(f, reward_std_tiny, "std 1.4013e-45");
+    expect_forgery_refused(f, reward_std_below_mean_bound, "mean 10000, std 0.001: both must be finite and std at least 0.01");
     expect_forgery_refused(f, reward_std_negative, "std -1");
     expect_forgery_refused(f, reward_std_nan, "std nan");
     expect_forgery_refused(f, reward_mean_inf, "mean inf");
@@ -553,9 +557,15 @@ static void test_kind_and_tokenizer_checks(void **state) {
     assert_int_equal(ckpt_check_kind(f->path, &f->h, CKPT_LM, &err), -1);
     assert_contains(err.msg, "is a reward-model checkpoint (written by train_rm), expected a "
                              "language-model");
-    assert_int_equal(ckpt_check_tokenizer(f->path, &f->h, 0xA1B2C3D4u, &err), 0);
-    assert_int_equal(ckpt_check_tokenizer(f->path, &f->h, 0x12345678u, &err), -1);
-    assert_contains(err.msg, "trained with tokenizer a1b2c3d4");
+    CkptTokenizer tok = {"tok.bin", 0xA1B2C3D4u, 11};
+    assert_int_equal(ckpt_check_tokenizer(f->path, &f->h, &tok, &err), 0);
+    tok.fingerprint = 0x12345678u;
+    assert_int_equal(ckpt_check_tokenizer(f->path, &f->h, &tok, &err), -1);
+    assert_contains(err.msg, "trained with tokenizer a1b2c3d4 but tok.bin has fingerprint 12345678");
+    // Same fingerprint, another vocabulary: a header re-written with valid checksums.
+    tok = (CkptTokenizer){"tok.bin", 0xA1B2C3D4u, 12};
+    assert_int_equal(ckpt_check_tokenizer(f->path, &f->h, &tok, &err), -1);
+    assert_contains(err.msg, "vocabulary of 11 tokens, but tokenizer tok.bin has 12");
     CkptHeader h;
     GPTConfig c = small_config();
     assert_int_equal(ckpt_header_init(&h, CKPT_LM, &c, "a-stage-name-too-long", &err), -1);
@@ -578,20 +588,35 @@ typedef struct {
     float m[SMALL_NUM_PARAMS], v[SMALL_NUM_PARAMS];
 } SavedState;
 
+// Bit patterns of finite floats (the loader refuses NaN and infinite
+// moments): any exponent but all ones; non-negative for a second moment.
+static void fill_finite_patterns(float *x, size_t n, uint32_t seed, int non_negative) {
+    uint32_t s = seed;
+    for (size_t i = 0; i < n; i++) {
+        s = s * 1664525u + 1013904223u;
+        uint32_t bits = s;
+        if (((bits >> 23) & 0xFF) == 0xFF) bits ^= 1u << 23;
+        if (non_negative) bits &= 0x7FFFFFFFu;
+        memcpy(&x[i], &bits, 4);
+    }
+}
+
 static void save_state(const Fixture *f, SavedState *st) {
     Error err;
     assert_int_equal(trainstate_path_for(st->path, sizeof st->path, f->path, &err), 0);
     memset(&st->s, 0, sizeof st->s);
-    st->s.step = 0xFEDCBA9876543210ull;
+    st->s.step = 0x7EDCBA9876543210ull;
     st->s.rng_state = 0x9E3779B97F4A7C15ull;
     st->s.ckpt_fp = f->h.fingerprint;
-    const double extras[TRAINSTATE_NUM_EXTRA] = {0.2, -0.0, 1e-300, -1e300, NAN, INFINITY, 3, 0};
-    memcpy(st->s.extra, extras, sizeof extras);
-    fill_bit_patterns(st->m, SMALL_NUM_PARAMS, 3);
-    fill_bit_patterns(st->v, SMALL_NUM_PARAMS, 4);
-    set_bits(&st->m[0], 0x80000000u);
-    set_bits(&st->v[0], 0x7FA00001u);
-    assert_int_equal(trainstate_save(st->path, &st->s, st->m, st->v, SMALL_NUM_PARAMS, &err), 0);
+    st->s.n_ranks = 1;
+    st->s.shape = small_config();
+    st->s.inputs = (TrainInputs){0x11111111u, 0x22222222u, 0x33333333u};
+    st->s.stage.kl_beta = 0.2;
+    fill_finite_patterns(st->m, SMALL_NUM_PARAMS, 3, 0);
+    fill_finite_patterns(st->v, SMALL_NUM_PARAMS, 4, 1);
+    set_bits(&st->m[0], 0x80000000u); // -0.0
+    set_bits(&st->v[0], 0x00000001u); // the smallest denormal
+    assert_int_equal(trainstate_save(st->path, &st->s, st->m, st->v, &err), 0);
 }
 
 static void test_trainstate_round_trip(void **state) {
@@ -609,13 +634,29 @@ static void test_trainstate_round_trip(void **state) {
                      0);
     assert_true(back->s.step == st->s.step && back->s.rng_state == st->s.rng_state);
     assert_int_equal(back->s.ckpt_fp, f->h.fingerprint);
-    assert_memory_equal(back->s.extra, st->s.extra, sizeof st->s.extra); // NaN, -0.0 bits too
-    assert_memory_equal(back->m, st->m, sizeof st->m);
+    assert_int_equal(back->s.n_ranks, 1);
+    assert_memory_equal(&back->s.shape, &st->s.shape, sizeof st->s.shape);
+    assert_memory_equal(&back->s.inputs, &st->s.inputs, sizeof st->s.inputs);
+    assert_true(back->s.stage.kl_beta == 0.2);
+    assert_memory_equal(back->m, st->m, sizeof st->m); // -0.0 and denormal bits too
     assert_memory_equal(back->v, st->v, sizeof st->v);
     size_t len;
     unsigned char *b = slurp(st->path, &len);
     assert_int_equal(len, TS_FILE_BYTES);
     assert_memory_equal(b, "MRLHFOPT", 8);
+    // The named fields at the offsets docs/checkpoint-format.md gives.
+    assert_int_equal(get_u32(b + 8), 2);
+    assert_int_equal(get_u32(b + 12), TRAINSTATE_HEADER_SIZE);
+    assert_int_equal(get_u32(b + 16), f->h.fingerprint);
+    assert_int_equal(get_u32(b + 20), 1);
+    assert_true(get_u64(b + 24) == SMALL_NUM_PARAMS && get_u64(b + 32) == st->s.step);
+    assert_true(get_u64(b + 40) == st->s.rng_state);
+    assert_true(get_u32(b + 48) == 11 && get_u32(b + 52) == 5 && get_u32(b + 56) == 2 && get_u32(b + 60) == 2 &&
+                get_u32(b + 64) == 4);
+    assert_true(get_u32(b + 68) == 0x11111111u && get_u32(b + 72) == 0x22222222u && get_u32(b + 76) == 0x33333333u);
+    uint64_t beta_bits;
+    memcpy(&beta_bits, &st->s.stage.kl_beta, 8);
+    assert_true(get_u64(b + 80) == beta_bits);
     assert_int_equal(get_u32(b + len - 4), (uint32_t)crc32(0, b, (uInt)len - 4));
     free(b);
 
@@ -649,13 +690,13 @@ static void test_trainstate_refusals(void **state) {
     uint32_t fp = f->h.fingerprint;
     expect_trainstate_refused(st->path, fp ^ 1, SMALL_NUM_PARAMS, "belongs to checkpoint");
     expect_trainstate_refused(st->path, fp, SMALL_NUM_PARAMS - 1,
-                              "optimizer state is for 565 parameters but the model has 564");
-    expect_trainstate_refused(f->path, fp, SMALL_NUM_PARAMS, "not a minirlhf optimizer state");
+                              "training state is for 565 parameters but the model has 564");
+    expect_trainstate_refused(f->path, fp, SMALL_NUM_PARAMS, "not a minirlhf training state");
     expect_trainstate_refused(f->dir, fp, SMALL_NUM_PARAMS, "is a directory");
 
     size_t len;
     unsigned char *b = slurp(st->path, &len);
-    const size_t cuts[] = {3, 8, 12, 127, 128, 129, 128 + 4 * SMALL_NUM_PARAMS, len - 1};
+    const size_t cuts[] = {3, 8, 12, 255, 256, 257, 256 + 4 * SMALL_NUM_PARAMS, len - 1};
     for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
         write_bytes(st->path, b, cuts[i]);
         expect_trainstate_refused(st->path, fp, SMALL_NUM_PARAMS, "truncated");
@@ -666,15 +707,19 @@ static void test_trainstate_refusals(void **state) {
     write_bytes(st->path, b, len);
     expect_trainstate_refused(st->path, fp, SMALL_NUM_PARAMS, "checksum mismatch");
     b[len - 100] ^= 0x10;
-    b[12] ^= 0x01; // the checkpoint fingerprint: corruption, not a mismatched pair
+    b[16] ^= 0x01; // the checkpoint fingerprint: corruption, not a mismatched pair
     write_bytes(st->path, b, len);
     expect_trainstate_refused(st->path, fp, SMALL_NUM_PARAMS, "checksum mismatch");
-    b[12] ^= 0x01;
-    put_u32(b + 8, 3);
-    write_bytes(st->path, b, len);
-    expect_trainstate_refused(st->path, fp, SMALL_NUM_PARAMS,
-                              "unsupported optimizer state format version 3");
-    put_u32(b + 8, 1);
+    b[16] ^= 0x01;
+    for (uint32_t version = 1; version <= 3; version += 2) { // the format before, and one after
+        put_u32(b + 8, version);
+        write_bytes(st->path, b, len);
+        char reason[160];
+        snprintf(reason, sizeof reason, "training state of format %u; this build reads format 2 (start the run "
+                 "again, or resume it with the build that wrote it)", version);
+        expect_trainstate_refused(st->path, fp, SMALL_NUM_PARAMS, reason);
+    }
+    put_u32(b + 8, 2);
     unsigned char *longer = calloc(1, len + 1);
     assert_non_null(longer);
     memcpy(longer, b, len);
@@ -682,6 +727,79 @@ static void test_trainstate_refusals(void **state) {
     expect_trainstate_refused(st->path, fp, SMALL_NUM_PARAMS, "unexpected trailing bytes");
     free(longer);
     free(b);
+    free(st);
+}
+
+// Rewrites bytes [off, off + n) of a saved state and its checksum, as a
+// hostile writer would: every check but the field's own range passes.
+static void forge_state(const char *path, size_t off, const void *bytes, size_t n) {
+    size_t len;
+    unsigned char *b = slurp(path, &len);
+    memcpy(b + off, bytes, n);
+    put_u32(b + len - 4, (uint32_t)crc32(0, b, (uInt)len - 4));
+    write_bytes(path, b, len);
+    free(b);
+}
+
+static void test_trainstate_fields_out_of_range(void **state) {
+    Fixture *f = *state;
+    SavedState *st = calloc(1, sizeof *st);
+    assert_non_null(st);
+    const size_t m_at = TRAINSTATE_HEADER_SIZE, v_at = TRAINSTATE_HEADER_SIZE + 4 * SMALL_NUM_PARAMS;
+    struct {
+        size_t off;
+        uint64_t value;
+        size_t n;
+        const char *reason;
+    } cases[] = {
+        {32, 1ull << 63, 8, "step 9223372036854775808 is out of range"},
+        {32, UINT64_MAX, 8, "step 18446744073709551615 is out of range"},
+        {20, 0, 4, "rank count is 0"},
+        {12, 128, 4, "header size field says 128 bytes"},
+        {60, 3, 4, "invalid model shape"},          // n_head 3 does not divide n_embd 4
+        {48, 0x80000000u, 4, "vocab_size = 2147483648"},
+        {80, 0x7FF8000000000000ull, 8, "KL coefficient beta is nan"},
+        {80, 0x7FF0000000000000ull, 8, "KL coefficient beta is inf"},
+        {80, 0xBFF0000000000000ull, 8, "KL coefficient beta is -1"},
+        {100, 1, 1, "reserved header bytes 88..255 are not zero"},
+        {m_at + 4 * 50, 0x7FC00000u, 4, "AdamW first moment of wpe holds a NaN or infinity"},
+        {v_at + 4 * 564, 0xFF800000u, 4, "AdamW second moment of headb holds a NaN, an infinity or a negative"},
+        {v_at, 0xBF800000u, 4, "AdamW second moment of wte holds a NaN, an infinity or a negative"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        save_state(f, st);
+        uint8_t bytes[8];
+        if (cases[i].n == 8) put_u64(bytes, cases[i].value);
+        else if (cases[i].n == 4) put_u32(bytes, (uint32_t)cases[i].value);
+        else bytes[0] = (uint8_t)cases[i].value;
+        forge_state(st->path, cases[i].off, bytes, cases[i].n);
+        expect_trainstate_refused(st->path, f->h.fingerprint, SMALL_NUM_PARAMS, cases[i].reason);
+    }
+    free(st);
+}
+
+// The writer refuses what the loader would, and writes nothing.
+static void test_trainstate_save_refuses_what_load_would(void **state) {
+    Fixture *f = *state;
+    SavedState *st = calloc(1, sizeof *st);
+    assert_non_null(st);
+    save_state(f, st);
+    char path[200];
+    snprintf(path, sizeof path, "%s/bad.opt", f->dir);
+    Error err;
+    TrainState s = st->s;
+    s.stage.kl_beta = -0.01;
+    assert_int_equal(trainstate_save(path, &s, st->m, st->v, &err), -1);
+    assert_contains(err.msg, "KL coefficient beta is -0.01");
+    s = st->s;
+    s.step = 1ull << 63;
+    assert_int_equal(trainstate_save(path, &s, st->m, st->v, &err), -1);
+    assert_contains(err.msg, "out of range");
+    st->v[7] = NAN;
+    assert_int_equal(trainstate_save(path, &st->s, st->m, st->v, &err), -1);
+    assert_contains(err.msg, "second moment of wte");
+    struct stat sb;
+    assert_int_not_equal(stat(path, &sb), 0);
     free(st);
 }
 
@@ -703,6 +821,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_kind_and_tokenizer_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trainstate_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_trainstate_refusals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trainstate_fields_out_of_range, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_trainstate_save_refuses_what_load_would, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -33,7 +33,7 @@ static int setup(void **state) {
         gpt_alloc_training(&f->m, 1, 4, &err) || ckpt_header_init(&f->h, CKPT_LM, &cfg, "pretrain", &err))
         return -1;
     gpt_init_random(&f->m, 1);
-    f->loop = (RunLoop){"test", f->dir, 0, 1, 10, 4, 0, "step,loss", NULL, 0};
+    f->loop = (RunLoop){"test", f->dir, 0, 1, 10, 4, 0, "step,loss", NULL, 0, .tokenizer = {NULL, 0, 0}};
     *state = f;
     return 0;
 }
@@ -59,7 +59,7 @@ static void test_nan_stops_training_and_never_reaches_disk(void **state) {
     rng_seed(&rng, 3);
     char path[600];
     snprintf(path, sizeof path, "%s/model.bin", f->dir);
-    assert_int_equal(run_save(f->dir, &f->m, &f->h, 4, &rng, NULL, &err), 0); // a good checkpoint
+    assert_int_equal(run_save(&f->loop, &f->m, &f->h, 4, &rng, NULL, &err), 0); // a good checkpoint
     unsigned char *before, *after;
     size_t n_before, n_after;
     read_all(path, &before, &n_before);
@@ -75,7 +75,7 @@ static void test_nan_stops_training_and_never_reaches_disk(void **state) {
     gpt_zero_grad(&f->m);
     // A poisoned parameter is never written, and the file on disk is untouched.
     f->m.params.lnfb[3] = INFINITY;
-    assert_int_equal(run_save(f->dir, &f->m, &f->h, 8, &rng, NULL, &err), -1);
+    assert_int_equal(run_save(&f->loop, &f->m, &f->h, 8, &rng, NULL, &err), -1);
     assert_non_null(strstr(err.msg, "parameter tensor lnfb holds a NaN or infinity at step 8"));
     read_all(path, &after, &n_after);
     assert_int_equal(n_after, n_before);
