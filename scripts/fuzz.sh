@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Fuzzes the checkpoint loader, the tokenizer-file parser, BPE encoding of
-# arbitrary bytes and every JSONL reader with libFuzzer (clang, ASan, UBSan).
+# arbitrary bytes, every JSONL reader, the config.txt reader and the
+# training-state reader with libFuzzer (clang, ASan, UBSan).
 #
 #   ./scripts/fuzz.sh SECONDS [TARGET...]
 #
@@ -15,7 +16,7 @@ usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' 
 [ "${1:-}" = "-h" ] || [ "${1:-}" = "--help" ] && { usage; exit 0; }
 secs="${1:?usage: fuzz.sh SECONDS [TARGET...] (see --help)}"; shift
 [[ "$secs" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS must be a whole number" >&2; exit 2; }
-targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(fuzz_checkpoint fuzz_tokenizer_file fuzz_bpe_encode fuzz_jsonl)
+targets=("$@"); [ ${#targets[@]} -gt 0 ] || targets=(fuzz_checkpoint fuzz_tokenizer_file fuzz_bpe_encode fuzz_jsonl fuzz_config fuzz_trainstate)
 
 ensure_packages clang libclang-rt-14-dev
 build="$ROOT/build-fuzz"

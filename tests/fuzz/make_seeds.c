@@ -31,9 +31,23 @@ int main(int argc, char **argv) {
     check(make_dirs(path, &err), &err);
     snprintf(path, sizeof path, "%s/fuzz_checkpoint/model.bin", argv[1]);
     check(ckpt_save(path, &h, m.params_memory, &err), &err);
-    TrainState s = {.step = 3, .rng_state = 42, .ckpt_fp = h.fingerprint};
+    // Training states: moments must be finite and the second one >= 0.
+    float *moment = calloc(m.num_params, sizeof *moment);
+    if (!moment) return 1;
+    for (size_t i = 0; i < m.num_params; i++) moment[i] = 1e-3f * (float)(i % 7);
+    TrainState s = {.ckpt_fp = h.fingerprint, .n_ranks = 1, .step = 3, .rng_state = 42, .shape = cfg,
+                    .inputs = {.tokenizer_fp = 0x1234abcdu}};
     snprintf(path, sizeof path, "%s/fuzz_checkpoint/model.opt", argv[1]);
-    check(trainstate_save(path, &s, m.params_memory, m.params_memory, m.num_params, &err), &err);
+    check(trainstate_save(path, &s, m.params_memory, moment, &err), &err);
+    snprintf(path, sizeof path, "%s/fuzz_trainstate", argv[1]);
+    check(make_dirs(path, &err), &err);
+    snprintf(path, sizeof path, "%s/fuzz_trainstate/pretrain.opt", argv[1]);
+    check(trainstate_save(path, &s, m.params_memory, moment, &err), &err);
+    // A PPO state: reference and reward model fingerprints and a KL coefficient.
+    s.step = 40, s.inputs = (TrainInputs){0x1234abcdu, 0x0badf00du, 0xfeedbeefu}, s.stage.kl_beta = 0.0625;
+    snprintf(path, sizeof path, "%s/fuzz_trainstate/ppo.opt", argv[1]);
+    check(trainstate_save(path, &s, m.params_memory, moment, &err), &err);
+    free(moment);
     gpt_free(&m);
     // A tokenizer with a few merges.
     uint32_t merges[] = {'t', 'h', 260, 'e', ' ', 't'};
@@ -51,6 +65,11 @@ int main(int argc, char **argv) {
         {"fuzz_jsonl/prefs.jsonl", "{\"prompt\":\"Say something about cats.\",\"chosen\":\"Cats purr.\",\"rejected\":\"no\","
                                    "\"gold_chosen\":0.5,\"gold_rejected\":-0.2}\n"},
         {"fuzz_jsonl/prompts.jsonl", "{\"prompt\":\"What wisdom do you have about pets?\",\"category\":\"pets\"}\n"},
+        {"fuzz_config/pretrain.txt", "config = smoke\ntokenizer = tok.bin\ndata = data/fortunes.jsonl\nout = runs/pre\n"
+                                     "resume = \nseed = 1337\nthreads = 0\nsteps = 400\nbatch = 8\n"
+                                     "lr = 0.000123456791\nmin-lr-frac = 0.1\nwarmup = 20\nweight-decay = 0.1\n"
+                                     "grad-clip = 1\nstop-after = 0\nraw = off\n"},
+        {"fuzz_config/edited.txt", "steps = 5\n\nlr = 1e-07\nraw = on\nout = a = b\n"},
     };
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         char dir[4096];
