@@ -413,6 +413,29 @@ static void test_state_step_out_of_range_is_refused(void **state) {
     }
 }
 
+// A NaN weight in a stopped run's model.bin, written with valid checksums and
+// its training state re-pointed at it: ece9d8a resumed, rewrote config.txt and
+// metrics.csv, and stopped at the first step on a NaN loss.
+static void test_resume_from_checkpoint_with_nan_weight_is_refused(void **state) {
+    Chain *c = *state;
+    copy_run(c, "pre_cut", "t_nan");
+    write_poisoned_copy(c, "t_nan/model.bin", "t_nan/model.bin", "ln1w", NAN);
+    char path[512], cmd[1024];
+    chain_path(c, path, sizeof path, "t_nan/model.bin");
+    CkptHeader h;
+    Error err;
+    if (ckpt_read_header(path, &h, &err)) fail_msg("%s", err.msg);
+    chain_path(c, path, sizeof path, "t_nan/model.opt");
+    size_t len;
+    unsigned char *b = read_all(path, &len);
+    put_u32(b + (get_u32(b + 8) == 1 ? 12 : 16), h.fingerprint); // ckpt_fp of format 1 or 2
+    put_u32(b + len - 4, (uint32_t)crc32(0, b, (uInt)(len - 4)));
+    write_all(path, b, len);
+    free(b);
+    snprintf(cmd, sizeof cmd, "%spretrain --resume t_nan", c->bin);
+    expect_refusal(c, cmd, (const char *const[]){"t_nan/model.bin", "ln1w", NULL});
+}
+
 static void test_state_beta_not_finite_or_negative_is_refused(void **state) {
     Chain *c = *state;
     char path[512], cmd[1024];
@@ -485,6 +508,7 @@ int main(void) {
         cmocka_unit_test(test_training_state_of_format_1_is_refused),
         cmocka_unit_test(test_state_step_out_of_range_is_refused),
         cmocka_unit_test(test_state_beta_not_finite_or_negative_is_refused),
+        cmocka_unit_test(test_resume_from_checkpoint_with_nan_weight_is_refused),
         cmocka_unit_test(test_nan_weight_is_refused),
         cmocka_unit_test(test_absurd_reward_scale_is_refused),
         cmocka_unit_test(test_checkpoint_of_another_vocabulary_is_refused),
