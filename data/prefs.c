@@ -344,8 +344,8 @@ static cJSON *pair_json(const Slot *s) {
     int ok = cJSON_AddStringToObject(o, "prompt", s->prompt->text) &&
              cJSON_AddStringToObject(o, "chosen", s->response[c]) &&
              cJSON_AddStringToObject(o, "rejected", s->response[r]) &&
-             cJSON_AddNumberToObject(o, "gold_chosen", s->gold[c]) &&
-             cJSON_AddNumberToObject(o, "gold_rejected", s->gold[r]);
+             jsonl_add_number(o, "gold_chosen", s->gold[c]) &&
+             jsonl_add_number(o, "gold_rejected", s->gold[r]);
     if (!ok) cJSON_Delete(o);
     return ok ? o : NULL;
 }

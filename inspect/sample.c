@@ -256,23 +256,23 @@ static void print_sample(const Sampler *s, const Settings *st, const Sample *x) 
 
 static cJSON *sample_json(const Sampler *s, const Settings *st, const Sample *x) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "prompt_index", (double)x->prompt_index);
-    cJSON_AddNumberToObject(o, "sample_index", x->sample_index);
+    jsonl_add_number(o, "prompt_index", (double)x->prompt_index);
+    jsonl_add_number(o, "sample_index", x->sample_index);
     cJSON_AddStringToObject(o, "prompt", s->prompts[x->prompt_index]);
     cJSON_AddStringToObject(o, "response", x->response);
-    cJSON_AddNumberToObject(o, "num_tokens", x->n_tokens);
+    jsonl_add_number(o, "num_tokens", x->n_tokens);
     cJSON_AddBoolToObject(o, "ended", x->ended);
     if (!x->ended) cJSON_AddStringToObject(o, "stop_reason", x->stop_reason);
-    cJSON_AddNumberToObject(o, "logprob_sum", x->logprob_sum);
-    if (x->have_reward) cJSON_AddNumberToObject(o, "reward", x->reward);
+    jsonl_add_number(o, "logprob_sum", x->logprob_sum);
+    if (x->have_reward) jsonl_add_number(o, "reward", x->reward);
     if (!st->logprobs) return o;
     cJSON *tokens = cJSON_AddArrayToObject(o, "tokens");
     for (int i = 0; i < x->n_tokens; i++) {
         cJSON *t = cJSON_CreateObject();
         char *text = token_text(s->tok, s->out_tokens[i]);
-        cJSON_AddNumberToObject(t, "id", s->out_tokens[i]);
+        jsonl_add_number(t, "id", s->out_tokens[i]);
         cJSON_AddStringToObject(t, "text", text ? text : "?");
-        cJSON_AddNumberToObject(t, "logprob", s->out_logprobs[i]);
+        jsonl_add_number(t, "logprob", s->out_logprobs[i]);
         cJSON_AddItemToArray(tokens, t);
         free(text);
     }
@@ -287,10 +287,10 @@ static cJSON *run_json_header(const Sampler *s, const Settings *st) {
     cJSON_AddStringToObject(doc, "model_fingerprint", hex);
     cJSON_AddStringToObject(doc, "model_kind", ckpt_kind_name((CkptKind)s->policy_h.kind));
     if (st->rm) cJSON_AddStringToObject(doc, "rm", st->rm);
-    cJSON_AddNumberToObject(doc, "seed", st->seed);
-    cJSON_AddNumberToObject(doc, "temperature", st->temperature);
-    cJSON_AddNumberToObject(doc, "top_k", st->top_k);
-    cJSON_AddNumberToObject(doc, "top_p", st->top_p);
+    jsonl_add_number(doc, "seed", st->seed);
+    jsonl_add_number(doc, "temperature", st->temperature);
+    jsonl_add_number(doc, "top_k", st->top_k);
+    jsonl_add_number(doc, "top_p", st->top_p);
     cJSON_AddBoolToObject(doc, "raw", st->raw);
     return doc;
 }
