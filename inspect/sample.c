@@ -29,6 +29,7 @@ typedef struct {
     int have_rm;
     KVCache kv;
     char **prompts;
+    char **prompt_where; // "FILE:LINE" of each prompt of --prompts, or "--prompt"
     size_t n_prompts;
     int *out_tokens; // (max_new) scratch for one sample
     float *out_logprobs;
@@ -50,20 +51,23 @@ static void sampler_free(Sampler *s) {
     gpt_free(&s->policy);
     gpt_free(&s->rm);
     kvcache_free(&s->kv);
-    for (size_t i = 0; i < s->n_prompts; i++) free(s->prompts[i]);
-    free(s->prompts);
+    for (size_t i = 0; i < s->n_prompts; i++) free(s->prompts[i]), free(s->prompt_where[i]);
+    free(s->prompts), free(s->prompt_where);
     free(s->out_tokens), free(s->out_logprobs);
 }
 
-static int add_prompt(Sampler *s, const char *text, Error *err) {
-    char *copy = strdup(text);
-    char **grown = copy ? realloc(s->prompts, (s->n_prompts + 1) * sizeof *grown) : NULL;
-    if (!grown) {
-        free(copy);
+static int add_prompt(Sampler *s, const char *text, const char *where, Error *err) {
+    char **grown = realloc(s->prompts, (s->n_prompts + 1) * sizeof *grown);
+    if (grown) s->prompts = grown;
+    char **grown_where = realloc(s->prompt_where, (s->n_prompts + 1) * sizeof *grown_where);
+    if (grown_where) s->prompt_where = grown_where;
+    char *copy = strdup(text), *where_copy = strdup(where);
+    if (!grown || !grown_where || !copy || !where_copy) {
+        free(copy), free(where_copy);
         return error_set(err, "out of memory");
     }
-    s->prompts = grown;
-    s->prompts[s->n_prompts++] = copy;
+    s->prompts[s->n_prompts] = copy;
+    s->prompt_where[s->n_prompts++] = where_copy;
     return 0;
 }
 
@@ -74,33 +78,15 @@ static int load_prompts(Sampler *s, const char *path, Error *err) {
     int rc;
     while ((rc = jsonl_next(&r, &o, err)) == 1) {
         const char *text = jsonl_string(&r, o, "prompt", err);
-        rc = text ? add_prompt(s, text, err) : -1;
+        char where[4096 + 32];
+        snprintf(where, sizeof where, "%s:%ld", r.path, r.line);
+        rc = text ? add_prompt(s, text, where, err) : -1;
         cJSON_Delete(o);
         if (rc) break;
     }
     jsonl_close(&r);
     if (rc == 0 && s->n_prompts == 0) rc = error_set(err, "%s: no prompts", path);
     return rc;
-}
-
-static int sampler_setup(Sampler *s, const Settings *st, Error *err) {
-    memset(s, 0, sizeof *s);
-    if (tokenizer_load(&s->tok, st->tokenizer, err)) return -1;
-    uint32_t tok_fp = tokenizer_fingerprint(s->tok);
-    unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
-    if (run_load_model(&s->policy, &s->policy_h, st->model, lm_or_policy, tok_fp, err)) return -1;
-    if (st->rm) {
-        if (run_load_model(&s->rm, &s->rm_h, st->rm, 1u << CKPT_RM, tok_fp, err) ||
-            gpt_alloc_activations(&s->rm, 1, s->rm.config.max_seq_len, err))
-            return -1;
-        s->have_rm = 1;
-    }
-    if (st->prompts ? load_prompts(s, st->prompts, err) : add_prompt(s, st->prompt, err)) return -1;
-    int T = s->policy.config.max_seq_len;
-    s->out_tokens = malloc((size_t)T * sizeof(int));
-    s->out_logprobs = malloc((size_t)T * sizeof(float));
-    if (!s->out_tokens || !s->out_logprobs) return error_set(err, "out of memory");
-    return kvcache_create(&s->kv, &s->policy.config, 1, err);
 }
 
 // The ids generation starts from: the chat template up to [ASSISTANT], or
@@ -167,18 +153,62 @@ static int score_response(Sampler *s, const char *prompt, const int *response, s
     return 0;
 }
 
+// The ids of prompt pi, refused (naming its file and line) when they leave
+// no room for a response in the model's context.
+static int encode_prompt(const Sampler *s, const Settings *st, size_t pi, int **ids, size_t *n,
+                         Error *err) {
+    Error inner;
+    if (prompt_ids(s, st, s->prompts[pi], ids, n, &inner))
+        return error_set(err, "%s: %s", s->prompt_where[pi], inner.msg);
+    int T = s->policy.config.max_seq_len;
+    if (*n >= (size_t)T) {
+        free(*ids);
+        *ids = NULL;
+        return error_set(err, "%s: prompt is %zu tokens; the model's context of %d leaves no room for a response",
+                         s->prompt_where[pi], *n, T);
+    }
+    return 0;
+}
+
+// Every prompt is checked before the first sample is printed, so a bad one
+// late in the file does not cut the output short halfway.
+static int check_prompts_fit(const Sampler *s, const Settings *st, Error *err) {
+    for (size_t pi = 0; pi < s->n_prompts; pi++) {
+        int *ids = NULL;
+        size_t n = 0;
+        if (encode_prompt(s, st, pi, &ids, &n, err)) return -1;
+        free(ids);
+    }
+    return 0;
+}
+
+static int sampler_setup(Sampler *s, const Settings *st, Error *err) {
+    memset(s, 0, sizeof *s);
+    if (tokenizer_load(&s->tok, st->tokenizer, err)) return -1;
+    uint32_t tok_fp = tokenizer_fingerprint(s->tok);
+    unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
+    if (run_load_model(&s->policy, &s->policy_h, st->model, lm_or_policy, tok_fp, err)) return -1;
+    if (st->rm) {
+        if (run_load_model(&s->rm, &s->rm_h, st->rm, 1u << CKPT_RM, tok_fp, err) ||
+            gpt_alloc_activations(&s->rm, 1, s->rm.config.max_seq_len, err))
+            return -1;
+        s->have_rm = 1;
+    }
+    if (st->prompts ? load_prompts(s, st->prompts, err) : add_prompt(s, st->prompt, "--prompt", err)) return -1;
+    if (check_prompts_fit(s, st, err)) return -1;
+    int T = s->policy.config.max_seq_len;
+    s->out_tokens = malloc((size_t)T * sizeof(int));
+    s->out_logprobs = malloc((size_t)T * sizeof(float));
+    if (!s->out_tokens || !s->out_logprobs) return error_set(err, "out of memory");
+    return kvcache_create(&s->kv, &s->policy.config, 1, err);
+}
+
 static int draw_sample(Sampler *s, const Settings *st, Rng *rng, size_t pi, Sample *out, Error *err) {
     int *ids = NULL;
     size_t n = 0;
     Error inner;
-    if (prompt_ids(s, st, s->prompts[pi], &ids, &n, &inner))
-        return error_set(err, "prompt %zu: %s", pi + 1, inner.msg);
+    if (encode_prompt(s, st, pi, &ids, &n, err)) return -1;
     int T = s->policy.config.max_seq_len;
-    if (n >= (size_t)T) {
-        free(ids);
-        return error_set(err, "prompt %zu is %zu tokens; the model's context of %d leaves no room for a response",
-                         pi + 1, n, T);
-    }
     int room = T - (int)n, budget = st->max_new > 0 && st->max_new < room ? st->max_new : room;
     SamplerConfig sc = {st->temperature, st->top_k, st->top_p};
     const int *prompts[1] = {ids};
