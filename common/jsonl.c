@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "common/fileio.h"
 #include "common/numfmt.h"
 
@@ -197,5 +199,27 @@ cJSON *jsonl_add_number(cJSON *obj, const char *name, double v) {
         cJSON_Delete(item);
         return NULL;
     }
+    return item;
+}
+
+cJSON *jsonl_add_text(cJSON *obj, const char *name, const char *text) {
+    size_t len = strlen(text), o = 0;
+    char *valid = malloc(3 * len + 1);
+    if (!valid) return NULL;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)text + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n > 0) {
+            memcpy(valid + o, text + i, (size_t)n);
+            o += (size_t)n, i += (size_t)n;
+        } else {
+            memcpy(valid + o, "\xEF\xBF\xBD", 3);
+            o += 3, i++;
+        }
+    }
+    valid[o] = 0;
+    cJSON *item = cJSON_AddStringToObject(obj, name, valid);
+    free(valid);
     return item;
 }

@@ -46,6 +46,11 @@ cJSON *jsonl_number_item(double v);
 // Adds jsonl_number_item(v) to obj under name; returns it, or NULL when out of memory.
 cJSON *jsonl_add_number(cJSON *obj, const char *name, double v);
 
+// Adds text to obj under name as a string of valid UTF-8: each byte that does
+// not start a well-formed UTF-8 sequence (a sampled response can end inside a
+// character) becomes U+FFFD. Returns the item, or NULL when out of memory.
+cJSON *jsonl_add_text(cJSON *obj, const char *name, const char *text);
+
 // Writes obj as one line of JSON to fp; returns -1 on failure.
 int jsonl_write(FILE *fp, const cJSON *obj);
 

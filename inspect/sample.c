@@ -288,8 +288,8 @@ static cJSON *sample_json(const Sampler *s, const Settings *st, const Sample *x)
     cJSON *o = cJSON_CreateObject();
     jsonl_add_number(o, "prompt_index", (double)x->prompt_index);
     jsonl_add_number(o, "sample_index", x->sample_index);
-    cJSON_AddStringToObject(o, "prompt", s->prompts[x->prompt_index]);
-    cJSON_AddStringToObject(o, "response", x->response);
+    jsonl_add_text(o, "prompt", s->prompts[x->prompt_index]);
+    jsonl_add_text(o, "response", x->response);
     jsonl_add_number(o, "num_tokens", x->n_tokens);
     cJSON_AddBoolToObject(o, "ended", x->ended);
     if (!x->ended) cJSON_AddStringToObject(o, "stop_reason", x->stop_reason);
@@ -301,7 +301,7 @@ static cJSON *sample_json(const Sampler *s, const Settings *st, const Sample *x)
         cJSON *t = cJSON_CreateObject();
         char *text = token_text(s->tok, s->out_tokens[i]);
         jsonl_add_number(t, "id", s->out_tokens[i]);
-        cJSON_AddStringToObject(t, "text", text ? text : "?");
+        jsonl_add_text(t, "text", text ? text : "?");
         jsonl_add_number(t, "logprob", s->out_logprobs[i]);
         cJSON_AddItemToArray(tokens, t);
         free(text);
@@ -312,11 +312,11 @@ static cJSON *sample_json(const Sampler *s, const Settings *st, const Sample *x)
 static cJSON *run_json_header(const Sampler *s, const Settings *st) {
     cJSON *doc = cJSON_CreateObject();
     char hex[16];
-    cJSON_AddStringToObject(doc, "model", st->model);
+    jsonl_add_text(doc, "model", st->model);
     snprintf(hex, sizeof hex, "%08" PRIx32, s->policy_h.fingerprint);
     cJSON_AddStringToObject(doc, "model_fingerprint", hex);
     cJSON_AddStringToObject(doc, "model_kind", ckpt_kind_name((CkptKind)s->policy_h.kind));
-    if (st->rm) cJSON_AddStringToObject(doc, "rm", st->rm);
+    if (st->rm) jsonl_add_text(doc, "rm", st->rm);
     jsonl_add_number(doc, "seed", st->seed);
     jsonl_add_number(doc, "temperature", st->temperature);
     jsonl_add_number(doc, "top_k", st->top_k);
@@ -372,7 +372,7 @@ int main(int argc, char **argv) {
         {"raw", CLI_FLAG, &st.raw, 0, 0, "continue plain text instead of the chat template (pretrained models)"},
         {"logprobs", CLI_FLAG, &st.logprobs, 0, 0, "show each generated token with its log-probability"},
         {"rm", CLI_STRING, &st.rm, 0, 0, "reward-model checkpoint to score each sample with"},
-        {"json", CLI_FLAG, &st.json, 0, 0, "machine-readable output (JSON)"},
+        {"json", CLI_FLAG, &st.json, 0, 0, "machine-readable output (JSON, valid UTF-8: invalid bytes become U+FFFD)"},
         {"threads", CLI_INT, &st.threads, 0, 256, "threads (0: all cores)"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
