@@ -178,6 +178,14 @@ static int check_prompts_fit(const Sampler *s, const Settings *st, Error *err) {
         size_t n = 0;
         if (encode_prompt(s, st, pi, &ids, &n, err)) return -1;
         free(ids);
+        if (!s->have_rm) continue;
+        Error inner;
+        if (chat_format(s->tok, s->prompts[pi], NULL, &ids, &n, NULL, &inner))
+            return error_set(err, "%s: %s", s->prompt_where[pi], inner.msg);
+        free(ids);
+        if (n + 1 > (size_t)s->rm.config.max_seq_len)
+            return error_set(err, "%s: prompt is %zu tokens; the context of reward model %s (%d) leaves no room "
+                             "for a response", s->prompt_where[pi], n, st->rm, s->rm.config.max_seq_len);
     }
     return 0;
 }
@@ -228,7 +236,7 @@ static int draw_sample(Sampler *s, const Settings *st, Rng *rng, size_t pi, Samp
     out->have_reward = s->have_rm;
     if (s->have_rm && score_response(s, s->prompts[pi], s->out_tokens, kept, &out->reward, &inner)) {
         free(out->response);
-        return error_set(err, "%s: %s", st->rm, inner.msg);
+        return error_set(err, "%s: %s (reward model %s)", s->prompt_where[pi], inner.msg, st->rm);
     }
     return 0;
 }

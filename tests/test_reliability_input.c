@@ -402,6 +402,33 @@ static void test_sample_json_is_valid_utf8(void **state) {
     }
 }
 
+// score --jsonl adds "reward" to each record: one given in the input is
+// replaced, so the output is read back by the strict reader.
+static void test_score_jsonl_output_reads_back(void **state) {
+    const Chain *c = *state;
+    write_input(c, "scored.jsonl", "{\"prompt\":\"Tell me a fortune.\",\"response\":\"Cats purr.\",\"reward\":5}\n");
+    static char out[65536];
+    assert_int_equal(run_in_chain(c, out, sizeof out,
+                                  "score --rm rm/model.bin --tokenizer tok.bin --input in/scored.jsonl --jsonl "
+                                  "> in/scored_out.jsonl"),
+                     0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/in/scored_out.jsonl", c->dir);
+    JsonlReader r;
+    Error err = {0};
+    assert_int_equal(jsonl_open(&r, path, &err), 0);
+    cJSON *o;
+    int rc = jsonl_next(&r, &o, &err);
+    if (rc != 1) print_message("%s\n", err.msg);
+    assert_int_equal(rc, 1);
+    double reward;
+    assert_int_equal(jsonl_number(&r, o, "reward", 0, &reward, &err), 0);
+    assert_true(reward != 5);
+    cJSON_Delete(o);
+    assert_int_equal(jsonl_next(&r, &o, &err), 0);
+    jsonl_close(&r);
+}
+
 // ------------------------------------------------------------------ messages
 
 static void test_sample_names_line_of_long_prompt(void **state) {
@@ -469,6 +496,7 @@ int main(void) {
         cmocka_unit_test(test_prefs_split_compares_nfc_text),
         cmocka_unit_test(test_non_string_category_is_refused_everywhere),
         cmocka_unit_test(test_sample_json_is_valid_utf8),
+        cmocka_unit_test(test_score_jsonl_output_reads_back),
         cmocka_unit_test(test_sample_names_line_of_long_prompt),
         cmocka_unit_test(test_train_rm_names_line_of_bad_pair),
         cmocka_unit_test(test_sft_with_few_held_out_pairs),
