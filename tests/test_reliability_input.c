@@ -27,6 +27,7 @@
 
 #include "common/jsonl.h"
 #include "common/rng.h"
+#include "data/fortune_text.h"
 #include "data/prompt_record.h"
 #include "tests/testutil.h"
 
@@ -364,6 +365,21 @@ static void test_prefs_split_compares_nfc_text(void **state) {
             if (!strcmp(train[i], val[j])) fail_msg("held-out prompt \"%s\" is also a training prompt", val[j]);
 }
 
+// prepare_data dedups and splits fortunes by their cleaned text: an NFD twin
+// of a fortune must clean to the same text, and so land on the same side.
+static void test_fortune_clean_gives_nfc(void **state) {
+    (void)state;
+    const char *nfc_raw = "Caf\xc3\xa9 au lait,\n\tna\xc3\xafve.";
+    char *nfd_raw = (char *)utf8proc_NFD((const utf8proc_uint8_t *)nfc_raw);
+    char *a = NULL, *b = NULL;
+    assert_int_equal(fortune_clean(nfc_raw, strlen(nfc_raw), &a, NULL), FORTUNE_OK);
+    assert_int_equal(fortune_clean(nfd_raw, strlen(nfd_raw), &b, NULL), FORTUNE_OK);
+    assert_string_equal(a, "Caf\xc3\xa9 au lait, na\xc3\xafve.");
+    assert_string_equal(a, b);
+    assert_int_equal(fortune_is_val(a), fortune_is_val(b));
+    free(a), free(b), free(nfd_raw);
+}
+
 static void test_non_string_category_is_refused_everywhere(void **state) {
     const Chain *c = *state;
     const char *p = write_input(c, "category.jsonl", "{\"prompt\":\"Tell me a fortune about love.\"}\n"
@@ -494,6 +510,7 @@ int main(void) {
         cmocka_unit_test(test_jsonl_reader_is_strict),
         cmocka_unit_test(test_json_numbers_read_back_bit_for_bit),
         cmocka_unit_test(test_prefs_split_compares_nfc_text),
+        cmocka_unit_test(test_fortune_clean_gives_nfc),
         cmocka_unit_test(test_non_string_category_is_refused_everywhere),
         cmocka_unit_test(test_sample_json_is_valid_utf8),
         cmocka_unit_test(test_score_jsonl_output_reads_back),
