@@ -77,22 +77,62 @@ int write_file_atomic(const char *path, const void *buf, size_t n, Error *err) {
     return atomic_commit(&af, err);
 }
 
+static const char *file_kind(mode_t mode) {
+    if (S_ISDIR(mode)) return "is a directory, not a file";
+    if (S_ISFIFO(mode)) return "not a regular file (a FIFO)";
+    if (S_ISCHR(mode)) return "not a regular file (a character device)";
+    if (S_ISBLK(mode)) return "not a regular file (a block device)";
+    if (S_ISSOCK(mode)) return "not a regular file (a socket)";
+    return "not a regular file";
+}
+
+int open_input_fd(const char *path, unsigned long long *size, Error *err) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) return error_set(err, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        error_set(err, "%s: cannot stat: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        error_set(err, "%s: %s", path, file_kind(st.st_mode));
+        close(fd);
+        return -1;
+    }
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        error_set(err, "%s: cannot clear O_NONBLOCK: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    if (size) *size = (unsigned long long)st.st_size;
+    return fd;
+}
+
+FILE *open_input(const char *path, unsigned long long *size, Error *err) {
+    int fd = open_input_fd(path, size, err);
+    if (fd < 0) return NULL;
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        error_set(err, "%s: cannot open: %s", path, strerror(errno));
+        close(fd);
+    }
+    return fp;
+}
+
 int read_file(const char *path, size_t max_bytes, unsigned char **buf, size_t *len, Error *err) {
     *buf = NULL;
     *len = 0;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return error_set(err, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0 || !S_ISREG(st.st_mode)) {
+    unsigned long long file_size = 0;
+    FILE *fp = open_input(path, &file_size, err);
+    if (!fp) return -1;
+    if (file_size > max_bytes) {
         fclose(fp);
-        return error_set(err, "%s: not a regular file", path);
+        return error_set(err, "%s: file too large (%llu bytes, limit %zu)", path, file_size,
+                         max_bytes);
     }
-    if ((unsigned long long)st.st_size > max_bytes) {
-        fclose(fp);
-        return error_set(err, "%s: file too large (%lld bytes, limit %zu)", path,
-                         (long long)st.st_size, max_bytes);
-    }
-    size_t n = (size_t)st.st_size;
+    size_t n = (size_t)file_size;
     unsigned char *data = malloc(n + 1);
     if (!data) {
         fclose(fp);

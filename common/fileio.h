@@ -27,7 +27,20 @@ void atomic_abort(AtomicFile *af);
 // Whole-file convenience wrapper around the above.
 int write_file_atomic(const char *path, const void *buf, size_t n, Error *err);
 
-// Reads a whole regular file, refusing files larger than max_bytes. The
+// The one way an input file named by the user is opened. It opens without
+// blocking (O_NONBLOCK: opening a FIFO with no writer would wait forever),
+// refuses anything that is not a regular file with "PATH: not a regular file
+// (a FIFO)" and the like, then clears O_NONBLOCK. Returns a descriptor
+// (O_CLOEXEC) or -1 with a message in err; *size gets the file's size when
+// size is not NULL.
+// Readers that take a pipe or standard input on purpose do not come here:
+// jsonl_open_stream (`score` without --input reads <stdin>) and `bpe` with no
+// file arguments (reads standard input).
+int open_input_fd(const char *path, unsigned long long *size, Error *err);
+// open_input_fd wrapped in a FILE opened for binary reading.
+FILE *open_input(const char *path, unsigned long long *size, Error *err);
+
+// Reads a whole regular file (through open_input), refusing files larger than max_bytes. The
 // buffer gets a terminating NUL (not counted in *len); the caller frees it.
 int read_file(const char *path, size_t max_bytes, unsigned char **buf, size_t *len, Error *err);
 

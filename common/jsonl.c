@@ -1,10 +1,14 @@
 #include "common/jsonl.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
+
 #include "common/fileio.h"
+#include "common/numfmt.h"
 
 int jsonl_open(JsonlReader *r, const char *path, Error *err) {
     memset(r, 0, sizeof *r);
@@ -39,6 +43,72 @@ int jsonl_open_stream(JsonlReader *r, FILE *fp, const char *name, Error *err) {
     return 0;
 }
 
+static int is_json_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+static int compare_names(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+// The first key that appears twice in one object of the tree (nested objects
+// included), or NULL. cJSON keeps every member and returns the first, so a
+// repeated key would silently lose its later value.
+static const char *find_duplicate_key(const cJSON *node, Error *err, int *failed) {
+    size_t n = 0;
+    for (const cJSON *c = node->child; c; c = c->next) n++;
+    if (cJSON_IsObject(node) && n > 1) {
+        const char **names = malloc(n * sizeof *names);
+        if (!names) {
+            *failed = error_set(err, "out of memory");
+            return NULL;
+        }
+        size_t k = 0;
+        for (const cJSON *c = node->child; c; c = c->next) names[k++] = c->string ? c->string : "";
+        qsort(names, n, sizeof *names, compare_names);
+        const char *dup = NULL;
+        for (size_t i = 1; i < n && !dup; i++)
+            if (strcmp(names[i - 1], names[i]) == 0) dup = names[i];
+        free(names);
+        if (dup) return dup;
+    }
+    for (const cJSON *c = node->child; c; c = c->next) {
+        const char *dup = find_duplicate_key(c, err, failed);
+        if (dup || *failed) return dup;
+    }
+    return NULL;
+}
+
+// Byte offset of a \u0000 escape in the raw text of a parsed line, or -1.
+// Every backslash in valid JSON starts an escape, so skipping two bytes per
+// backslash keeps "\\u0000" (an escaped backslash, then "u0000") legitimate.
+static long find_nul_escape(const char *s, size_t n) {
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\') continue;
+        if (s[i + 1] == 'u' && i + 6 <= n && memcmp(s + i + 2, "0000", 4) == 0) return (long)i;
+        i++;
+    }
+    return -1;
+}
+
+// The strict checks cJSON does not make: nothing but whitespace after the
+// object, no \u0000 (cJSON would cut the string there), no repeated key.
+static int check_record(const JsonlReader *r, const char *start, size_t n, const char *end,
+                        const cJSON *o, Error *err) {
+    const char *p = end;
+    while (p < start + n && is_json_space(*p)) p++;
+    if (p < start + n)
+        return error_set(err, "%s:%ld: text after the JSON object at column %ld (one object a line)",
+                         r->path, r->line, (long)(p - start) + 1);
+    long nul = find_nul_escape(start, n);
+    if (nul >= 0)
+        return error_set(err, "%s:%ld: a string contains \\u0000 at column %ld (NUL is not allowed)",
+                         r->path, r->line, nul + 1);
+    int failed = 0;
+    const char *dup = find_duplicate_key(o, err, &failed);
+    if (failed) return -1;
+    if (dup) return error_set(err, "%s:%ld: duplicate key \"%.200s\"", r->path, r->line, dup);
+    return 0;
+}
+
 int jsonl_next(JsonlReader *r, cJSON **obj, Error *err) {
     *obj = NULL;
     while (r->pos < r->len) {
@@ -48,8 +118,7 @@ int jsonl_next(JsonlReader *r, cJSON **obj, Error *err) {
         r->pos += n + (nl ? 1 : 0);
         r->line++;
         size_t blank = 0;
-        while (blank < n && (start[blank] == ' ' || start[blank] == '\t' || start[blank] == '\r'))
-            blank++;
+        while (blank < n && is_json_space(start[blank])) blank++;
         if (blank == n) continue;
         if (memchr(start, '\0', n))
             return error_set(err, "%s:%ld: line contains a NUL byte", r->path, r->line);
@@ -62,6 +131,10 @@ int jsonl_next(JsonlReader *r, cJSON **obj, Error *err) {
         if (!cJSON_IsObject(o)) {
             cJSON_Delete(o);
             return error_set(err, "%s:%ld: expected a JSON object", r->path, r->line);
+        }
+        if (check_record(r, start, n, end, o, err)) {
+            cJSON_Delete(o);
+            return -1;
         }
         *obj = o;
         return 1;
@@ -107,4 +180,46 @@ int jsonl_write(FILE *fp, const cJSON *obj) {
     int rc = (fputs(s, fp) < 0 || fputc('\n', fp) == EOF) ? -1 : 0;
     cJSON_free(s);
     return rc;
+}
+
+cJSON *jsonl_number_item(double v) {
+    if (!isfinite(v)) return cJSON_CreateNull();
+    char text[NUMFMT_MAX];
+    if (v == floor(v) && fabs(v) <= 9007199254740992.0 && !(v == 0 && signbit(v)))
+        snprintf(text, sizeof text, "%.0f", v);
+    else
+        fmt_double(text, v);
+    return cJSON_CreateRaw(text);
+}
+
+cJSON *jsonl_add_number(cJSON *obj, const char *name, double v) {
+    cJSON *item = jsonl_number_item(v);
+    if (!item) return NULL;
+    if (!cJSON_AddItemToObject(obj, name, item)) {
+        cJSON_Delete(item);
+        return NULL;
+    }
+    return item;
+}
+
+cJSON *jsonl_add_text(cJSON *obj, const char *name, const char *text) {
+    size_t len = strlen(text), o = 0;
+    char *valid = malloc(3 * len + 1);
+    if (!valid) return NULL;
+    for (size_t i = 0; i < len;) {
+        utf8proc_int32_t cp;
+        utf8proc_ssize_t n =
+            utf8proc_iterate((const utf8proc_uint8_t *)text + i, (utf8proc_ssize_t)(len - i), &cp);
+        if (n > 0) {
+            memcpy(valid + o, text + i, (size_t)n);
+            o += (size_t)n, i += (size_t)n;
+        } else {
+            memcpy(valid + o, "\xEF\xBF\xBD", 3);
+            o += 3, i++;
+        }
+    }
+    valid[o] = 0;
+    cJSON *item = cJSON_AddStringToObject(obj, name, valid);
+    free(valid);
+    return item;
 }

@@ -1,5 +1,6 @@
-// JSON Lines reading with cJSON: one object a line, blank lines skipped, and
-// every error names the file and the line.
+// JSON Lines reading with cJSON, strictly: one object a line and nothing after
+// it but whitespace, no key twice in an object, no \u0000 in a string; blank
+// lines skipped, and every error names the file and the line.
 #ifndef COMMON_JSONL_H
 #define COMMON_JSONL_H
 
@@ -35,6 +36,20 @@ const char *jsonl_string(const JsonlReader *r, const cJSON *obj, const char *nam
 // optional), -1 with a message if it has the wrong type or is required and absent.
 int jsonl_number(const JsonlReader *r, const cJSON *obj, const char *name, int optional,
                  double *out, Error *err);
+
+// A JSON number that reads back bit for bit (cJSON's own printing keeps 15
+// digits when they are "close enough", so about one double in ten comes back
+// changed): integers up to 2^53 as integers, other values as fmt_double's
+// shortest exact text, and null for NaN and infinities (JSON has none).
+// Every JSON writer adds numbers with these.
+cJSON *jsonl_number_item(double v);
+// Adds jsonl_number_item(v) to obj under name; returns it, or NULL when out of memory.
+cJSON *jsonl_add_number(cJSON *obj, const char *name, double v);
+
+// Adds text to obj under name as a string of valid UTF-8: each byte that does
+// not start a well-formed UTF-8 sequence (a sampled response can end inside a
+// character) becomes U+FFFD. Returns the item, or NULL when out of memory.
+cJSON *jsonl_add_text(cJSON *obj, const char *name, const char *text);
 
 // Writes obj as one line of JSON to fp; returns -1 on failure.
 int jsonl_write(FILE *fp, const cJSON *obj);

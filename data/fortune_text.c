@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <utf8proc.h>
 #include <zlib.h>
 
 int fortune_next_entry(const char *data, size_t len, size_t *pos, long *line, RawEntry *entry) {
@@ -160,7 +161,12 @@ FortuneStatus fortune_clean(const char *raw, size_t len, char **text, size_t *ba
         free(out);
         return FORTUNE_EMPTY;
     }
-    *text = out;
+    // NFC, the form the tokenizer reads: a fortune and its NFD twin are then
+    // one text, dropped as a duplicate and never split across train and val.
+    char *nfc = (char *)utf8proc_NFC((const utf8proc_uint8_t *)out);
+    free(out);
+    if (!nfc) return FORTUNE_NO_MEMORY;
+    *text = nfc;
     return FORTUNE_OK;
 }
 

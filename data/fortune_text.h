@@ -43,7 +43,8 @@ typedef enum {
 // other control characters (bells) are dropped, and every run of whitespace,
 // newlines and tabs included, becomes one space, trimmed at both ends. An
 // attribution ("\n\t\t-- Author") so ends up as " -- Author" on the same line.
-// *text is malloc'ed when the status is FORTUNE_OK.
+// The text is in Unicode NFC, so that texts differing only in normalisation
+// are one fortune. *text is malloc'ed when the status is FORTUNE_OK.
 FortuneStatus fortune_clean(const char *raw, size_t len, char **text, size_t *bad_offset);
 
 // Decodes one code point of valid UTF-8 (no overlongs, surrogates or values

@@ -18,6 +18,7 @@
 #include "data/annotator.h"
 #include "data/chat_template.h"
 #include "data/fortune_text.h"
+#include "data/prompt_record.h"
 #include "model/generate.h"
 #include "model/run.h"
 #include "tokenizer/tokenizer.h"
@@ -81,28 +82,11 @@ static void prefs_free_all(Prefs *p) {
 
 // ---------------------------------------------------------------- prompts
 
-// The prompt's category: its "category" field when present (it must be one
-// the annotator knows), else derived from the prompt text.
-static int prompt_category(const Prefs *p, const JsonlReader *r, const cJSON *o, const char *text,
-                           int *category, Error *err) {
-    const cJSON *field = cJSON_GetObjectItemCaseSensitive(o, "category");
-    if (!field) {
-        *category = annotator_category_of_prompt(p->annotator, text);
-        return 0;
-    }
-    if (!cJSON_IsString(field))
-        return error_set(err, "%s:%ld: field \"category\" must be a string", r->path, r->line);
-    *category = annotator_category_index(p->annotator, field->valuestring);
-    if (*category < 0)
-        return error_set(err, "%s:%ld: unknown category \"%s\"", r->path, r->line, field->valuestring);
-    return 0;
-}
-
 static int add_prompt(Prefs *p, const JsonlReader *r, const cJSON *o, size_t *cap, Error *err) {
     const char *text = jsonl_string(r, o, "prompt", err);
     if (!text) return -1;
     Prompt q = {0};
-    if (prompt_category(p, r, o, text, &q.category, err)) return -1;
+    if (prompt_record_category(p->annotator, r, o, text, &q.category, err)) return -1;
     size_t n_ids;
     Error inner;
     if (chat_format(p->tok, text, NULL, &q.ids, &n_ids, NULL, &inner))
@@ -128,6 +112,46 @@ static int add_prompt(Prefs *p, const JsonlReader *r, const cJSON *o, size_t *ca
     return 0;
 }
 
+typedef struct {
+    char *key; // prompt_compare_key of the text
+    size_t index;
+} PromptKey;
+
+static int compare_prompt_keys(const void *a, const void *b) {
+    const PromptKey *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    return c ? c : (x->index > y->index) - (x->index < y->index);
+}
+
+// Keeps the first of prompts that are equal after NFC normalisation, so that
+// the held-out split cannot put one form on each side. Returns how many
+// were dropped, or -1 when out of memory.
+static long drop_repeated_prompts(Prefs *p) {
+    size_t n = p->n_prompts;
+    PromptKey *keys = calloc(n, sizeof *keys);
+    char *drop = calloc(n, 1);
+    int ok = keys && drop;
+    for (size_t i = 0; ok && i < n; i++) {
+        keys[i] = (PromptKey){prompt_compare_key(p->prompts[i].text), i};
+        ok = keys[i].key != NULL;
+    }
+    long dropped = -1;
+    if (ok) {
+        qsort(keys, n, sizeof *keys, compare_prompt_keys);
+        for (size_t i = 1; i < n; i++) drop[keys[i].index] = strcmp(keys[i - 1].key, keys[i].key) == 0;
+        size_t kept = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (drop[i]) free((char *)p->prompts[i].text), free(p->prompts[i].ids);
+            else p->prompts[kept++] = p->prompts[i];
+        }
+        dropped = (long)(n - kept);
+        p->n_prompts = kept;
+    }
+    for (size_t i = 0; keys && i < n; i++) free(keys[i].key);
+    free(keys), free(drop);
+    return dropped;
+}
+
 static int load_prompts(Prefs *p, const char *path, Error *err) {
     JsonlReader r;
     if (jsonl_open(&r, path, err)) return -1;
@@ -141,6 +165,11 @@ static int load_prompts(Prefs *p, const char *path, Error *err) {
     }
     jsonl_close(&r);
     if (rc == 0 && p->n_prompts == 0) rc = error_set(err, "%s: no prompts", path);
+    long repeated = rc == 0 ? drop_repeated_prompts(p) : 0;
+    if (repeated < 0) rc = error_set(err, "out of memory");
+    if (repeated > 0)
+        printf("prefs: %s: %ld prompts repeat earlier ones (compared after Unicode NFC normalisation); "
+               "each is used once\n", path, repeated);
     return rc;
 }
 
@@ -344,8 +373,8 @@ static cJSON *pair_json(const Slot *s) {
     int ok = cJSON_AddStringToObject(o, "prompt", s->prompt->text) &&
              cJSON_AddStringToObject(o, "chosen", s->response[c]) &&
              cJSON_AddStringToObject(o, "rejected", s->response[r]) &&
-             cJSON_AddNumberToObject(o, "gold_chosen", s->gold[c]) &&
-             cJSON_AddNumberToObject(o, "gold_rejected", s->gold[r]);
+             jsonl_add_number(o, "gold_chosen", s->gold[c]) &&
+             jsonl_add_number(o, "gold_rejected", s->gold[r]);
     if (!ok) cJSON_Delete(o);
     return ok ? o : NULL;
 }

@@ -56,6 +56,7 @@ int prefs_load(const char *path, PrefPair **pairs, size_t *n, Error *err) {
             else out = grown, cap = grown_cap;
         }
         PrefPair p = {0};
+        p.line = r.line;
         if (rc == 1) rc = read_pair(&r, o, &p, err) ? -1 : 1;
         cJSON_Delete(o);
         if (rc < 0) break;

@@ -13,6 +13,7 @@ typedef struct {
     char *prompt, *chosen, *rejected; // malloc'ed
     int has_gold;                     // 1 when both gold scores are present
     double gold_chosen, gold_rejected;
+    long line; // the pair's line in its file, for messages about it
 } PrefPair;
 
 // Reads every pair of the file into *pairs (malloc'ed, *n long; NULL and 0

@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "common/fileio.h"
+#include "common/jsonl.h"
 #include "model/run.h"
 #include "ppo/ppo_core.h"
 #include "ppo/rollout.h"
@@ -139,7 +140,7 @@ static cJSON *figures_json(const Figures *f) {
                            "distinct_1", "distinct_2", "mean_length", "end_rate"};
     double v[] = {f->gold, f->gold_se, f->score, f->score_se, f->kl, f->kl_k3, f->ppl_ref, f->distinct1,
                   f->distinct2, f->length, f->end_rate};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) cJSON_AddNumberToObject(o, names[i], v[i]);
+    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) jsonl_add_number(o, names[i], v[i]);
     return o;
 }
 
@@ -162,11 +163,11 @@ static int write_json(const Settings *s, const Figures *p, const Figures *r, dou
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "policy_checkpoint", s->policy);
     cJSON_AddStringToObject(o, "reference_checkpoint", s->ref);
-    cJSON_AddNumberToObject(o, "samples", n);
-    cJSON_AddNumberToObject(o, "temperature", s->temperature);
+    jsonl_add_number(o, "samples", n);
+    jsonl_add_number(o, "temperature", s->temperature);
     cJSON_AddItemToObject(o, "policy", figures_json(p));
     cJSON_AddItemToObject(o, "reference", figures_json(r));
-    cJSON_AddNumberToObject(o, "gold_win_rate", win);
+    jsonl_add_number(o, "gold_win_rate", win);
     char *text = cJSON_Print(o), path[4096];
     cJSON_Delete(o);
     int rc = make_dirs(s->out, err) || path_join(path, sizeof path, s->out, "eval.json", err) ||

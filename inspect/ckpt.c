@@ -10,6 +10,7 @@
 
 #include "inspect/ckpt_report.h"
 #include "inspect/tensor_stats.h"
+#include "common/jsonl.h"
 #include "model/gpt.h"
 #include "model/run.h"
 
@@ -48,12 +49,12 @@ static cJSON *tensor_stats_json(const CkptHeader *h, const TensorStats *stats) {
         cJSON *t = cJSON_CreateObject();
         cJSON_AddStringToObject(t, "name", gpt_param_name(i));
         cJSON_AddItemToObject(t, "shape", shape_json(&h->config, i));
-        cJSON_AddNumberToObject(t, "count", (double)stats[i].count);
-        cJSON_AddNumberToObject(t, "mean", stats[i].mean); // NaN and inf print as null
-        cJSON_AddNumberToObject(t, "std", stats[i].std);
-        cJSON_AddNumberToObject(t, "min", stats[i].min);
-        cJSON_AddNumberToObject(t, "max", stats[i].max);
-        cJSON_AddNumberToObject(t, "nonfinite", (double)stats[i].nonfinite);
+        jsonl_add_number(t, "count", (double)stats[i].count);
+        jsonl_add_number(t, "mean", stats[i].mean); // NaN and inf print as null
+        jsonl_add_number(t, "std", stats[i].std);
+        jsonl_add_number(t, "min", stats[i].min);
+        jsonl_add_number(t, "max", stats[i].max);
+        jsonl_add_number(t, "nonfinite", (double)stats[i].nonfinite);
         cJSON_AddItemToArray(a, t);
     }
     return a;
@@ -134,11 +135,11 @@ static void print_diff_row(int i, const char *name, const char *shape, const Dif
 
 static cJSON *diff_json(const DiffSums *d) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "rel_change", diff_relative_change(d));
-    cJSON_AddNumberToObject(o, "cosine", diff_cosine(d));
-    cJSON_AddNumberToObject(o, "max_abs_diff", d->max_abs_diff);
-    cJSON_AddNumberToObject(o, "norm_a", sqrt(d->sq_a));
-    cJSON_AddNumberToObject(o, "norm_b", sqrt(d->sq_b));
+    jsonl_add_number(o, "rel_change", diff_relative_change(d));
+    jsonl_add_number(o, "cosine", diff_cosine(d));
+    jsonl_add_number(o, "max_abs_diff", d->max_abs_diff);
+    jsonl_add_number(o, "norm_a", sqrt(d->sq_a));
+    jsonl_add_number(o, "norm_b", sqrt(d->sq_b));
     return o;
 }
 
@@ -147,7 +148,7 @@ static cJSON *checkpoint_brief_json(const char *path, const CkptHeader *h) {
     cJSON_AddStringToObject(o, "file", path);
     cJSON_AddStringToObject(o, "kind", ckpt_kind_name((CkptKind)h->kind));
     cJSON_AddStringToObject(o, "stage", h->stage);
-    cJSON_AddNumberToObject(o, "step", (double)h->step);
+    jsonl_add_number(o, "step", (double)h->step);
     json_add_hex(o, "fingerprint", h->fingerprint);
     return o;
 }

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/jsonl.h"
 #include "model/gpt.h"
 
 // Index of the option that `arg` ("--name" or "--name=value") names, or -1.
@@ -66,7 +67,7 @@ cJSON *shape_json(const GPTConfig *cfg, int i) {
     size_t shape[3];
     int rank = gpt_param_shape(cfg, i, shape);
     cJSON *a = cJSON_CreateArray();
-    for (int d = 0; d < rank; d++) cJSON_AddItemToArray(a, cJSON_CreateNumber((double)shape[d]));
+    for (int d = 0; d < rank; d++) cJSON_AddItemToArray(a, jsonl_number_item((double)shape[d]));
     return a;
 }
 
@@ -100,22 +101,22 @@ cJSON *header_json(const char *path, const CkptHeader *h) {
     cJSON *o = cJSON_CreateObject(), *cfg = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "file", path);
     cJSON_AddStringToObject(o, "magic", "MRLHFCKP");
-    cJSON_AddNumberToObject(o, "version", h->version);
+    jsonl_add_number(o, "version", h->version);
     cJSON_AddStringToObject(o, "kind", ckpt_kind_name((CkptKind)h->kind));
-    cJSON_AddNumberToObject(cfg, "vocab_size", h->config.vocab_size);
-    cJSON_AddNumberToObject(cfg, "max_seq_len", h->config.max_seq_len);
-    cJSON_AddNumberToObject(cfg, "n_layer", h->config.n_layer);
-    cJSON_AddNumberToObject(cfg, "n_head", h->config.n_head);
-    cJSON_AddNumberToObject(cfg, "n_embd", h->config.n_embd);
+    jsonl_add_number(cfg, "vocab_size", h->config.vocab_size);
+    jsonl_add_number(cfg, "max_seq_len", h->config.max_seq_len);
+    jsonl_add_number(cfg, "n_layer", h->config.n_layer);
+    jsonl_add_number(cfg, "n_head", h->config.n_head);
+    jsonl_add_number(cfg, "n_embd", h->config.n_embd);
     cJSON_AddItemToObject(o, "config", cfg);
-    cJSON_AddNumberToObject(o, "num_params", (double)h->num_params);
+    jsonl_add_number(o, "num_params", (double)h->num_params);
     json_add_hex(o, "tokenizer_fp", h->tokenizer_fp);
     cJSON_AddStringToObject(o, "stage", h->stage);
-    cJSON_AddNumberToObject(o, "step", (double)h->step);
+    jsonl_add_number(o, "step", (double)h->step);
     json_add_hex(o, "parent_fp", h->parent_fp);
     cJSON_AddStringToObject(o, "parent_path", h->parent_path);
-    cJSON_AddNumberToObject(o, "reward_mean", h->reward_mean);
-    cJSON_AddNumberToObject(o, "reward_std", h->reward_std);
+    jsonl_add_number(o, "reward_mean", h->reward_mean);
+    jsonl_add_number(o, "reward_std", h->reward_std);
     json_add_hex(o, "payload_crc", h->payload_crc);
     json_add_hex(o, "fingerprint", h->fingerprint);
     return o;
@@ -137,7 +138,7 @@ cJSON *lineage_json(const Lineage *l) {
         const CkptHeader *h = &l->links[i].h;
         cJSON *link = cJSON_CreateObject();
         cJSON_AddStringToObject(link, "stage", h->stage);
-        cJSON_AddNumberToObject(link, "step", (double)h->step);
+        jsonl_add_number(link, "step", (double)h->step);
         cJSON_AddStringToObject(link, "kind", ckpt_kind_name((CkptKind)h->kind));
         json_add_hex(link, "fingerprint", h->fingerprint);
         json_add_hex(link, "parent_fp", h->parent_fp);

@@ -29,6 +29,7 @@ typedef struct {
     int have_rm;
     KVCache kv;
     char **prompts;
+    char **prompt_where; // "FILE:LINE" of each prompt of --prompts, or "--prompt"
     size_t n_prompts;
     int *out_tokens; // (max_new) scratch for one sample
     float *out_logprobs;
@@ -50,20 +51,23 @@ static void sampler_free(Sampler *s) {
     gpt_free(&s->policy);
     gpt_free(&s->rm);
     kvcache_free(&s->kv);
-    for (size_t i = 0; i < s->n_prompts; i++) free(s->prompts[i]);
-    free(s->prompts);
+    for (size_t i = 0; i < s->n_prompts; i++) free(s->prompts[i]), free(s->prompt_where[i]);
+    free(s->prompts), free(s->prompt_where);
     free(s->out_tokens), free(s->out_logprobs);
 }
 
-static int add_prompt(Sampler *s, const char *text, Error *err) {
-    char *copy = strdup(text);
-    char **grown = copy ? realloc(s->prompts, (s->n_prompts + 1) * sizeof *grown) : NULL;
-    if (!grown) {
-        free(copy);
+static int add_prompt(Sampler *s, const char *text, const char *where, Error *err) {
+    char **grown = realloc(s->prompts, (s->n_prompts + 1) * sizeof *grown);
+    if (grown) s->prompts = grown;
+    char **grown_where = realloc(s->prompt_where, (s->n_prompts + 1) * sizeof *grown_where);
+    if (grown_where) s->prompt_where = grown_where;
+    char *copy = strdup(text), *where_copy = strdup(where);
+    if (!grown || !grown_where || !copy || !where_copy) {
+        free(copy), free(where_copy);
         return error_set(err, "out of memory");
     }
-    s->prompts = grown;
-    s->prompts[s->n_prompts++] = copy;
+    s->prompts[s->n_prompts] = copy;
+    s->prompt_where[s->n_prompts++] = where_copy;
     return 0;
 }
 
@@ -74,33 +78,15 @@ static int load_prompts(Sampler *s, const char *path, Error *err) {
     int rc;
     while ((rc = jsonl_next(&r, &o, err)) == 1) {
         const char *text = jsonl_string(&r, o, "prompt", err);
-        rc = text ? add_prompt(s, text, err) : -1;
+        char where[4096 + 32];
+        snprintf(where, sizeof where, "%s:%ld", r.path, r.line);
+        rc = text ? add_prompt(s, text, where, err) : -1;
         cJSON_Delete(o);
         if (rc) break;
     }
     jsonl_close(&r);
     if (rc == 0 && s->n_prompts == 0) rc = error_set(err, "%s: no prompts", path);
     return rc;
-}
-
-static int sampler_setup(Sampler *s, const Settings *st, Error *err) {
-    memset(s, 0, sizeof *s);
-    if (tokenizer_load(&s->tok, st->tokenizer, err)) return -1;
-    CkptTokenizer tk = {st->tokenizer, tokenizer_fingerprint(s->tok), tokenizer_vocab_size(s->tok)};
-    unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
-    if (run_load_model(&s->policy, &s->policy_h, st->model, lm_or_policy, &tk, err)) return -1;
-    if (st->rm) {
-        if (run_load_model(&s->rm, &s->rm_h, st->rm, 1u << CKPT_RM, &tk, err) ||
-            gpt_alloc_activations(&s->rm, 1, s->rm.config.max_seq_len, err))
-            return -1;
-        s->have_rm = 1;
-    }
-    if (st->prompts ? load_prompts(s, st->prompts, err) : add_prompt(s, st->prompt, err)) return -1;
-    int T = s->policy.config.max_seq_len;
-    s->out_tokens = malloc((size_t)T * sizeof(int));
-    s->out_logprobs = malloc((size_t)T * sizeof(float));
-    if (!s->out_tokens || !s->out_logprobs) return error_set(err, "out of memory");
-    return kvcache_create(&s->kv, &s->policy.config, 1, err);
 }
 
 // The ids generation starts from: the chat template up to [ASSISTANT], or
@@ -167,18 +153,70 @@ static int score_response(Sampler *s, const char *prompt, const int *response, s
     return 0;
 }
 
+// The ids of prompt pi, refused (naming its file and line) when they leave
+// no room for a response in the model's context.
+static int encode_prompt(const Sampler *s, const Settings *st, size_t pi, int **ids, size_t *n,
+                         Error *err) {
+    Error inner;
+    if (prompt_ids(s, st, s->prompts[pi], ids, n, &inner))
+        return error_set(err, "%s: %s", s->prompt_where[pi], inner.msg);
+    int T = s->policy.config.max_seq_len;
+    if (*n >= (size_t)T) {
+        free(*ids);
+        *ids = NULL;
+        return error_set(err, "%s: prompt is %zu tokens; the model's context of %d leaves no room for a response",
+                         s->prompt_where[pi], *n, T);
+    }
+    return 0;
+}
+
+// Every prompt is checked before the first sample is printed, so a bad one
+// late in the file does not cut the output short halfway.
+static int check_prompts_fit(const Sampler *s, const Settings *st, Error *err) {
+    for (size_t pi = 0; pi < s->n_prompts; pi++) {
+        int *ids = NULL;
+        size_t n = 0;
+        if (encode_prompt(s, st, pi, &ids, &n, err)) return -1;
+        free(ids);
+        if (!s->have_rm) continue;
+        Error inner;
+        if (chat_format(s->tok, s->prompts[pi], NULL, &ids, &n, NULL, &inner))
+            return error_set(err, "%s: %s", s->prompt_where[pi], inner.msg);
+        free(ids);
+        if (n + 1 > (size_t)s->rm.config.max_seq_len)
+            return error_set(err, "%s: prompt is %zu tokens; the context of reward model %s (%d) leaves no room "
+                             "for a response", s->prompt_where[pi], n, st->rm, s->rm.config.max_seq_len);
+    }
+    return 0;
+}
+
+static int sampler_setup(Sampler *s, const Settings *st, Error *err) {
+    memset(s, 0, sizeof *s);
+    if (tokenizer_load(&s->tok, st->tokenizer, err)) return -1;
+    CkptTokenizer tk = {st->tokenizer, tokenizer_fingerprint(s->tok), tokenizer_vocab_size(s->tok)};
+    unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
+    if (run_load_model(&s->policy, &s->policy_h, st->model, lm_or_policy, &tk, err)) return -1;
+    if (st->rm) {
+        if (run_load_model(&s->rm, &s->rm_h, st->rm, 1u << CKPT_RM, &tk, err) ||
+            gpt_alloc_activations(&s->rm, 1, s->rm.config.max_seq_len, err))
+            return -1;
+        s->have_rm = 1;
+    }
+    if (st->prompts ? load_prompts(s, st->prompts, err) : add_prompt(s, st->prompt, "--prompt", err)) return -1;
+    if (check_prompts_fit(s, st, err)) return -1;
+    int T = s->policy.config.max_seq_len;
+    s->out_tokens = malloc((size_t)T * sizeof(int));
+    s->out_logprobs = malloc((size_t)T * sizeof(float));
+    if (!s->out_tokens || !s->out_logprobs) return error_set(err, "out of memory");
+    return kvcache_create(&s->kv, &s->policy.config, 1, err);
+}
+
 static int draw_sample(Sampler *s, const Settings *st, Rng *rng, size_t pi, Sample *out, Error *err) {
     int *ids = NULL;
     size_t n = 0;
     Error inner;
-    if (prompt_ids(s, st, s->prompts[pi], &ids, &n, &inner))
-        return error_set(err, "prompt %zu: %s", pi + 1, inner.msg);
+    if (encode_prompt(s, st, pi, &ids, &n, err)) return -1;
     int T = s->policy.config.max_seq_len;
-    if (n >= (size_t)T) {
-        free(ids);
-        return error_set(err, "prompt %zu is %zu tokens; the model's context of %d leaves no room for a response",
-                         pi + 1, n, T);
-    }
     int room = T - (int)n, budget = st->max_new > 0 && st->max_new < room ? st->max_new : room;
     SamplerConfig sc = {st->temperature, st->top_k, st->top_p};
     const int *prompts[1] = {ids};
@@ -198,7 +236,7 @@ static int draw_sample(Sampler *s, const Settings *st, Rng *rng, size_t pi, Samp
     out->have_reward = s->have_rm;
     if (s->have_rm && score_response(s, s->prompts[pi], s->out_tokens, kept, &out->reward, &inner)) {
         free(out->response);
-        return error_set(err, "%s: %s", st->rm, inner.msg);
+        return error_set(err, "%s: %s (reward model %s)", s->prompt_where[pi], inner.msg, st->rm);
     }
     return 0;
 }
@@ -256,23 +294,23 @@ static void print_sample(const Sampler *s, const Settings *st, const Sample *x) 
 
 static cJSON *sample_json(const Sampler *s, const Settings *st, const Sample *x) {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddNumberToObject(o, "prompt_index", (double)x->prompt_index);
-    cJSON_AddNumberToObject(o, "sample_index", x->sample_index);
-    cJSON_AddStringToObject(o, "prompt", s->prompts[x->prompt_index]);
-    cJSON_AddStringToObject(o, "response", x->response);
-    cJSON_AddNumberToObject(o, "num_tokens", x->n_tokens);
+    jsonl_add_number(o, "prompt_index", (double)x->prompt_index);
+    jsonl_add_number(o, "sample_index", x->sample_index);
+    jsonl_add_text(o, "prompt", s->prompts[x->prompt_index]);
+    jsonl_add_text(o, "response", x->response);
+    jsonl_add_number(o, "num_tokens", x->n_tokens);
     cJSON_AddBoolToObject(o, "ended", x->ended);
     if (!x->ended) cJSON_AddStringToObject(o, "stop_reason", x->stop_reason);
-    cJSON_AddNumberToObject(o, "logprob_sum", x->logprob_sum);
-    if (x->have_reward) cJSON_AddNumberToObject(o, "reward", x->reward);
+    jsonl_add_number(o, "logprob_sum", x->logprob_sum);
+    if (x->have_reward) jsonl_add_number(o, "reward", x->reward);
     if (!st->logprobs) return o;
     cJSON *tokens = cJSON_AddArrayToObject(o, "tokens");
     for (int i = 0; i < x->n_tokens; i++) {
         cJSON *t = cJSON_CreateObject();
         char *text = token_text(s->tok, s->out_tokens[i]);
-        cJSON_AddNumberToObject(t, "id", s->out_tokens[i]);
-        cJSON_AddStringToObject(t, "text", text ? text : "?");
-        cJSON_AddNumberToObject(t, "logprob", s->out_logprobs[i]);
+        jsonl_add_number(t, "id", s->out_tokens[i]);
+        jsonl_add_text(t, "text", text ? text : "?");
+        jsonl_add_number(t, "logprob", s->out_logprobs[i]);
         cJSON_AddItemToArray(tokens, t);
         free(text);
     }
@@ -282,15 +320,15 @@ static cJSON *sample_json(const Sampler *s, const Settings *st, const Sample *x)
 static cJSON *run_json_header(const Sampler *s, const Settings *st) {
     cJSON *doc = cJSON_CreateObject();
     char hex[16];
-    cJSON_AddStringToObject(doc, "model", st->model);
+    jsonl_add_text(doc, "model", st->model);
     snprintf(hex, sizeof hex, "%08" PRIx32, s->policy_h.fingerprint);
     cJSON_AddStringToObject(doc, "model_fingerprint", hex);
     cJSON_AddStringToObject(doc, "model_kind", ckpt_kind_name((CkptKind)s->policy_h.kind));
-    if (st->rm) cJSON_AddStringToObject(doc, "rm", st->rm);
-    cJSON_AddNumberToObject(doc, "seed", st->seed);
-    cJSON_AddNumberToObject(doc, "temperature", st->temperature);
-    cJSON_AddNumberToObject(doc, "top_k", st->top_k);
-    cJSON_AddNumberToObject(doc, "top_p", st->top_p);
+    if (st->rm) jsonl_add_text(doc, "rm", st->rm);
+    jsonl_add_number(doc, "seed", st->seed);
+    jsonl_add_number(doc, "temperature", st->temperature);
+    jsonl_add_number(doc, "top_k", st->top_k);
+    jsonl_add_number(doc, "top_p", st->top_p);
     cJSON_AddBoolToObject(doc, "raw", st->raw);
     return doc;
 }
@@ -342,7 +380,7 @@ int main(int argc, char **argv) {
         {"raw", CLI_FLAG, &st.raw, 0, 0, "continue plain text instead of the chat template (pretrained models)"},
         {"logprobs", CLI_FLAG, &st.logprobs, 0, 0, "show each generated token with its log-probability"},
         {"rm", CLI_STRING, &st.rm, 0, 0, "reward-model checkpoint to score each sample with"},
-        {"json", CLI_FLAG, &st.json, 0, 0, "machine-readable output (JSON)"},
+        {"json", CLI_FLAG, &st.json, 0, 0, "machine-readable output (JSON, valid UTF-8: invalid bytes become U+FFFD)"},
         {"threads", CLI_INT, &st.threads, 0, 256, "threads (0: all cores)"},
     };
     int n_opts = sizeof opts / sizeof opts[0];

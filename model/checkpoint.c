@@ -151,26 +151,12 @@ static int read_floats(FILE *fp, const char *path, float *dst, size_t n, uint32_
     return 0;
 }
 
-// Opens path for reading if it is a regular file and reports its size.
+// Opens path for reading if it is a regular file (without blocking on a
+// FIFO: open_input) and reports its size.
 static FILE *open_regular_file(const char *path, uint64_t *size, Error *err) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) {
-        error_set(err, "%s: cannot open: %s", path, strerror(errno));
-        return NULL;
-    }
-    struct stat st;
-    if (fstat(fileno(fp), &st) != 0) {
-        error_set(err, "%s: cannot stat: %s", path, strerror(errno));
-        fclose(fp);
-        return NULL;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        error_set(err, "%s: %s", path,
-                  S_ISDIR(st.st_mode) ? "is a directory, not a file" : "not a regular file");
-        fclose(fp);
-        return NULL;
-    }
-    *size = (uint64_t)st.st_size;
+    unsigned long long n = 0;
+    FILE *fp = open_input(path, &n, err);
+    if (fp) *size = (uint64_t)n;
     return fp;
 }
 

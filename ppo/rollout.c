@@ -6,6 +6,7 @@
 
 #include "common/jsonl.h"
 #include "data/chat_template.h"
+#include "data/prompt_record.h"
 #include "model/loss.h"
 
 void prompts_free(PromptSet *ps) {
@@ -39,11 +40,8 @@ int prompts_load(PromptSet *ps, const Tokenizer *tok, const Annotator *ann, cons
     while ((rc = jsonl_next(&r, &o, err)) == 1) {
         rc = 0;
         const char *prompt = jsonl_string(&r, o, "prompt", err);
-        const cJSON *cat = cJSON_GetObjectItemCaseSensitive(o, "category");
         int category = -1;
-        if (!prompt) rc = -1;
-        else if (cJSON_IsString(cat)) category = annotator_category_index(ann, cat->valuestring);
-        else category = annotator_category_of_prompt(ann, prompt);
+        if (!prompt || prompt_record_category(ann, &r, o, prompt, &category, err)) rc = -1;
         if (rc == 0 && category < 0)
             rc = error_set(err, "%s:%ld: no annotator category for this prompt", path, r.line);
         int *ids = NULL;

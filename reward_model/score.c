@@ -22,7 +22,9 @@ static int score_all(GPT *m, const CkptHeader *h, const Tokenizer *tok, JsonlRea
         else if (rm_score_text(m, h, tok, prompt, response, &reward, &e2))
             rc = error_set(err, "%s:%ld: %s", r->path, r->line, e2.msg);
         if (rc == 0 && jsonl) {
-            cJSON_AddNumberToObject(o, "reward", reward);
+            // A "reward" of the input is replaced, never written twice.
+            cJSON_DeleteItemFromObjectCaseSensitive(o, "reward");
+            jsonl_add_number(o, "reward", reward);
             jsonl_write(stdout, o);
         } else if (rc == 0) {
             printf("%.4f\n", reward);

@@ -68,7 +68,7 @@ static int pairs_load(RmPairs *set, const Tokenizer *tok, const char *path, int 
         Error e2;
         if (rm_encode(tok, raw[i].prompt, raw[i].chosen, max_len, &q->ids[0], &q->len[0], &e2) ||
             rm_encode(tok, raw[i].prompt, raw[i].rejected, max_len, &q->ids[1], &q->len[1], &e2)) {
-            rc = error_set(err, "%s: pair %zu: %s", path, i + 1, e2.msg);
+            rc = error_set(err, "%s:%ld: %s", path, raw[i].line, e2.msg);
             break;
         }
         q->has_gold = raw[i].has_gold;

@@ -137,7 +137,9 @@ static int sample_responses(const GPT *m, KVCache *kv, const SftSet *val, size_t
 
 // Writes a few held-out prompts with the model's responses to samples.txt.
 static void write_samples(Sft *p, const Settings *s, long step) {
-    enum { N = 4 };
+    // Four held-out prompts, or all of them when the held-out file has fewer
+    // (sft_load refuses a file with none).
+    int N = p->val.n < 4 ? (int)p->val.n : 4;
     int ctx = p->m.config.max_seq_len, eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
     int *tokens = p->gen_tokens, *lens = p->gen_lens;
     sample_responses(&p->m, &p->kv, &p->val, 0, N, eot, (uint64_t)s->seed + (uint64_t)step, tokens, lens,

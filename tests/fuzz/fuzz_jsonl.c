@@ -1,12 +1,15 @@
-// Fuzzes every JSONL reader with arbitrary files: SFT pairs, preference
-// pairs and prompt sets (which also run the chat template and the
-// annotator's category lookup).
+// Fuzzes the strict JSONL record reader (common/jsonl.c) directly, with the
+// property that a record it accepts, printed again by cJSON, is accepted
+// again; then every JSONL reader built on it with the same bytes as a file:
+// SFT pairs, preference pairs and prompt sets (which also run the chat
+// template and the annotator's category lookup).
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "common/jsonl.h"
 #include "data/prefs_io.h"
 #include "ppo/rollout.h"
 #include "sft/sft_data.h"
@@ -30,7 +33,48 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
+// A record printed by cJSON and read again must pass the strict checks: it
+// has one object, no repeated key and no NUL in a string by construction.
+static void reread_printed(const cJSON *obj) {
+    char *text = cJSON_PrintUnformatted(obj);
+    if (!text) return;
+    FILE *fp = fmemopen(text, strlen(text), "rb");
+    JsonlReader again;
+    Error err;
+    if (fp && jsonl_open_stream(&again, fp, "<printed>", &err) == 0) {
+        cJSON *o;
+        if (jsonl_next(&again, &o, &err) != 1) {
+            fprintf(stderr, "fuzz_jsonl: a printed record is refused: %s\n", err.msg);
+            abort();
+        }
+        cJSON_Delete(o);
+        jsonl_close(&again);
+    }
+    if (fp) fclose(fp);
+    cJSON_free(text);
+}
+
+static void read_strictly(const uint8_t *data, size_t size) {
+    FILE *fp = size ? fmemopen((void *)data, size, "rb") : NULL;
+    if (!fp) return;
+    JsonlReader r;
+    Error err;
+    if (jsonl_open_stream(&r, fp, "<fuzz>", &err) == 0) {
+        cJSON *o;
+        while (jsonl_next(&r, &o, &err) == 1) {
+            double x;
+            jsonl_string(&r, o, "prompt", &err);
+            jsonl_number(&r, o, "gold_chosen", 1, &x, &err);
+            reread_printed(o);
+            cJSON_Delete(o);
+        }
+        jsonl_close(&r);
+    }
+    fclose(fp);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    read_strictly(data, size);
     char path[64];
     snprintf(path, sizeof path, "/dev/shm/fuzz_jsonl_%ld.jsonl", (long)getpid());
     FILE *fp = fopen(path, "wb");
