@@ -20,6 +20,7 @@
 #include "data/fortune_text.h"
 #include "model/generate.h"
 #include "model/run.h"
+#include "model/run_folder.h"
 #include "tokenizer/tokenizer.h"
 
 static const char PROG[] = "prefs";
@@ -33,6 +34,7 @@ typedef struct {
     const char *policy, *tokenizer, *prompts, *data_dir, *out;
     int pairs, seed, threads, batch, top_k, keep_ties;
     float tau, val_frac, temperature, temperature2; // temperature2 < 0: the same as temperature
+    int force; // per invocation: never in config.txt
 } Settings;
 
 typedef struct {
@@ -424,8 +426,12 @@ static int setup(Prefs *p, const Settings *s, Error *err) {
 }
 
 static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    const char *inputs[] = {s->policy, s->tokenizer, s->prompts, s->data_dir};
+    RunFolderRequest req = {s->out, 0, s->force, 0, inputs, sizeof inputs / sizeof inputs[0]};
+    RunFolder folder = {-1};
     Prefs p;
     int rc = setup(&p, s, err);
+    if (rc == 0) rc = run_folder_claim(&folder, &req, err);
     if (rc == 0) rc = run_write_config(s->out, opts, n_opts, err);
     if (rc == 0) {
         printf("%s: %zu prompts, %d pairs from %s (context %d tokens), temperatures %g and %g, tau %g\n",
@@ -441,6 +447,7 @@ static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err)
         printf("%s: wrote %s/prefs.jsonl and %s/prefs_val.jsonl\n", PROG, s->out, s->out);
     }
     prefs_free_all(&p);
+    run_folder_release(&folder);
     return rc;
 }
 
@@ -454,6 +461,7 @@ int main(int argc, char **argv) {
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "JSONL prompts: {\"prompt\", optional \"category\"}"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv and keywords.tsv"},
         {"out", CLI_STRING, &s.out, 0, 0, "folder for prefs.jsonl, prefs_val.jsonl, config.txt (required)"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "replace the files of another run in --out"},
         {"pairs", CLI_INT, &s.pairs, 1, 10000000, "preference pairs to write (train + validation)"},
         {"val-frac", CLI_FLOAT, &s.val_frac, 0, 0.9, "fraction of pairs held out, on held-out prompts"},
         {"tau", CLI_FLOAT, &s.tau, 1e-3, 100, "Bradley-Terry temperature of the labels: P(A) = sigmoid((gA-gB)/tau)"},

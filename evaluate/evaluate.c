@@ -11,6 +11,7 @@
 
 #include "common/fileio.h"
 #include "model/run.h"
+#include "model/run_folder.h"
 #include "ppo/ppo_core.h"
 #include "ppo/rollout.h"
 
@@ -18,6 +19,7 @@ typedef struct {
     const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *data_dir, *out;
     int seed, threads, samples, n_prompts, max_new, batch;
     float temperature;
+    int force; // per invocation
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
@@ -201,6 +203,7 @@ int main(int argc, char **argv) {
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "held-out prompts, JSONL {\"prompt\", optional \"category\"}"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files"},
         {"out", CLI_STRING, &s.out, 0, 0, "folder for eval.json (none: print only)"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "replace the files of another run in --out"},
         {"samples", CLI_INT, &s.samples, 1, 1000, "samples per prompt from each model"},
         {"n-prompts", CLI_INT, &s.n_prompts, 0, 1000000, "prompts to use (0: all)"},
         {"max-new", CLI_INT, &s.max_new, 1, 8192, "longest response in tokens"},
@@ -218,8 +221,13 @@ int main(int argc, char **argv) {
         rc = error_set(&err, "--policy, --ref, --rm and --tokenizer are required (see --help)");
     if (rc) error_exit("evaluate", &err);
     run_set_threads(s.threads);
+    const char *inputs[] = {s.policy, s.ref, s.rm, s.tokenizer, s.prompts, s.data_dir};
+    RunFolderRequest req = {s.out, 0, s.force, 0, inputs, sizeof inputs / sizeof inputs[0]};
+    RunFolder folder = {-1};
     Eval e;
-    int ok = eval_setup(&e, &s, &err) == 0 && evaluate(&e, &s, &err) == 0;
+    int ok = eval_setup(&e, &s, &err) == 0 && (!s.out || run_folder_claim(&folder, &req, &err) == 0) &&
+             evaluate(&e, &s, &err) == 0;
+    run_folder_release(&folder);
     eval_free(&e);
     free(stored);
     if (!ok) error_exit("evaluate", &err);

@@ -19,7 +19,7 @@
 void run_set_threads(int n);
 
 // Options every training stage has, parsed in two passes: --config (defaults
-// first), then --resume DIR (settings from DIR/config.txt, except --resume,
+// first), then --resume DIR (settings from DIR/config.txt, except --resume, --force,
 // --threads and --stop-after, which belong to one invocation), then the rest of
 // the command line on top. Returns 1 after --help, -1 on error, 0 otherwise.
 // *settings_storage must be freed after the options are no longer used.
@@ -58,11 +58,21 @@ typedef struct {
     const char *metrics_header; // metrics.csv columns
     const CliOption *opts;      // written to config.txt
     int n_opts;
+    int force;                  // --force: a fresh run replaces another run's files in out
+    const char *const *inputs;  // the files and folders the run reads (NULL entries skipped),
+    int n_inputs;               //   none of which may be in out (model/run_folder.h)
 } RunLoop;
 
-// Before the first step: the RNG from the seed, or model, AdamW moments, step,
+// Drops what a resumed run would write again from the logs other than
+// metrics.csv (samples.txt): the blocks of steps after `step`.
+int run_truncate_logs(const char *out_dir, uint64_t step, Error *err);
+
+// Before the first step: the run folder claimed (model/run_folder.h: its lock,
+// no fresh run over another run's files without --force, no input inside it),
+// the RNG from the seed, or model, AdamW moments, step,
 // RNG and extra values from the run folder when resuming; config.txt;
-// metrics.csv (a resumed run drops rows past its step); signal handlers.
+// metrics.csv and samples.txt (a resumed run drops rows past its step); signal
+// handlers.
 int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, double *extra, CsvWriter *csv,
               Error *err);
 

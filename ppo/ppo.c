@@ -21,6 +21,7 @@ typedef struct {
     int seed, threads, steps, batch, max_new, save_every, sample_every, stop_after, eval_n;
     float kl_coef, target_kl, horizon;
     PpoHyper hp; // what the updates use (ppo_update.h)
+    int force; // per invocation, like resume and threads: never in config.txt
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
@@ -205,8 +206,10 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
 
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    const char *inputs[] = {s->policy, s->ref, s->rm, s->tokenizer, s->prompts, s->eval_prompts, s->data_dir};
     RunLoop loop = {"ppo", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts};
+                    METRICS_HEADER, opts, n_opts,
+                    s->force, inputs, sizeof inputs / sizeof inputs[0]};
     Rng rng;
     uint64_t step;
     double extra[TRAINSTATE_NUM_EXTRA] = {0};
@@ -257,6 +260,7 @@ int main(int argc, char **argv) {
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files (gold scores are logged only)"},
         {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for prompts, sampling and minibatches"},
         {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
         {"steps", CLI_INT, &s.steps, 1, 10000000, "PPO iterations (rollout + updates)"},
