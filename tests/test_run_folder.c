@@ -264,6 +264,28 @@ static void test_force_not_stored_in_config(void **state) {
     assert_int_equal(sh(f, "! grep -q '^force' forced/config.txt"), 0);
 }
 
+// pipeline.sh --from STAGE and a second kl_sweep.sh run re-run stages over
+// their own folders: they pass --force, and each stage it re-runs starts
+// afresh (sft's and ppo's samples.txt are the first run's, not appended to).
+static void test_scripts_rerun_stages(void **state) {
+    Fixture *f = *state;
+    char root[512];
+    src_path(root, sizeof root, "");
+    assert_int_equal(sh(f, "MINIRLHF_BIN=%s %sscripts/pipeline.sh --config smoke --out pipe >/dev/null 2>&1", f->bin,
+                        root), 0);
+    assert_int_equal(sh(f, "cp pipe/sft/samples.txt sft_samples && cp pipe/ppo/samples.txt ppo_samples"), 0);
+    assert_int_equal(sh(f, "MINIRLHF_BIN=%s %sscripts/pipeline.sh --config smoke --out pipe --from sft >/dev/null 2>&1",
+                        f->bin, root), 0);
+    assert_true(files_equal(f, "pipe/sft/samples.txt", "sft_samples"));
+    assert_true(files_equal(f, "pipe/ppo/samples.txt", "ppo_samples"));
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(sh(f, "MINIRLHF_BIN=%s %sscripts/kl_sweep.sh --config smoke --run pipe --out sweep --betas 0.5 "
+                            ">/dev/null 2>&1", f->bin, root), 0);
+        if (i == 0) assert_int_equal(sh(f, "cp sweep/beta_0.5/samples.txt sweep_samples"), 0);
+    }
+    assert_true(files_equal(f, "sweep/beta_0.5/samples.txt", "sweep_samples"));
+}
+
 // log_truncate_after_step keeps the blocks up to the step, and a file without
 // blocks past it unchanged.
 static void test_log_truncate_after_step(void **state) {
@@ -300,6 +322,7 @@ int main(void) {
         cmocka_unit_test(test_samples_after_resume_equal_uninterrupted),
         cmocka_unit_test(test_dead_writers_temporaries_removed),
         cmocka_unit_test(test_force_not_stored_in_config),
+        cmocka_unit_test(test_scripts_rerun_stages),
         cmocka_unit_test(test_log_truncate_after_step),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
