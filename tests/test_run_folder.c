@@ -104,6 +104,14 @@ static void test_fresh_run_over_stopped_run_needs_force(void **state) {
     assert_int_equal(sh(f, "%s", cmd), 0);
     assert_true(files_equal(f, "stopped/samples.txt", "fresh/samples.txt"));
     assert_true(files_equal(f, "stopped/model.bin", "fresh/model.bin"));
+    // Files that are not a run's (a user's notes, the pipeline's log.txt) do
+    // not make a folder another run's, and --force leaves them alone.
+    assert_int_equal(sh(f, "mkdir mine && echo keep > mine/notes.txt && echo keep > stopped/notes.txt"), 0);
+    sft_cmd(f, cmd, sizeof cmd, "pre/model.bin", "mine", "--steps 2");
+    assert_int_equal(sh(f, "%s", cmd), 0);
+    sft_cmd(f, cmd, sizeof cmd, "pre/model.bin", "stopped", "--steps 2 --force");
+    assert_int_equal(sh(f, "%s", cmd), 0);
+    assert_int_equal(sh(f, "grep -q keep mine/notes.txt && grep -q keep stopped/notes.txt"), 0);
 }
 
 // Another stage pointed at a run folder is refused too, prefs and evaluate
@@ -192,6 +200,11 @@ static void test_second_process_on_same_out_refused(void **state) {
              "--out busy", f->bin, f->data);
     snprintf(want, sizeof want, "busy: in use by another run (process %ld)", (long)first);
     assert_refused(f, cmd, "busy", want);
+    snprintf(cmd, sizeof cmd, "%spretrain --resume busy", f->bin); // --resume and --force are no way round it
+    assert_refused(f, cmd, "busy", want);
+    snprintf(cmd, sizeof cmd, "%spretrain --config smoke --steps 2 --tokenizer tok.bin --data %s/fortunes.jsonl "
+             "--out busy --force", f->bin, f->data);
+    assert_refused(f, cmd, "busy", want);
     kill(first, SIGKILL);
     kill(first, SIGCONT);
     waitpid(first, NULL, 0);
@@ -219,6 +232,22 @@ static void test_samples_after_resume_equal_uninterrupted(void **state) {
     assert_true(files_equal(f, "whole/samples.txt", "cut/samples.txt"));
     assert_true(files_equal(f, "whole/model.bin", "cut/model.bin"));
     assert_int_equal(sh(f, "[ $(grep -c '^6,' cut/metrics.csv) = 1 ]"), 0);
+}
+
+// The same for ppo, whose samples.txt blocks read "== step N: kl_coef ...".
+static void test_ppo_samples_after_resume_equal_uninterrupted(void **state) {
+    Fixture *f = *state;
+    char args[2048];
+    snprintf(args, sizeof args, "--config smoke --steps 6 --save-every 2 --sample-every 1 --eval-n 4 --policy sft/model.bin "
+             "--rm rm/model.bin --tokenizer tok.bin --prompts %s/prompts_train.jsonl --eval-prompts %s/prompts_eval.jsonl "
+             "--data-dir %s", f->data, f->data, f->data);
+    assert_int_equal(sh(f, "%sppo %s --out ppo_whole", f->bin, args), 0);
+    int rc = sh(f, "%sppo %s --out ppo_cut --stop-after 2", f->bin, args);
+    assert_true(rc == 0 || rc == 3);
+    assert_int_equal(sh(f, "cp ppo_whole/samples.txt ppo_whole/metrics.csv ppo_cut/"), 0);
+    assert_int_equal(sh(f, "%sppo --resume ppo_cut", f->bin), 0);
+    assert_true(files_equal(f, "ppo_whole/samples.txt", "ppo_cut/samples.txt"));
+    assert_true(files_equal(f, "ppo_whole/model.bin", "ppo_cut/model.bin"));
 }
 
 // A pid that is certainly not running: a child that has exited and been reaped.
@@ -320,6 +349,7 @@ int main(void) {
         cmocka_unit_test(test_output_that_is_an_input_refused),
         cmocka_unit_test(test_second_process_on_same_out_refused),
         cmocka_unit_test(test_samples_after_resume_equal_uninterrupted),
+        cmocka_unit_test(test_ppo_samples_after_resume_equal_uninterrupted),
         cmocka_unit_test(test_dead_writers_temporaries_removed),
         cmocka_unit_test(test_force_not_stored_in_config),
         cmocka_unit_test(test_scripts_rerun_stages),
