@@ -429,6 +429,7 @@ static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err)
     const char *inputs[] = {s->policy, s->tokenizer, s->prompts, s->data_dir};
     RunFolderRequest req = {s->out, 0, s->force, 0, inputs, sizeof inputs / sizeof inputs[0]};
     RunFolder folder = {-1};
+    if (run_folder_check(&req, err)) return -1; // before loading anything
     Prefs p;
     int rc = setup(&p, s, err);
     if (rc == 0) rc = run_folder_claim(&folder, &req, err);

@@ -224,6 +224,7 @@ int main(int argc, char **argv) {
     const char *inputs[] = {s.policy, s.ref, s.rm, s.tokenizer, s.prompts, s.data_dir};
     RunFolderRequest req = {s.out, 0, s.force, 0, inputs, sizeof inputs / sizeof inputs[0]};
     RunFolder folder = {-1};
+    if (s.out && run_folder_check(&req, &err)) error_exit("evaluate", &err); // before loading anything
     Eval e;
     int ok = eval_setup(&e, &s, &err) == 0 && (!s.out || run_folder_claim(&folder, &req, &err) == 0) &&
              evaluate(&e, &s, &err) == 0;

@@ -223,12 +223,19 @@ static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
     }
 }
 
+// The run folder, --resume, --force and the inputs the run-folder guard checks.
+static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
+    const char *const read[] = {s->tokenizer, s->data};
+    memcpy(inputs, read, sizeof read);
+    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+}
+
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
-    const char *inputs[] = {s->tokenizer, s->data};
+    const char *inputs[2];
+    RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"pretrain", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
-                    s->stop_after, METRICS_HEADER, opts, n_opts,
-                    s->force, inputs, sizeof inputs / sizeof inputs[0]};
+                    s->stop_after, METRICS_HEADER, opts, n_opts, &folder};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
@@ -306,6 +313,9 @@ int main(int argc, char **argv) {
     if (rc == 0 && s.resume) s.out = s.resume;
     if (rc == 0 && (!s.tokenizer || !s.out)) rc = error_set(&err, "--tokenizer and --out are required (see --help)");
     if (rc) error_exit("pretrain", &err);
+    const char *inputs[2];
+    RunFolderRequest folder = folder_request(&s, inputs);
+    if (run_folder_check(&folder, &err)) error_exit("pretrain", &err); // before loading anything
     run_set_threads(s.threads);
 
     Pretrain p;

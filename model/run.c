@@ -11,7 +11,6 @@
 #include <omp.h>
 
 #include "common/fileio.h"
-#include "model/run_folder.h"
 
 void run_set_threads(int n) {
     if (n <= 0) return;
@@ -152,11 +151,11 @@ int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *r
               Error *err) {
     rng_seed(rng, loop->seed);
     *step = 0;
-    RunFolderRequest req = {loop->out, loop->resuming, loop->force, 1, loop->inputs, loop->n_inputs};
+    RunFolderRequest bare = {loop->out, loop->resuming, 0, 1, NULL, 0};
     RunFolder folder;
     // The lock is left held on purpose: it must last as long as the process,
     // and the kernel releases it however the process ends.
-    if (run_folder_claim(&folder, &req, err)) return -1;
+    if (run_folder_claim(&folder, loop->folder ? loop->folder : &bare, err)) return -1;
     if (loop->resuming) {
         if (run_resume(loop->out, m, h, step, rng, extra, err)) return -1;
         printf("%s: resuming %s at step %llu of %ld\n", loop->prog, loop->out, (unsigned long long)*step, loop->steps);

@@ -14,6 +14,7 @@
 #include "model/adamw.h"
 #include "model/checkpoint.h"
 #include "model/gpt.h"
+#include "model/run_folder.h"
 
 // Sets the OpenMP and OpenBLAS thread counts (0 keeps the default: all cores).
 void run_set_threads(int n);
@@ -58,9 +59,8 @@ typedef struct {
     const char *metrics_header; // metrics.csv columns
     const CliOption *opts;      // written to config.txt
     int n_opts;
-    int force;                  // --force: a fresh run replaces another run's files in out
-    const char *const *inputs;  // the files and folders the run reads (NULL entries skipped),
-    int n_inputs;               //   none of which may be in out (model/run_folder.h)
+    const RunFolderRequest *folder; // out, --force and the run's inputs for the run-folder guard
+                                    // (NULL: out with no inputs and no --force)
 } RunLoop;
 
 // Drops what a resumed run would write again from the logs other than

@@ -181,8 +181,7 @@ static int take_lock(RunFolder *f, const char *dir, Error *err) {
     return 0;
 }
 
-// Everything that can refuse the run without touching the folder.
-static int check_before_lock(const RunFolderRequest *req, Error *err) {
+int run_folder_check(const RunFolderRequest *req, Error *err) {
     struct stat out;
     if (stat(req->dir, &out) != 0) return 0; // a new folder: nothing in it to protect
     if (!S_ISDIR(out.st_mode)) return error_set(err, "%s: exists and is not a folder", req->dir);
@@ -196,7 +195,7 @@ static int check_before_lock(const RunFolderRequest *req, Error *err) {
 
 int run_folder_claim(RunFolder *f, const RunFolderRequest *req, Error *err) {
     f->lock_fd = -1;
-    if (check_before_lock(req, err) || make_dirs(req->dir, err) || take_lock(f, req->dir, err)) return -1;
+    if (run_folder_check(req, err) || make_dirs(req->dir, err) || take_lock(f, req->dir, err)) return -1;
     // Checked again under the lock: another run may have started and written
     // its files between the first check and the lock.
     int rc = 0;

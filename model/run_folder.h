@@ -36,6 +36,11 @@ typedef struct {
 // (config.txt, metrics.csv, model.bin, samples.txt, prefs.jsonl, ...).
 int run_folder_is_run_file(const char *name);
 
+// Every refusal run_folder_claim can make, made without creating or changing
+// anything: a stage calls it before loading its inputs, so that it is
+// refused at once; run_folder_claim checks again under the lock.
+int run_folder_check(const RunFolderRequest *req, Error *err);
+
 // Checks the request, creates the folder, takes its lock, and (fresh run with
 // --force) removes the old run files; then removes dead writers' temporary
 // files. On refusal nothing on disk has changed and the message names the

@@ -204,12 +204,19 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
     return 1;
 }
 
+// The run folder, --resume, --force and the inputs the run-folder guard checks.
+static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
+    const char *const read[] = {s->policy, s->ref, s->rm, s->tokenizer, s->prompts, s->eval_prompts, s->data_dir};
+    memcpy(inputs, read, sizeof read);
+    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+}
+
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
-    const char *inputs[] = {s->policy, s->ref, s->rm, s->tokenizer, s->prompts, s->eval_prompts, s->data_dir};
+    const char *inputs[7];
+    RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"ppo", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts,
-                    s->force, inputs, sizeof inputs / sizeof inputs[0]};
+                    METRICS_HEADER, opts, n_opts, &folder};
     Rng rng;
     uint64_t step;
     double extra[TRAINSTATE_NUM_EXTRA] = {0};
@@ -298,6 +305,9 @@ int main(int argc, char **argv) {
     if (rc == 0 && s.hp.minibatch > s.batch)
         rc = error_set(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.batch);
     if (rc) error_exit("ppo", &err);
+    const char *inputs[7];
+    RunFolderRequest folder = folder_request(&s, inputs);
+    if (run_folder_check(&folder, &err)) error_exit("ppo", &err); // before loading anything
     run_set_threads(s.threads);
     Ppo p;
     int ok = ppo_setup(&p, &s, &err) == 0 && ppo_run(&p, &s, opts, n_opts, &err);

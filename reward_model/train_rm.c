@@ -247,13 +247,20 @@ static void print_eval(const char *when, const PairEval *e) {
            when, 100 * e->accuracy, 100 * e->gold_accuracy, e->n_gold, 100 * e->label_noise, e->loss, e->margin);
 }
 
+// The run folder, --resume, --force and the inputs the run-folder guard checks.
+static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
+    const char *const read[] = {s->init, s->tokenizer, s->pairs, s->val};
+    memcpy(inputs, read, sizeof read);
+    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+}
+
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
-    const char *inputs[] = {s->init, s->tokenizer, s->pairs, s->val};
+    const char *inputs[4];
+    RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"train_rm", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
-                    s->stop_after, METRICS_HEADER, opts, n_opts,
-                    s->force, inputs, sizeof inputs / sizeof inputs[0]};
+                    s->stop_after, METRICS_HEADER, opts, n_opts, &folder};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
@@ -336,6 +343,9 @@ int main(int argc, char **argv) {
     if (rc == 0 && (!s.init || !s.tokenizer || !s.pairs || !s.val || !s.out))
         rc = error_set(&err, "--init, --tokenizer, --pairs, --val and --out are required (see --help)");
     if (rc) error_exit("train_rm", &err);
+    const char *inputs[4];
+    RunFolderRequest folder = folder_request(&s, inputs);
+    if (run_folder_check(&folder, &err)) error_exit("train_rm", &err); // before loading anything
     run_set_threads(s.threads);
     TrainRm p;
     int ok = train_rm_setup(&p, &s, &err) == 0 && train_rm_run(&p, &s, opts, n_opts, &err);

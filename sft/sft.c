@@ -187,15 +187,22 @@ static int next_batch(Sft *p, const Settings *s, uint64_t step) {
     return sft_fill_batch(&p->batch, &p->train, p->idx, s->batch, tokenizer_special(p->tok, TOK_PAD));
 }
 
+// The run folder, --resume, --force and the inputs the run-folder guard checks.
+static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
+    const char *const read[] = {s->init, s->tokenizer, s->data, s->val};
+    memcpy(inputs, read, sizeof read);
+    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+}
+
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("sft: %zu training pairs, %zu held-out (%zu and %zu longer than the context skipped)\n",
            p->train.n, p->val.n, p->train.skipped_long, p->val.skipped_long);
     SftFigures before = measure(p, s); // the init (pretrained) model, before any step
-    const char *inputs[] = {s->init, s->tokenizer, s->data, s->val};
+    const char *inputs[4];
+    RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"sft", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts,
-                    s->force, inputs, sizeof inputs / sizeof inputs[0]};
+                    METRICS_HEADER, opts, n_opts, &folder};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
@@ -272,6 +279,9 @@ int main(int argc, char **argv) {
     if (rc == 0 && (!s.init || !s.tokenizer || !s.out))
         rc = error_set(&err, "--init, --tokenizer and --out are required (see --help)");
     if (rc) error_exit("sft", &err);
+    const char *inputs[4];
+    RunFolderRequest folder = folder_request(&s, inputs);
+    if (run_folder_check(&folder, &err)) error_exit("sft", &err); // before loading anything
     run_set_threads(s.threads);
     Sft p;
     int ok = sft_setup(&p, &s, &err) == 0 && sft_run(&p, &s, opts, n_opts, &err);

@@ -33,7 +33,7 @@ static int setup(void **state) {
         gpt_alloc_training(&f->m, 1, 4, &err) || ckpt_header_init(&f->h, CKPT_LM, &cfg, "pretrain", &err))
         return -1;
     gpt_init_random(&f->m, 1);
-    f->loop = (RunLoop){"test", f->dir, 0, 1, 10, 4, 0, "step,loss", NULL, 0, 0, NULL, 0};
+    f->loop = (RunLoop){"test", f->dir, 0, 1, 10, 4, 0, "step,loss", NULL, 0, NULL};
     *state = f;
     return 0;
 }

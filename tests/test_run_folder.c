@@ -64,8 +64,9 @@ static void sft_cmd(const Fixture *f, char *cmd, size_t n, const char *init, con
 }
 
 // Runs `args` (a whole command line, run in the fixture's folder) and asserts
-// the refusal: exit status 1, one stderr line holding `want`, and `folder`
-// byte-identical before and after.
+// the refusal: exit status 1, one stderr line holding `want`, `folder`
+// byte-identical before and after, and nothing on stdout (refused at once,
+// before the program loads its inputs).
 static void assert_refused(const Fixture *f, const char *args, const char *folder, const char *want) {
     char cmd[8192], path[512], out[8192], err[4096];
     snprintf(path, sizeof path, "%s/%s", f->dir, folder);
@@ -79,6 +80,7 @@ static void assert_refused(const Fixture *f, const char *args, const char *folde
     assert_true(is_one_line(err));
     assert_non_null(strstr(err, want));
     assert_string_equal(before, after);
+    assert_string_equal(out, "");
     free(before);
     free(after);
 }
