@@ -462,7 +462,7 @@ int main(int argc, char **argv) {
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "JSONL prompts: {\"prompt\", optional \"category\"}"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv and keywords.tsv"},
         {"out", CLI_STRING, &s.out, 0, 0, "folder for prefs.jsonl, prefs_val.jsonl, config.txt (required)"},
-        {"force", CLI_FLAG, &s.force, 0, 0, "replace the files of another run in --out"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"pairs", CLI_INT, &s.pairs, 1, 10000000, "preference pairs to write (train + validation)"},
         {"val-frac", CLI_FLOAT, &s.val_frac, 0, 0.9, "fraction of pairs held out, on held-out prompts"},
         {"tau", CLI_FLOAT, &s.tau, 1e-3, 100, "Bradley-Terry temperature of the labels: P(A) = sigmoid((gA-gB)/tau)"},

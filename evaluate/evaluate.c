@@ -203,7 +203,7 @@ int main(int argc, char **argv) {
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "held-out prompts, JSONL {\"prompt\", optional \"category\"}"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files"},
         {"out", CLI_STRING, &s.out, 0, 0, "folder for eval.json (none: print only)"},
-        {"force", CLI_FLAG, &s.force, 0, 0, "replace the files of another run in --out"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"samples", CLI_INT, &s.samples, 1, 1000, "samples per prompt from each model"},
         {"n-prompts", CLI_INT, &s.n_prompts, 0, 1000000, "prompts to use (0: all)"},
         {"max-new", CLI_INT, &s.max_new, 1, 8192, "longest response in tokens"},
