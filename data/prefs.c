@@ -21,6 +21,7 @@
 #include "data/prompt_record.h"
 #include "model/generate.h"
 #include "model/run.h"
+#include "model/run_folder.h"
 #include "tokenizer/tokenizer.h"
 
 static const char PROG[] = "prefs";
@@ -34,6 +35,7 @@ typedef struct {
     const char *policy, *tokenizer, *prompts, *data_dir, *out;
     int pairs, seed, threads, batch, top_k, keep_ties;
     float tau, val_frac, temperature, temperature2; // temperature2 < 0: the same as temperature
+    int force; // per invocation: never in config.txt
 } Settings;
 
 typedef struct {
@@ -454,8 +456,13 @@ static int setup(Prefs *p, const Settings *s, Error *err) {
 }
 
 static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    const char *inputs[] = {s->policy, s->tokenizer, s->prompts, s->data_dir};
+    RunFolderRequest req = {s->out, 0, s->force, 0, inputs, sizeof inputs / sizeof inputs[0]};
+    RunFolder folder = {-1};
+    if (run_folder_check(&req, err)) return -1; // before loading anything
     Prefs p;
     int rc = setup(&p, s, err);
+    if (rc == 0) rc = run_folder_claim(&folder, &req, err);
     if (rc == 0) rc = run_write_config(s->out, opts, n_opts, err);
     if (rc == 0) {
         printf("%s: %zu prompts, %d pairs from %s (context %d tokens), temperatures %g and %g, tau %g\n",
@@ -471,6 +478,7 @@ static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err)
         printf("%s: wrote %s/prefs.jsonl and %s/prefs_val.jsonl\n", PROG, s->out, s->out);
     }
     prefs_free_all(&p);
+    run_folder_release(&folder);
     return rc;
 }
 
@@ -484,6 +492,7 @@ int main(int argc, char **argv) {
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "JSONL prompts: {\"prompt\", optional \"category\"}"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv and keywords.tsv"},
         {"out", CLI_STRING, &s.out, 0, 0, "folder for prefs.jsonl, prefs_val.jsonl, config.txt (required)"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"pairs", CLI_INT, &s.pairs, 1, 10000000, "preference pairs to write (train + validation)"},
         {"val-frac", CLI_FLOAT, &s.val_frac, 0, 0.9, "fraction of pairs held out, on held-out prompts"},
         {"tau", CLI_FLOAT, &s.tau, 1e-3, 100, "Bradley-Terry temperature of the labels: P(A) = sigmoid((gA-gB)/tau)"},

@@ -12,6 +12,7 @@
 #include "common/fileio.h"
 #include "common/jsonl.h"
 #include "model/run.h"
+#include "model/run_folder.h"
 #include "ppo/ppo_core.h"
 #include "ppo/rollout.h"
 
@@ -19,6 +20,7 @@ typedef struct {
     const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *data_dir, *out;
     int seed, threads, samples, n_prompts, max_new, batch;
     float temperature;
+    int force; // per invocation
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
@@ -202,6 +204,7 @@ int main(int argc, char **argv) {
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "held-out prompts, JSONL {\"prompt\", optional \"category\"}"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files"},
         {"out", CLI_STRING, &s.out, 0, 0, "folder for eval.json (none: print only)"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"samples", CLI_INT, &s.samples, 1, 1000, "samples per prompt from each model"},
         {"n-prompts", CLI_INT, &s.n_prompts, 0, 1000000, "prompts to use (0: all)"},
         {"max-new", CLI_INT, &s.max_new, 1, 8192, "longest response in tokens"},
@@ -219,8 +222,14 @@ int main(int argc, char **argv) {
         rc = error_set(&err, "--policy, --ref, --rm and --tokenizer are required (see --help)");
     if (rc) error_exit("evaluate", &err);
     run_set_threads(s.threads);
+    const char *inputs[] = {s.policy, s.ref, s.rm, s.tokenizer, s.prompts, s.data_dir};
+    RunFolderRequest req = {s.out, 0, s.force, 0, inputs, sizeof inputs / sizeof inputs[0]};
+    RunFolder folder = {-1};
+    if (s.out && run_folder_check(&req, &err)) error_exit("evaluate", &err); // before loading anything
     Eval e;
-    int ok = eval_setup(&e, &s, &err) == 0 && evaluate(&e, &s, &err) == 0;
+    int ok = eval_setup(&e, &s, &err) == 0 && (!s.out || run_folder_claim(&folder, &req, &err) == 0) &&
+             evaluate(&e, &s, &err) == 0;
+    run_folder_release(&folder);
     eval_free(&e);
     free(stored);
     if (!ok) error_exit("evaluate", &err);

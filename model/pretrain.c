@@ -19,6 +19,7 @@ typedef struct {
     const char *config, *tokenizer, *data, *out, *resume;
     int seed, threads, steps, batch, warmup, eval_every, eval_batches, save_every, stop_after;
     float lr, min_lr_frac, weight_decay, grad_clip;
+    int force; // per invocation, like resume and threads: never in config.txt
 } Settings;
 
 // Defaults per named configuration; the smoke run takes seconds.
@@ -224,10 +225,19 @@ static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
     }
 }
 
+// The run folder, --resume, --force and the inputs the run-folder guard checks.
+static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
+    const char *const read[] = {s->tokenizer, s->data};
+    memcpy(inputs, read, sizeof read);
+    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+}
+
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    const char *inputs[2];
+    RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"pretrain", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
-                    s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk};
+                    s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
@@ -281,6 +291,7 @@ int main(int argc, char **argv) {
         {"data", CLI_STRING, &s.data, 0, 0, "JSONL corpus: {\"text\", \"split\": \"train\"|\"val\"}"},
         {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for initialisation and batches"},
         {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
         {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
@@ -304,6 +315,9 @@ int main(int argc, char **argv) {
     if (rc == 0 && s.resume) s.out = s.resume;
     if (rc == 0 && (!s.tokenizer || !s.out)) rc = error_set(&err, "--tokenizer and --out are required (see --help)");
     if (rc) error_exit("pretrain", &err);
+    const char *inputs[2];
+    RunFolderRequest folder = folder_request(&s, inputs);
+    if (run_folder_check(&folder, &err)) error_exit("pretrain", &err); // before loading anything
     run_set_threads(s.threads);
 
     Pretrain p;

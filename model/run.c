@@ -31,7 +31,7 @@ int run_parse_options(const char *prog, const char *summary, const CliOption *op
         char path[4096];
         if (path_join(path, sizeof path, resume_dir, "config.txt", err)) return -1;
         // Settings that belong to one invocation, not to the run.
-        static const char *const per_invocation[] = {"resume", "threads", "stop-after", NULL};
+        static const char *const per_invocation[] = {"resume", "threads", "stop-after", "force", NULL};
         if (cli_load_settings(path, opts, n_opts, per_invocation, settings_storage, err)) return -1;
     }
     int rc = cli_parse(prog, opts, n_opts, argc, argv, NULL, err);
@@ -47,7 +47,9 @@ int run_write_config(const char *out_dir, const CliOption *opts, int n_opts, Err
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
     if (!mem) return error_set(err, "out of memory");
-    cli_write_settings(mem, opts, n_opts);
+    // --force belongs to one invocation: a resumed run must not inherit it.
+    for (int i = 0; i < n_opts; i++)
+        if (strcmp(opts[i].name, "force")) cli_write_settings(mem, &opts[i], 1);
     fclose(mem);
     int rc = write_file_atomic(path, text, len, err);
     free(text);
@@ -201,15 +203,27 @@ int run_resume(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *
     return 0;
 }
 
+int run_truncate_logs(const char *out_dir, uint64_t step, Error *err) {
+    char path[4096];
+    if (path_join(path, sizeof path, out_dir, "samples.txt", err)) return -1;
+    return log_truncate_after_step(path, step, err);
+}
+
 int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, TrainStageValues *stage,
               CsvWriter *csv, Error *err) {
     rng_seed(rng, loop->seed);
     *step = 0;
+    RunFolderRequest bare = {loop->out, loop->resuming, 0, 1, NULL, 0};
+    RunFolder folder;
+    // The lock is left held on purpose: it must last as long as the process,
+    // and the kernel releases it however the process ends.
+    if (run_folder_claim(&folder, loop->folder ? loop->folder : &bare, err)) return -1;
     if (loop->resuming) {
         if (run_resume(loop, m, h, step, rng, stage, err)) return -1;
         printf("%s: resuming %s at step %llu of %ld\n", loop->prog, loop->out, (unsigned long long)*step, loop->steps);
     }
     char path[4096];
+    if (loop->resuming && run_truncate_logs(loop->out, *step, err)) return -1;
     if (run_write_config(loop->out, loop->opts, loop->n_opts, err) ||
         path_join(path, sizeof path, loop->out, "metrics.csv", err))
         return -1;

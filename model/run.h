@@ -14,12 +14,13 @@
 #include "model/adamw.h"
 #include "model/checkpoint.h"
 #include "model/gpt.h"
+#include "model/run_folder.h"
 
 // Sets the OpenMP and OpenBLAS thread counts (0 keeps the default: all cores).
 void run_set_threads(int n);
 
 // Options every training stage has, parsed in two passes: --config (defaults
-// first), then --resume DIR (settings from DIR/config.txt, except --resume,
+// first), then --resume DIR (settings from DIR/config.txt, except --resume, --force,
 // --threads and --stop-after, which belong to one invocation), then the rest of
 // the command line on top. Returns 1 after --help, -1 on error, 0 otherwise.
 // *settings_storage must be freed after the options are no longer used.
@@ -59,6 +60,8 @@ typedef struct {
     // Recorded in the training state and checked when the run is resumed.
     CkptTokenizer tokenizer;    // path NULL: none
     RunInput ref, rm;
+    const RunFolderRequest *folder; // out, --force and the run's inputs for the run-folder guard
+                                    // (NULL: out with no inputs and no --force)
 } RunLoop;
 
 // Writes loop->out/model.bin and its training state (AdamW moments, step,
@@ -76,10 +79,15 @@ int run_save(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, const Rn
 int run_resume(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng,
                TrainStageValues *stage, Error *err);
 
-// Before the first step: the RNG from the seed, or model, AdamW moments, step,
-// RNG and stage values from the run folder when resuming (run_resume);
-// config.txt; metrics.csv (a resumed run drops rows past its step); signal
-// handlers.
+// Drops what a resumed run would write again from the logs other than
+// metrics.csv (samples.txt): the blocks of steps after `step`.
+int run_truncate_logs(const char *out_dir, uint64_t step, Error *err);
+
+// Before the first step: the run folder claimed (model/run_folder.h: its lock,
+// no fresh run over another run's files without --force, no input inside it),
+// the RNG from the seed, or model, AdamW moments, step, RNG and stage values
+// from the run folder when resuming (run_resume); config.txt; metrics.csv and
+// samples.txt (a resumed run drops rows past its step); signal handlers.
 int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, TrainStageValues *stage,
               CsvWriter *csv, Error *err);
 

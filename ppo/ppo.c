@@ -21,6 +21,7 @@ typedef struct {
     int seed, threads, steps, batch, max_new, save_every, sample_every, stop_after, eval_n;
     float kl_coef, target_kl, horizon;
     PpoHyper hp; // what the updates use (ppo_update.h)
+    int force; // per invocation, like resume and threads: never in config.txt
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
@@ -210,10 +211,19 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
     return 1;
 }
 
+// The run folder, --resume, --force and the inputs the run-folder guard checks.
+static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
+    const char *const read[] = {s->policy, s->ref, s->rm, s->tokenizer, s->prompts, s->eval_prompts, s->data_dir};
+    memcpy(inputs, read, sizeof read);
+    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+}
+
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+    const char *inputs[7];
+    RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"ppo", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .ref = p->ref_in, .rm = p->rm_in};
+                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .ref = p->ref_in, .rm = p->rm_in, .folder = &folder};
     Rng rng;
     uint64_t step;
     TrainStageValues stage = {.kl_beta = p->kl.beta};
@@ -263,6 +273,7 @@ int main(int argc, char **argv) {
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files (gold scores are logged only)"},
         {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for prompts, sampling and minibatches"},
         {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
         {"steps", CLI_INT, &s.steps, 1, 10000000, "PPO iterations (rollout + updates)"},
@@ -300,6 +311,9 @@ int main(int argc, char **argv) {
     if (rc == 0 && s.hp.minibatch > s.batch)
         rc = error_set(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.batch);
     if (rc) error_exit("ppo", &err);
+    const char *inputs[7];
+    RunFolderRequest folder = folder_request(&s, inputs);
+    if (run_folder_check(&folder, &err)) error_exit("ppo", &err); // before loading anything
     run_set_threads(s.threads);
     Ppo p;
     int ok = ppo_setup(&p, &s, &err) == 0 && ppo_run(&p, &s, opts, n_opts, &err);

@@ -20,6 +20,7 @@ typedef struct {
     const char *config, *init, *tokenizer, *pairs, *val, *out, *resume;
     int seed, threads, steps, batch, warmup, eval_every, save_every, stop_after;
     float lr, min_lr_frac, weight_decay, grad_clip, margin;
+    int force; // per invocation, like resume and threads: never in config.txt
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
@@ -248,11 +249,20 @@ static void print_eval(const char *when, const PairEval *e) {
            when, 100 * e->accuracy, 100 * e->gold_accuracy, e->n_gold, 100 * e->label_noise, e->loss, e->margin);
 }
 
+// The run folder, --resume, --force and the inputs the run-folder guard checks.
+static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
+    const char *const read[] = {s->init, s->tokenizer, s->pairs, s->val};
+    memcpy(inputs, read, sizeof read);
+    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+}
+
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
+    const char *inputs[4];
+    RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"train_rm", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
-                    s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk};
+                    s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
@@ -311,6 +321,7 @@ int main(int argc, char **argv) {
         {"val", CLI_STRING, &s.val, 0, 0, "held-out pairs, same format (required)"},
         {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for the order of pairs"},
         {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
         {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
@@ -334,6 +345,9 @@ int main(int argc, char **argv) {
     if (rc == 0 && (!s.init || !s.tokenizer || !s.pairs || !s.val || !s.out))
         rc = error_set(&err, "--init, --tokenizer, --pairs, --val and --out are required (see --help)");
     if (rc) error_exit("train_rm", &err);
+    const char *inputs[4];
+    RunFolderRequest folder = folder_request(&s, inputs);
+    if (run_folder_check(&folder, &err)) error_exit("train_rm", &err); // before loading anything
     run_set_threads(s.threads);
     TrainRm p;
     int ok = train_rm_setup(&p, &s, &err) == 0 && train_rm_run(&p, &s, opts, n_opts, &err);

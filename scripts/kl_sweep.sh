@@ -45,13 +45,14 @@ for b in "${beta_list[@]}"; do
   dir="$out/beta_$b"
   echo "== beta $b"
   mkdir -p "$dir/eval"
+  # The sweep owns beta_B/: a second sweep replaces its runs (--force).
   "$bin/ppo" --config "$config" --seed "$seed" --kl-coef "$b" --policy "$run/sft/model.bin" --rm "$run/rm/model.bin" \
     --tokenizer "$run/tokenizer.bin" --prompts "$data/prompts_train.jsonl" --eval-prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$dir" > "$dir/log.txt" 2>&1 || { cat "$dir/log.txt"; exit 1; }
+    --data-dir "$data" --out "$dir" --force > "$dir/log.txt" 2>&1 || { cat "$dir/log.txt"; exit 1; }
   grep "^ppo: held-out" "$dir/log.txt"
   "$bin/evaluate" --config "$config" --seed "$seed" --policy "$dir/model.bin" --ref "$run/sft/model.bin" \
     --rm "$run/rm/model.bin" --tokenizer "$run/tokenizer.bin" --prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$dir/eval" > "$dir/eval/log.txt" 2>&1 || { cat "$dir/eval/log.txt"; exit 1; }
+    --data-dir "$data" --out "$dir/eval" --force > "$dir/eval/log.txt" 2>&1 || { cat "$dir/eval/log.txt"; exit 1; }
   # One row of sweep.csv from eval.json (cJSON writes one field per line).
   awk -v beta="$b" -F'[:,]' '
     /"policy":/ {s="p"} /"reference":/ {s="r"}

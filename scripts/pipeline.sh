@@ -79,23 +79,25 @@ run_stage() {
   return 0
 }
 
+# The pipeline owns its stage folders: each stage it runs starts afresh there
+# (--force replaces the run files an earlier run or --from left).
 run_all() {
   run_stage bpe "$bin/bpe" train --input "$data/fortunes.jsonl" --jsonl-field text --vocab "$vocab" --out "$tok" || return 0
   run_stage pretrain "$bin/pretrain" --config "$config" --seed "$seed" --tokenizer "$tok" \
-    --data "$data/fortunes.jsonl" --out "$out/pretrain" || return 0
+    --data "$data/fortunes.jsonl" --out "$out/pretrain" --force || return 0
   run_stage sft "$bin/sft" --config "$config" --seed "$seed" --init "$out/pretrain/model.bin" --tokenizer "$tok" \
-    --data "$data/sft.jsonl" --val "$data/sft_val.jsonl" --out "$out/sft" || return 0
+    --data "$data/sft.jsonl" --val "$data/sft_val.jsonl" --out "$out/sft" --force || return 0
   # Each pair's second response at temperature 0.7: more varied pairs (docs/annotator.md).
   run_stage prefs "$bin/prefs" --seed "$seed" --pairs "$pairs" --policy "$out/sft/model.bin" --tokenizer "$tok" \
-    --prompts "$data/prompts_train.jsonl" --data-dir "$data" --temperature2 0.7 --out "$out/prefs" || return 0
+    --prompts "$data/prompts_train.jsonl" --data-dir "$data" --temperature2 0.7 --out "$out/prefs" --force || return 0
   run_stage train_rm "$bin/train_rm" --config "$config" --seed "$seed" --init "$out/sft/model.bin" --tokenizer "$tok" \
-    --pairs "$out/prefs/prefs.jsonl" --val "$out/prefs/prefs_val.jsonl" --out "$out/rm" || return 0
+    --pairs "$out/prefs/prefs.jsonl" --val "$out/prefs/prefs_val.jsonl" --out "$out/rm" --force || return 0
   run_stage ppo "$bin/ppo" --config "$config" --seed "$seed" --policy "$out/sft/model.bin" --rm "$out/rm/model.bin" \
     --tokenizer "$tok" --prompts "$data/prompts_train.jsonl" --eval-prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$out/ppo" || return 0
+    --data-dir "$data" --out "$out/ppo" --force || return 0
   run_stage evaluate "$bin/evaluate" --config "$config" --seed "$seed" --policy "$out/ppo/model.bin" \
     --ref "$out/sft/model.bin" --rm "$out/rm/model.bin" --tokenizer "$tok" --prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$out/eval" || return 0
+    --data-dir "$data" --out "$out/eval" --force || return 0
 }
 run_all
 

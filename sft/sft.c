@@ -19,6 +19,7 @@ typedef struct {
     const char *config, *init, *tokenizer, *data, *val, *out, *resume;
     int seed, threads, steps, batch, warmup, eval_every, save_every, stop_after, eval_prompts;
     float lr, min_lr_frac, weight_decay, grad_clip;
+    int force; // per invocation, like resume and threads: never in config.txt
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
@@ -190,13 +191,22 @@ static int next_batch(Sft *p, const Settings *s, uint64_t step) {
     return sft_fill_batch(&p->batch, &p->train, p->idx, s->batch, tokenizer_special(p->tok, TOK_PAD));
 }
 
+// The run folder, --resume, --force and the inputs the run-folder guard checks.
+static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
+    const char *const read[] = {s->init, s->tokenizer, s->data, s->val};
+    memcpy(inputs, read, sizeof read);
+    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+}
+
 // Returns 1 when the run completed or stopped cleanly, 0 on error.
 static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("sft: %zu training pairs, %zu held-out (%zu and %zu longer than the context skipped)\n",
            p->train.n, p->val.n, p->train.skipped_long, p->val.skipped_long);
     SftFigures before = measure(p, s); // the init (pretrained) model, before any step
+    const char *inputs[4];
+    RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"sft", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk};
+                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
     Rng rng;
     uint64_t step;
     if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
@@ -249,6 +259,7 @@ int main(int argc, char **argv) {
         {"val", CLI_STRING, &s.val, 0, 0, "held-out pairs, same format"},
         {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for the order of pairs and sampling"},
         {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
         {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
@@ -272,6 +283,9 @@ int main(int argc, char **argv) {
     if (rc == 0 && (!s.init || !s.tokenizer || !s.out))
         rc = error_set(&err, "--init, --tokenizer and --out are required (see --help)");
     if (rc) error_exit("sft", &err);
+    const char *inputs[4];
+    RunFolderRequest folder = folder_request(&s, inputs);
+    if (run_folder_check(&folder, &err)) error_exit("sft", &err); // before loading anything
     run_set_threads(s.threads);
     Sft p;
     int ok = sft_setup(&p, &s, &err) == 0 && sft_run(&p, &s, opts, n_opts, &err);
