@@ -7,6 +7,12 @@ typedef struct {
     char msg[1024];
 } Error;
 
+// Exit status of a training stage (pretrain, sft, train_rm, ppo) that stopped
+// before its last step and left a checkpoint to continue from with --resume:
+// SIGINT, SIGTERM or --stop-after. Distinct from 0 (finished) and 1 (an error
+// or bad input), so that a script can tell a partly trained model apart.
+#define EXIT_STOPPED 3
+
 // Formats the message into e (if non-NULL) and returns -1, so callers can
 // write `return error_set(err, "...")`.
 int error_set(Error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -246,14 +246,15 @@ static void print_eval(const char *when, const PairEval *e) {
            when, 100 * e->accuracy, 100 * e->gold_accuracy, e->n_gold, 100 * e->label_noise, e->loss, e->margin);
 }
 
-// Returns 1 when the run completed or stopped cleanly, 0 on error.
+// Returns 0 when the run completed, 1 when it stopped before its last step
+// with a checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
 static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
     RunLoop loop = {"train_rm", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
                     s->stop_after, METRICS_HEADER, opts, n_opts};
     Rng rng;
     uint64_t step;
-    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
+    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return -1;
     Progress prog;
     progress_init(&prog, stdout, "train_rm", (long)step, s->steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start, tokens = 0;
@@ -267,7 +268,7 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
         float acc, loss = pair_step(p, s, &acc);
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
         float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
-        if (norm < 0) return 0;
+        if (norm < 0) return -1;
         step++;
         tokens += (double)2 * s->batch * p->m.T;
         double now = now_seconds(), tps = (double)2 * s->batch * p->m.T / (now - t_last);
@@ -287,14 +288,14 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
             p->h.reward_mean = (float)mean, p->h.reward_std = (float)std;
         }
         int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
-        if (rc) return rc > 0;
+        if (rc) return rc > 0 ? 1 : -1;
     }
     progress_done(&prog);
     print_eval("final", &ev);
     printf("train_rm: reward normalisation: raw mean %.4f, std %.4f over the %zu training responses\n",
            p->h.reward_mean, p->h.reward_std, 2 * p->train.n);
     printf("train_rm: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
-    return 1;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -321,7 +322,7 @@ int main(int argc, char **argv) {
         {"margin", CLI_FLOAT, &s.margin, 0, 100, "Bradley-Terry margin: loss -log sigmoid(r_c - r_r - margin)"},
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between held-out evaluations"},
         {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step; 0: off"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
     char *stored = NULL;
@@ -334,9 +335,9 @@ int main(int argc, char **argv) {
     if (rc) error_exit("train_rm", &err);
     run_set_threads(s.threads);
     TrainRm p;
-    int ok = train_rm_setup(&p, &s, &err) == 0 && train_rm_run(&p, &s, opts, n_opts, &err);
+    int outcome = train_rm_setup(&p, &s, &err) ? -1 : train_rm_run(&p, &s, opts, n_opts, &err);
     train_rm_free(&p);
     free(stored);
-    if (!ok) error_exit("train_rm", &err);
-    return 0;
+    if (outcome < 0) error_exit("train_rm", &err);
+    return outcome ? EXIT_STOPPED : 0;
 }
