@@ -20,4 +20,10 @@ int error_set(Error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3
 // Prints "prog: message" to stderr and exits with status 1.
 void error_exit(const char *prog, const Error *e) __attribute__((noreturn));
 
+// The last thing a program that prints results does: flushes and closes
+// standard output and, if any write to it failed (a full disk, `> /dev/full`,
+// a closed pipe), prints "prog: standard output: write failed: REASON" and
+// returns 1; otherwise returns status. Usage: `return stdout_finish(prog, 0);`
+int stdout_finish(const char *prog, int status);
+
 #endif

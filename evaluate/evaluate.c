@@ -223,5 +223,5 @@ int main(int argc, char **argv) {
     eval_free(&e);
     free(stored);
     if (!ok) error_exit("evaluate", &err);
-    return 0;
+    return stdout_finish("evaluate", 0);
 }

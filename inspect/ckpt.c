@@ -302,10 +302,10 @@ int main(int argc, char **argv) {
         print_usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
-    if (!strcmp(cmd, "diff")) return cmd_diff(argc - 1, argv + 1);
-    if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
-    if (!strcmp(cmd, "lineage")) return cmd_lineage(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return stdout_finish("ckpt", cmd_info(argc - 1, argv + 1));
+    if (!strcmp(cmd, "diff")) return stdout_finish("ckpt", cmd_diff(argc - 1, argv + 1));
+    if (!strcmp(cmd, "verify")) return stdout_finish("ckpt", cmd_verify(argc - 1, argv + 1));
+    if (!strcmp(cmd, "lineage")) return stdout_finish("ckpt", cmd_lineage(argc - 1, argv + 1));
     fprintf(stderr, "ckpt: unknown command '%s' (expected info, diff, verify or lineage; see ckpt --help)\n", cmd);
     return 1;
 }

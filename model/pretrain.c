@@ -315,5 +315,5 @@ int main(int argc, char **argv) {
     pretrain_free(&p);
     free(stored);
     if (outcome < 0) error_exit("pretrain", &err);
-    return outcome ? EXIT_STOPPED : 0;
+    return stdout_finish("pretrain", outcome ? EXIT_STOPPED : 0);
 }

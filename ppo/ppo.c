@@ -317,5 +317,5 @@ int main(int argc, char **argv) {
     ppo_free(&p);
     free(stored);
     if (outcome < 0) error_exit("ppo", &err);
-    return outcome ? EXIT_STOPPED : 0;
+    return stdout_finish("ppo", outcome ? EXIT_STOPPED : 0);
 }

@@ -339,5 +339,5 @@ int main(int argc, char **argv) {
     train_rm_free(&p);
     free(stored);
     if (outcome < 0) error_exit("train_rm", &err);
-    return outcome ? EXIT_STOPPED : 0;
+    return stdout_finish("train_rm", outcome ? EXIT_STOPPED : 0);
 }

@@ -275,5 +275,5 @@ int main(int argc, char **argv) {
     sft_state_free(&p);
     free(stored);
     if (outcome < 0) error_exit("sft", &err);
-    return outcome ? EXIT_STOPPED : 0;
+    return stdout_finish("sft", outcome ? EXIT_STOPPED : 0);
 }
