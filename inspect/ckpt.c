@@ -260,7 +260,8 @@ static int cmd_lineage(int argc, char **argv) {
                              "The chain of checkpoints back to pretraining, newest first: stage, step,\n"
                              "kind, fingerprint, path. Relative parent paths are read from the current\n"
                              "folder, as the stage that recorded them saw them. Exit status 1 if the\n"
-                             "chain breaks (a parent missing or replaced).",
+                             "chain breaks (a parent missing or replaced); 0 when it ends at a parent\n"
+                             "whose path was too long to record (known by fingerprint only).",
                              opts, 1, argc, argv, &path, 1, &err);
     if (rc) return rc == 1 ? 0 : fail(&err);
     Lineage l;
@@ -272,7 +273,10 @@ static int cmd_lineage(int argc, char **argv) {
     } else {
         print_lineage(&l, "");
     }
-    int complete = l.end == LINEAGE_COMPLETE;
+    // A parent known by fingerprint only (its path did not fit in the
+    // header) is not a broken chain: say so, and exit 0.
+    if (l.end == LINEAGE_UNRECORDED && !json) printf("! %s\n", l.problem);
+    int complete = l.end == LINEAGE_COMPLETE || l.end == LINEAGE_UNRECORDED;
     if (!complete) error_set(&err, "%s", l.problem);
     lineage_free(&l);
     return complete ? 0 : fail(&err);
