@@ -272,6 +272,28 @@ static void test_stdout_write_failure_exits_1(void **state) {
     free(o);
 }
 
+// The adaptive KL controller with a horizon shorter than the batch turned
+// beta negative after one update (0.05 * (1 - 0.2 * 8) at the smoke batch):
+// a KL bonus. Every logged kl_coef of such a run stays positive.
+static void test_adaptive_kl_short_horizon_keeps_beta_positive(void **state) {
+    Fixture *f = *state;
+    Output *o = malloc(sizeof *o);
+    int rc = run_in(f, o, 120, "%sppo --config smoke --steps 4 --target-kl 100 --horizon 1 --policy sft/model.bin "
+                    "--rm rm/model.bin --tokenizer tok.bin --prompts %s/prompts_train.jsonl --eval-prompts "
+                    "%s/prompts_eval.jsonl --data-dir %s --out kl_short", f->bin, f->data, f->data, f->data);
+    assert_int_equal(rc, 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/kl_short/metrics.csv", f->dir);
+    double beta[16];
+    int n = read_csv_column(path, "kl_coef", beta, 16);
+    assert_int_equal(n, 4);
+    for (int i = 0; i < n; i++) {
+        if (!(beta[i] > 0)) printf("kl_coef at step %d: %g\n", i + 1, beta[i]);
+        assert_true(beta[i] > 0);
+    }
+    free(o);
+}
+
 // A valid --init under a path longer than the checkpoint header's 255-byte
 // parent-path field was refused; the path is a hint: the run goes on, the
 // fingerprint is recorded and `ckpt lineage` says the path was not.
@@ -316,6 +338,7 @@ int main(void) {
         cmocka_unit_test(test_abbreviated_options_refused),
         cmocka_unit_test(test_stdout_write_failure_exits_1),
         cmocka_unit_test(test_init_under_long_path_accepted),
+        cmocka_unit_test(test_adaptive_kl_short_horizon_keeps_beta_positive),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
