@@ -31,6 +31,11 @@ for b in "${beta_list[@]}"; do
   [[ "$b" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "kl_sweep.sh: '$b' in --betas is not a number" >&2; exit 2; }
 done
 run="${run:-$ROOT/runs/$config}"; out="${out:-$run/sweep}"
+# As pipeline.sh: a control character in a path cannot be given back on a command line.
+if [[ "$run$out" == *[[:cntrl:]]* ]]; then
+  echo "kl_sweep.sh: --run or --out contains a control character (a newline or tab?): choose a folder name without one" >&2
+  exit 2
+fi
 
 if [ ! -f "$run/rm/model.bin" ]; then
   "$ROOT/scripts/pipeline.sh" --config "$config" --seed "$seed" --out "$run" --until train_rm

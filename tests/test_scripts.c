@@ -176,7 +176,8 @@ static void test_seed_out_of_range_refused(void **state) {
 }
 
 // A newline in --out made a run that cannot be resumed (its paths cannot be
-// given back on a command line or read back from config.txt).
+// given back on a command line or read back from config.txt); kl_sweep.sh
+// refuses one too.
 static void test_control_character_in_out_refused(void **state) {
     Fixture *f = *state;
     Output *o = malloc(sizeof *o);
@@ -192,6 +193,12 @@ static void test_control_character_in_out_refused(void **state) {
         assert_non_null(strstr(o->err, "--out contains a control character"));
         struct stat st;
         assert_int_not_equal(lstat(out, &st), 0); // not created
+        snprintf(args, sizeof args, "--config smoke --run %s/run --out %s --betas 0", f->dir, quoted);
+        rc = run_script(f, o, "kl_sweep.sh", args);
+        assert_int_equal(rc, 2);
+        assert_true(is_one_line(o->err));
+        assert_non_null(strstr(o->err, "contains a control character"));
+        assert_int_not_equal(lstat(out, &st), 0);
     }
     free(o);
 }
