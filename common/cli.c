@@ -58,6 +58,16 @@ static int set_value(const CliOption *o, const char *arg, Error *err) {
     return error_set(err, "--%s: unknown option type", o->name);
 }
 
+// getopt_long takes any unambiguous prefix of a long option: `--conf smoke`
+// would run as --config. An option written in a script or a note must say
+// what it means, so a prefix is refused. `given` is the command-line word
+// getopt_long matched to `name` ("--name", "--name=value" or "-h").
+static int abbreviated(const char *given, const char *name) {
+    if (strncmp(given, "--", 2) != 0) return 0;
+    size_t len = strcspn(given + 2, "=");
+    return len != strlen(name) || strncmp(given + 2, name, len) != 0;
+}
+
 int cli_parse(const char *prog, const CliOption *opts, int n_opts, int argc, char **argv,
               int *first_positional, Error *err) {
     struct option *longopts = calloc((size_t)n_opts + 2, sizeof *longopts);
@@ -71,8 +81,18 @@ int cli_parse(const char *prog, const CliOption *opts, int n_opts, int argc, cha
     longopts[n_opts].val = 'h';
     optind = 1;
     opterr = 0;
-    int rc = 0, c, idx;
+    int rc = 0, c, idx, at = optind;
     while (rc == 0 && (c = getopt_long(argc, argv, "+h", longopts, &idx)) != -1) {
+        const char *given = argv[at]; // the word getopt_long just read (nothing is permuted: "+")
+        at = optind;
+        if (c == 'h' || (c >= 1000 && c < 1000 + n_opts)) {
+            const char *name = c == 'h' ? "help" : opts[c - 1000].name;
+            if (abbreviated(given, name)) {
+                rc = error_set(err, "unknown option '%.*s' (did you mean --%s?)", (int)strcspn(given, "="), given,
+                               name);
+                break;
+            }
+        }
         if (c == 'h') {
             rc = 1;
         } else if (c >= 1000 && c < 1000 + n_opts) {

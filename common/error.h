@@ -7,11 +7,23 @@ typedef struct {
     char msg[1024];
 } Error;
 
+// Exit status of a training stage (pretrain, sft, train_rm, ppo) that stopped
+// before its last step and left a checkpoint to continue from with --resume:
+// SIGINT, SIGTERM or --stop-after. Distinct from 0 (finished) and 1 (an error
+// or bad input), so that a script can tell a partly trained model apart.
+#define EXIT_STOPPED 3
+
 // Formats the message into e (if non-NULL) and returns -1, so callers can
 // write `return error_set(err, "...")`.
 int error_set(Error *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 // Prints "prog: message" to stderr and exits with status 1.
 void error_exit(const char *prog, const Error *e) __attribute__((noreturn));
+
+// The last thing a program that prints results does: flushes and closes
+// standard output and, if any write to it failed (a full disk, `> /dev/full`,
+// a closed pipe), prints "prog: standard output: write failed: REASON" and
+// returns 1; otherwise returns status. Usage: `return stdout_finish(prog, 0);`
+int stdout_finish(const char *prog, int status);
 
 #endif

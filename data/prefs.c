@@ -351,7 +351,7 @@ static int sample_all(Prefs *p, const Settings *s, Error *err) {
     double t0 = now_seconds();
     long sequences = 0;
     int rows, max_new;
-    while (rc == 0 && (rows = fill_batch(p, &b, &next, s->batch, &max_new)) > 0) {
+    while (rc == 0 && !run_stop_requested() && (rows = fill_batch(p, &b, &next, s->batch, &max_new)) > 0) {
         rc = run_batch(p, &b, rows, max_new, s, &gen_rng, &label_rng, err);
         sequences += rows;
         settled = 0;
@@ -455,24 +455,48 @@ static int setup(Prefs *p, const Settings *s, Error *err) {
     return plan_slots(p, s, err);
 }
 
+// Pairs settled in one split.
+static size_t count_pairs(const Prefs *p, int is_val) {
+    size_t n = 0;
+    for (size_t i = 0; i < p->n_slots; i++) n += p->slots[i].done && p->slots[i].is_val == is_val;
+    return n;
+}
+
+// Nothing is written until every pair is sampled; then prefs.jsonl,
+// prefs_val.jsonl and config.txt, config.txt last, so that a config.txt never
+// describes pair files other than the ones beside it. SIGINT or SIGTERM while
+// sampling stops without writing (returns 1); arriving during the writes, it
+// only sets a flag and the writes complete.
 static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     const char *inputs[] = {s->policy, s->tokenizer, s->prompts, s->data_dir};
-    RunFolderRequest req = {s->out, 0, s->force, 0, inputs, sizeof inputs / sizeof inputs[0]};
+    RunFolderRequest req = {.dir = s->out, .force = s->force, .inputs = inputs, .n_inputs = sizeof inputs / sizeof inputs[0],
+                            .replace_at_end = 1};
     RunFolder folder = {-1};
     if (run_folder_check(&req, err)) return -1; // before loading anything
     Prefs p;
     int rc = setup(&p, s, err);
     if (rc == 0) rc = run_folder_claim(&folder, &req, err);
-    if (rc == 0) rc = run_write_config(s->out, opts, n_opts, err);
     if (rc == 0) {
         printf("%s: %zu prompts, %d pairs from %s (context %d tokens), temperatures %g and %g, tau %g\n",
                PROG, p.n_prompts, s->pairs, s->policy, p.model.config.max_seq_len, s->temperature,
                s->temperature2 < 0 ? s->temperature : s->temperature2, s->tau);
         rc = sample_all(&p, s, err);
     }
+    if (rc == 0 && run_stop_requested()) {
+        printf("\n%s: interrupted while sampling; nothing written (the files in %s are as they were); run the "
+               "same command again to sample the pairs\n", PROG, s->out);
+        prefs_free_all(&p);
+        return 1;
+    }
+    if (rc == 0 && count_pairs(&p, 0) == 0)
+        rc = error_set(err, "%s: no training pair could be made (%ld identical pairs and %ld ties resampled, %ld "
+                       "prompt slots given up); nothing written", s->out, p.identical, p.ties, p.given_up);
     size_t n_train = 0, n_val = 0;
+    if (rc == 0) rc = make_dirs(s->out, err);
+    if (rc == 0 && s->force) rc = run_folder_remove_run_files(s->out, err);
     if (rc == 0) rc = write_pairs(&p, s->out, "prefs.jsonl", 0, &n_train, err);
     if (rc == 0) rc = write_pairs(&p, s->out, "prefs_val.jsonl", 1, &n_val, err);
+    if (rc == 0) rc = run_write_config(s->out, opts, n_opts, err);
     if (rc == 0) {
         print_summary(&p, s, n_train, n_val);
         printf("%s: wrote %s/prefs.jsonl and %s/prefs_val.jsonl\n", PROG, s->out, s->out);
@@ -480,6 +504,19 @@ static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err)
     prefs_free_all(&p);
     run_folder_release(&folder);
     return rc;
+}
+
+// Two greedy samples of one prompt are the same response: no pair can differ.
+static int check_pairs_possible(const Settings *s, Error *err) {
+    float t2 = s->temperature2 < 0 ? s->temperature : s->temperature2;
+    if (s->top_k == 1)
+        return error_set(err, "--top-k 1 samples the most likely token every time: both responses of a pair would "
+                         "be the same, so no pair can be made (use --top-k 0 or 2 or more)");
+    if (s->temperature == 0 && t2 == 0)
+        return error_set(err, "--temperature 0 samples greedily and so does --temperature2 %s: both responses of a "
+                         "pair would be the same, so no pair can be made (give one of them a temperature above 0)",
+                         s->temperature2 < 0 ? "(unset: the same)" : "0");
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -516,8 +553,11 @@ int main(int argc, char **argv) {
     }
     if (rc == 0 && (!s.policy || !s.tokenizer || !s.out))
         rc = error_set(&err, "--policy, --tokenizer and --out are required (see --help)");
+    if (rc == 0) rc = check_pairs_possible(&s, &err);
     if (rc) error_exit(PROG, &err);
     run_set_threads(s.threads);
-    if (run(&s, opts, n_opts, &err)) error_exit(PROG, &err);
-    return 0;
+    run_install_signal_handlers(); // SIGINT/SIGTERM: stop sampling, write nothing (see run)
+    rc = run(&s, opts, n_opts, &err);
+    if (rc < 0) error_exit(PROG, &err);
+    return stdout_finish(PROG, rc ? EXIT_STOPPED : 0);
 }

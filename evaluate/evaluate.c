@@ -223,7 +223,7 @@ int main(int argc, char **argv) {
     if (rc) error_exit("evaluate", &err);
     run_set_threads(s.threads);
     const char *inputs[] = {s.policy, s.ref, s.rm, s.tokenizer, s.prompts, s.data_dir};
-    RunFolderRequest req = {s.out, 0, s.force, 0, inputs, sizeof inputs / sizeof inputs[0]};
+    RunFolderRequest req = {.dir = s.out, .force = s.force, .inputs = inputs, .n_inputs = sizeof inputs / sizeof inputs[0]};
     RunFolder folder = {-1};
     if (s.out && run_folder_check(&req, &err)) error_exit("evaluate", &err); // before loading anything
     Eval e;
@@ -233,5 +233,5 @@ int main(int argc, char **argv) {
     eval_free(&e);
     free(stored);
     if (!ok) error_exit("evaluate", &err);
-    return 0;
+    return stdout_finish("evaluate", 0);
 }

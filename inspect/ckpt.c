@@ -261,7 +261,8 @@ static int cmd_lineage(int argc, char **argv) {
                              "The chain of checkpoints back to pretraining, newest first: stage, step,\n"
                              "kind, fingerprint, path. Relative parent paths are read from the current\n"
                              "folder, as the stage that recorded them saw them. Exit status 1 if the\n"
-                             "chain breaks (a parent missing or replaced).",
+                             "chain breaks (a parent missing or replaced); 0 when it ends at a parent\n"
+                             "whose path was too long to record (known by fingerprint only).",
                              opts, 1, argc, argv, &path, 1, &err);
     if (rc) return rc == 1 ? 0 : fail(&err);
     Lineage l;
@@ -273,7 +274,10 @@ static int cmd_lineage(int argc, char **argv) {
     } else {
         print_lineage(&l, "");
     }
-    int complete = l.end == LINEAGE_COMPLETE;
+    // A parent known by fingerprint only (its path did not fit in the
+    // header) is not a broken chain: say so, and exit 0.
+    if (l.end == LINEAGE_UNRECORDED && !json) printf("! %s\n", l.problem);
+    int complete = l.end == LINEAGE_COMPLETE || l.end == LINEAGE_UNRECORDED;
     if (!complete) error_set(&err, "%s", l.problem);
     lineage_free(&l);
     return complete ? 0 : fail(&err);
@@ -303,10 +307,10 @@ int main(int argc, char **argv) {
         print_usage(stdout);
         return 0;
     }
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
-    if (!strcmp(cmd, "diff")) return cmd_diff(argc - 1, argv + 1);
-    if (!strcmp(cmd, "verify")) return cmd_verify(argc - 1, argv + 1);
-    if (!strcmp(cmd, "lineage")) return cmd_lineage(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return stdout_finish("ckpt", cmd_info(argc - 1, argv + 1));
+    if (!strcmp(cmd, "diff")) return stdout_finish("ckpt", cmd_diff(argc - 1, argv + 1));
+    if (!strcmp(cmd, "verify")) return stdout_finish("ckpt", cmd_verify(argc - 1, argv + 1));
+    if (!strcmp(cmd, "lineage")) return stdout_finish("ckpt", cmd_lineage(argc - 1, argv + 1));
     fprintf(stderr, "ckpt: unknown command '%s' (expected info, diff, verify or lineage; see ckpt --help)\n", cmd);
     return 1;
 }

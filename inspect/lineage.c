@@ -14,6 +14,7 @@ const char *lineage_end_name(LineageEnd end) {
     case LINEAGE_UNREADABLE: return "unreadable";
     case LINEAGE_MISMATCH: return "mismatch";
     case LINEAGE_TOO_LONG: return "too-long";
+    case LINEAGE_UNRECORDED: return "unrecorded";
     }
     return "unknown";
 }
@@ -39,6 +40,14 @@ static int read_parent(Lineage *l, const LineageLink *child, CkptHeader *parent)
     Error e;
     if (h->parent_fp == 0) {
         l->end = LINEAGE_COMPLETE;
+        return 0;
+    }
+    if (h->parent_path[0] == '\0') {
+        l->end = LINEAGE_UNRECORDED;
+        snprintf(l->problem, sizeof l->problem,
+                 "parent of %s has fingerprint %08" PRIx32 "; its path was not recorded (longer than the %zu bytes "
+                 "a checkpoint header holds), so the chain is not followed further", child->path, h->parent_fp,
+                 sizeof h->parent_path - 1);
         return 0;
     }
     if (!file_exists(h->parent_path)) {

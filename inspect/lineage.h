@@ -14,6 +14,7 @@ typedef enum {
     LINEAGE_UNREADABLE, // a parent file exists but is not a valid checkpoint
     LINEAGE_MISMATCH,   // the file at parent_path has another fingerprint
     LINEAGE_TOO_LONG,   // more links than LINEAGE_MAX_LINKS (a cycle of copies?)
+    LINEAGE_UNRECORDED, // the parent's path did not fit in the header: known by fingerprint only
 } LineageEnd;
 
 #define LINEAGE_MAX_LINKS 64
@@ -37,7 +38,7 @@ typedef struct {
 int lineage_follow(const char *path, Lineage *out, Error *err);
 void lineage_free(Lineage *l);
 
-// "complete", "missing", "unreadable", "mismatch", "too-long".
+// "complete", "missing", "unreadable", "mismatch", "too-long", "unrecorded".
 const char *lineage_end_name(LineageEnd end);
 
 #endif

@@ -404,5 +404,5 @@ int main(int argc, char **argv) {
     if (rc == 0) rc = sample_all(&s, &st, &err);
     sampler_free(&s);
     if (rc) error_exit("sample", &err);
-    return 0;
+    return stdout_finish("sample", 0);
 }

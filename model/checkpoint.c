@@ -95,10 +95,14 @@ int ckpt_header_init(CkptHeader *h, CkptKind kind, const GPTConfig *config, cons
 }
 
 int ckpt_set_parent(CkptHeader *h, const char *parent_path, uint32_t parent_fp, Error *err) {
-    if (strlen(parent_path) >= sizeof h->parent_path)
-        return error_set(err, "%s: path longer than the %zu bytes a checkpoint can record",
-                         parent_path, sizeof h->parent_path - 1);
-    snprintf(h->parent_path, sizeof h->parent_path, "%s", parent_path);
+    (void)err;
+    // The path is a hint and the fingerprint the identity: a path that does
+    // not fit is left out (a cut one would point somewhere else), and a valid
+    // --init under a deep folder is not refused for it.
+    if (strlen(parent_path) < sizeof h->parent_path)
+        snprintf(h->parent_path, sizeof h->parent_path, "%s", parent_path);
+    else
+        memset(h->parent_path, 0, sizeof h->parent_path);
     h->parent_fp = parent_fp;
     return 0;
 }

@@ -229,10 +229,12 @@ static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
 static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
     const char *const read[] = {s->tokenizer, s->data};
     memcpy(inputs, read, sizeof read);
-    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+    return (RunFolderRequest){.dir = s->out, .resuming = s->resume != NULL, .force = s->force, .resumable = 1,
+                              .inputs = inputs, .n_inputs = (int)(sizeof read / sizeof read[0])};
 }
 
-// Returns 1 when the run completed or stopped cleanly, 0 on error.
+// Returns 0 when the run completed, 1 when it stopped before its last step
+// with a checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
 static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     const char *inputs[2];
     RunFolderRequest folder = folder_request(s, inputs);
@@ -240,7 +242,7 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
                     s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
     Rng rng;
     uint64_t step;
-    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
+    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return -1;
     LmBatch *b = &p->batch;
     double entropy = unigram_entropy(p->corpus.val, p->corpus.n_val, b->V);
     printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", s->config,
@@ -257,7 +259,7 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
         float loss = lm_batch_loss(b, b->max_B, b->max_T, 1);
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
         float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
-        if (norm < 0) return 0;
+        if (norm < 0) return -1;
         step++;
         double now = now_seconds(), tps = (double)b->max_B * b->max_T / (now - t_last);
         int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
@@ -271,13 +273,13 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
         csv_row(&p->csv, row);
         progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
         int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
-        if (rc) return rc > 0;
+        if (rc) return rc > 0 ? 1 : -1;
     }
     progress_done(&prog);
     printf("pretrain: done in %.1f s: validation loss %.3f nats/token, unigram entropy %.3f (%.3f below)\n",
            now_seconds() - t_start, val, entropy, entropy - val);
     printf("pretrain: wrote %s/model.bin\n", s->out);
-    return 1;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -304,7 +306,7 @@ int main(int argc, char **argv) {
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between validation and samples"},
         {"eval-batches", CLI_INT, &s.eval_batches, 1, 10000, "validation batches"},
         {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step; 0: off"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
     char *stored = NULL;
@@ -326,9 +328,9 @@ int main(int argc, char **argv) {
         free(stored);
         error_exit("pretrain", &err);
     }
-    int ok = pretrain_run(&p, &s, opts, n_opts, &err);
+    int outcome = pretrain_run(&p, &s, opts, n_opts, &err);
     pretrain_free(&p);
     free(stored);
-    if (!ok) error_exit("pretrain", &err);
-    return 0;
+    if (outcome < 0) error_exit("pretrain", &err);
+    return stdout_finish("pretrain", outcome ? EXIT_STOPPED : 0);
 }

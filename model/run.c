@@ -213,7 +213,7 @@ int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *r
               CsvWriter *csv, Error *err) {
     rng_seed(rng, loop->seed);
     *step = 0;
-    RunFolderRequest bare = {loop->out, loop->resuming, 0, 1, NULL, 0};
+    RunFolderRequest bare = {.dir = loop->out, .resuming = loop->resuming, .resumable = 1};
     RunFolder folder;
     // The lock is left held on purpose: it must last as long as the process,
     // and the kernel releases it however the process ends.

@@ -98,7 +98,7 @@ static int refuse_other_run(const RunFolderRequest *req, Error *err) {
     return error_set(err, "%s: holds another run's files (%s); pass --force to replace them", req->dir, names);
 }
 
-static int remove_run_files(const char *dir, Error *err) {
+int run_folder_remove_run_files(const char *dir, Error *err) {
     for (const char *const *r = RUN_FILES; *r; r++) {
         char path[4200];
         snprintf(path, sizeof path, "%s/%s", dir, *r);
@@ -199,7 +199,8 @@ int run_folder_claim(RunFolder *f, const RunFolderRequest *req, Error *err) {
     // Checked again under the lock: another run may have started and written
     // its files between the first check and the lock.
     int rc = 0;
-    if (!req->resuming) rc = req->force ? remove_run_files(req->dir, err) : refuse_other_run(req, err);
+    if (!req->resuming && !req->force) rc = refuse_other_run(req, err);
+    if (!req->resuming && req->force && !req->replace_at_end) rc = run_folder_remove_run_files(req->dir, err);
     if (rc == 0) rc = remove_dead_temporaries(req->dir, err);
     if (rc) run_folder_release(f);
     return rc;

@@ -26,6 +26,10 @@ typedef struct {
     int resumable;              // the stage has --resume (only for the message)
     const char *const *inputs;  // paths the run reads; NULL entries are skipped
     int n_inputs;
+    // --force leaves the old run files in place at the claim: the stage
+    // removes them (run_folder_remove_run_files) just before it writes its
+    // own, so that a run stopped before then leaves the folder as it was (prefs).
+    int replace_at_end;
 } RunFolderRequest;
 
 typedef struct {
@@ -48,6 +52,9 @@ int run_folder_check(const RunFolderRequest *req, Error *err);
 // end of the process.
 int run_folder_claim(RunFolder *f, const RunFolderRequest *req, Error *err);
 void run_folder_release(RunFolder *f);
+
+// Removes the run files (run_folder_is_run_file) in dir; a missing one is fine.
+int run_folder_remove_run_files(const char *dir, Error *err);
 
 // The process holding the lock on dir, or 0 when none does (or dir has no
 // lock file).

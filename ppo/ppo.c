@@ -137,6 +137,7 @@ static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, Ite
 // Samples one response for each of the first n held-out prompts from `from`
 // (the policy or the reference) and scores them; returns mean gold, mean
 // reward-model score (with standard errors) and the mean KL to the reference.
+// Returns 0, 1 when SIGINT or SIGTERM stopped it, -1 on error.
 typedef struct {
     double gold, gold_se, score, score_se, kl, end_rate;
 } EvalFigures;
@@ -150,6 +151,12 @@ static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, uint64_t se
     Rng rng;
     rng_seed(&rng, seed);
     rollout_generate(r, from, &p->kv, &p->eval, s->hp.temperature, p->eot, &rng);
+    // SIGINT/SIGTERM is checked between the phases of the evaluation, which
+    // are seconds long: the checkpoint is already complete on disk.
+    if (run_stop_requested()) {
+        r->n = saved;
+        return 1;
+    }
     score_rollout(p, s, &p->eval); // the policy's log-probabilities give the KL
     int rc = rollout_gold(r, &p->eval, p->ann, p->tok, err);
     double k1, k3, end = 0;
@@ -161,7 +168,7 @@ static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, uint64_t se
     mean_se(r->score, n, &f->score, &f->score_se);
     f->kl = from == &p->policy ? k1 : 0.0;
     f->end_rate = end / n;
-    return 0;
+    return run_stop_requested() ? 1 : 0;
 }
 
 // Appends a table of a few rollouts (prompt, response, score, KL, gold).
@@ -197,28 +204,39 @@ static void log_iteration(Ppo *p, long step, double beta, const IterStats *it, d
     csv_row(&p->csv, row);
 }
 
+// The held-out evaluation after the last step. Returns 0, 1 when SIGINT or
+// SIGTERM stopped it (model.bin is complete; --resume runs the evaluation
+// alone), -1 on error.
 static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
     EvalFigures pol, ref;
     printf("ppo: evaluating on %d held-out prompts...\n", s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n);
-    if (evaluate_on_heldout(p, s, &p->policy, (uint64_t)s->seed + 1, &pol, err) ||
-        evaluate_on_heldout(p, s, &p->ref, (uint64_t)s->seed + 1, &ref, err))
-        return 0;
+    fflush(stdout); // a user (or a test) waiting to interrupt the evaluation sees it start
+    int rc = evaluate_on_heldout(p, s, &p->policy, (uint64_t)s->seed + 1, &pol, err);
+    if (rc == 0) rc = evaluate_on_heldout(p, s, &p->ref, (uint64_t)s->seed + 1, &ref, err);
+    if (rc < 0) return -1;
+    if (rc > 0) {
+        printf("\nppo: interrupted during the held-out evaluation; %s/model.bin is complete (step %d); run the "
+               "evaluation alone with --resume %s\n", s->out, s->steps, s->out);
+        return 1;
+    }
     printf("ppo: held-out gold score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.gold, pol.gold_se, ref.gold, ref.gold_se);
     printf("ppo: held-out reward-model score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.score, pol.score_se, ref.score, ref.score_se);
     printf("ppo: held-out KL(policy || reference) %.3f nats per response; end-token rate %.1f%% (reference %.1f%%)\n",
            pol.kl, 100 * pol.end_rate, 100 * ref.end_rate);
     printf("ppo: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
-    return 1;
+    return 0;
 }
 
 // The run folder, --resume, --force and the inputs the run-folder guard checks.
 static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
     const char *const read[] = {s->policy, s->ref, s->rm, s->tokenizer, s->prompts, s->eval_prompts, s->data_dir};
     memcpy(inputs, read, sizeof read);
-    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+    return (RunFolderRequest){.dir = s->out, .resuming = s->resume != NULL, .force = s->force, .resumable = 1,
+                              .inputs = inputs, .n_inputs = (int)(sizeof read / sizeof read[0])};
 }
 
-// Returns 1 when the run completed or stopped cleanly, 0 on error.
+// Returns 0 when the run completed, 1 when it stopped before the end with a
+// checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
 static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     const char *inputs[7];
     RunFolderRequest folder = folder_request(s, inputs);
@@ -227,7 +245,7 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
     Rng rng;
     uint64_t step;
     TrainStageValues stage = {.kl_beta = p->kl.beta};
-    if (run_begin(&loop, &p->policy, &p->h, &step, &rng, &stage, &p->csv, err)) return 0;
+    if (run_begin(&loop, &p->policy, &p->h, &step, &rng, &stage, &p->csv, err)) return -1;
     p->kl.beta = stage.kl_beta; // the adaptive controller's beta carries over a resume
     printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f%s\n", p->train.n, p->eval.n, p->kl.beta,
            s->target_kl > 0 ? " (adaptive)" : "");
@@ -237,9 +255,9 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
     while ((long)step < s->steps) {
         double t0 = now_seconds(), beta = p->kl.beta;
         IterStats it;
-        if (ppo_iteration(p, s, step, &rng, &it, err)) return 0;
+        if (ppo_iteration(p, s, step, &rng, &it, err)) return -1;
         if (!isfinite(it.up.policy_loss) || !isfinite(it.up.value_loss))
-            return !error_set(err, "non-finite loss at step %llu; the last checkpoint in %s is untouched",
+            return error_set(err, "non-finite loss at step %llu; the last checkpoint in %s is untouched",
                               (unsigned long long)step + 1, s->out);
         step++;
         double tps = it.length * s->batch / (now_seconds() - t0);
@@ -249,7 +267,7 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
                         it.gold, it.length, tps);
         stage.kl_beta = p->kl.beta;
         int rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, &stage, err);
-        if (rc) return rc > 0;
+        if (rc) return rc > 0 ? 1 : -1;
     }
     progress_done(&prog);
     return finish(p, s, t_start, err);
@@ -298,7 +316,7 @@ int main(int argc, char **argv) {
         {"eval-n", CLI_INT, &s.eval_n, 1, 100000, "held-out prompts in the final evaluation"},
         {"save-every", CLI_INT, &s.save_every, 1, 10000000, "iterations between checkpoints"},
         {"sample-every", CLI_INT, &s.sample_every, 1, 10000000, "iterations between sample tables in samples.txt"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this iteration; 0: off"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this iteration, exit status 3; 0: off"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
     char *stored = NULL;
@@ -316,9 +334,9 @@ int main(int argc, char **argv) {
     if (run_folder_check(&folder, &err)) error_exit("ppo", &err); // before loading anything
     run_set_threads(s.threads);
     Ppo p;
-    int ok = ppo_setup(&p, &s, &err) == 0 && ppo_run(&p, &s, opts, n_opts, &err);
+    int outcome = ppo_setup(&p, &s, &err) ? -1 : ppo_run(&p, &s, opts, n_opts, &err);
     ppo_free(&p);
     free(stored);
-    if (!ok) error_exit("ppo", &err);
-    return 0;
+    if (outcome < 0) error_exit("ppo", &err);
+    return stdout_finish("ppo", outcome ? EXIT_STOPPED : 0);
 }

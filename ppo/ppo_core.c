@@ -111,5 +111,11 @@ void kl_controller_update(KlController *c, double kl, int n_samples) {
     if (c->target <= 0) return;
     double error = kl / c->target - 1;
     error = error < -0.2 ? -0.2 : error > 0.2 ? 0.2 : error;
-    c->beta *= 1 + error * n_samples / c->horizon;
+    // A horizon shorter than the batch would make the step larger than the
+    // error itself: with --horizon 1 and 32 samples, 1 - 0.2 * 32 turns beta
+    // negative (a KL bonus). At most one horizon per update keeps the factor
+    // within [0.8, 1.2], so beta stays positive for every allowed setting.
+    double fraction = n_samples / c->horizon;
+    if (fraction > 1) fraction = 1;
+    c->beta *= 1 + error * fraction;
 }

@@ -53,7 +53,8 @@ double explained_variance(const float *values, const float *returns, const int *
 
 // The adaptive KL coefficient of Ziegler et al. (2019): after a batch of
 // n_samples sequences with mean KL `kl`, beta *= 1 + clip(kl / target - 1,
-// -0.2, 0.2) * n_samples / horizon. With target <= 0 beta stays fixed.
+// -0.2, 0.2) * min(n_samples / horizon, 1). With target <= 0 beta stays fixed.
+// The factor lies in [0.8, 1.2]: a positive beta stays positive.
 typedef struct {
     double beta, target, horizon;
 } KlController;

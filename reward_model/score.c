@@ -72,5 +72,5 @@ int main(int argc, char **argv) {
     gpt_free(&m);
     tokenizer_free(tok);
     if (rc) error_exit("score", &err);
-    return 0;
+    return stdout_finish("score", 0);
 }

@@ -253,10 +253,12 @@ static void print_eval(const char *when, const PairEval *e) {
 static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
     const char *const read[] = {s->init, s->tokenizer, s->pairs, s->val};
     memcpy(inputs, read, sizeof read);
-    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+    return (RunFolderRequest){.dir = s->out, .resuming = s->resume != NULL, .force = s->force, .resumable = 1,
+                              .inputs = inputs, .n_inputs = (int)(sizeof read / sizeof read[0])};
 }
 
-// Returns 1 when the run completed or stopped cleanly, 0 on error.
+// Returns 0 when the run completed, 1 when it stopped before its last step
+// with a checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
 static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
     const char *inputs[4];
@@ -265,7 +267,7 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
                     s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
     Rng rng;
     uint64_t step;
-    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
+    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return -1;
     Progress prog;
     progress_init(&prog, stdout, "train_rm", (long)step, s->steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start, tokens = 0;
@@ -279,7 +281,7 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
         float acc, loss = pair_step(p, s, &acc);
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
         float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
-        if (norm < 0) return 0;
+        if (norm < 0) return -1;
         step++;
         tokens += (double)2 * s->batch * p->m.T;
         double now = now_seconds(), tps = (double)2 * s->batch * p->m.T / (now - t_last);
@@ -299,14 +301,14 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
             p->h.reward_mean = (float)mean, p->h.reward_std = (float)std;
         }
         int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
-        if (rc) return rc > 0;
+        if (rc) return rc > 0 ? 1 : -1;
     }
     progress_done(&prog);
     print_eval("final", &ev);
     printf("train_rm: reward normalisation: raw mean %.4f, std %.4f over the %zu training responses\n",
            p->h.reward_mean, p->h.reward_std, 2 * p->train.n);
     printf("train_rm: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
-    return 1;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -334,7 +336,7 @@ int main(int argc, char **argv) {
         {"margin", CLI_FLOAT, &s.margin, 0, 100, "Bradley-Terry margin: loss -log sigmoid(r_c - r_r - margin)"},
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between held-out evaluations"},
         {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step; 0: off"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
     char *stored = NULL;
@@ -350,9 +352,9 @@ int main(int argc, char **argv) {
     if (run_folder_check(&folder, &err)) error_exit("train_rm", &err); // before loading anything
     run_set_threads(s.threads);
     TrainRm p;
-    int ok = train_rm_setup(&p, &s, &err) == 0 && train_rm_run(&p, &s, opts, n_opts, &err);
+    int outcome = train_rm_setup(&p, &s, &err) ? -1 : train_rm_run(&p, &s, opts, n_opts, &err);
     train_rm_free(&p);
     free(stored);
-    if (!ok) error_exit("train_rm", &err);
-    return 0;
+    if (outcome < 0) error_exit("train_rm", &err);
+    return stdout_finish("train_rm", outcome ? EXIT_STOPPED : 0);
 }

@@ -31,6 +31,11 @@ for b in "${beta_list[@]}"; do
   [[ "$b" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "kl_sweep.sh: '$b' in --betas is not a number" >&2; exit 2; }
 done
 run="${run:-$ROOT/runs/$config}"; out="${out:-$run/sweep}"
+# As pipeline.sh: a control character in a path cannot be given back on a command line.
+if [[ "$run$out" == *[[:cntrl:]]* ]]; then
+  echo "kl_sweep.sh: --run or --out contains a control character (a newline or tab?): choose a folder name without one" >&2
+  exit 2
+fi
 
 if [ ! -f "$run/rm/model.bin" ]; then
   "$ROOT/scripts/pipeline.sh" --config "$config" --seed "$seed" --out "$run" --until train_rm
@@ -67,20 +72,14 @@ mv "$csv.tmp" "$csv"
 # Plots: the trade-off (gold and proxy score against KL: over-optimisation
 # shows as the proxy rising while gold stalls or falls) and each beta's
 # training curves.
+# Paths and labels go to gnuplot as arguments (data), never pasted into its
+# code: a folder name with a quote in it cannot run anything.
 plot_steps() { # plot_steps FILE COLUMN TITLE
-  local cmd="" col
-  for b in "${beta_list[@]}"; do
-    col=$(head -1 "$out/beta_$b/metrics.csv" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1)
-    cmd="$cmd${cmd:+, }'$out/beta_$b/metrics.csv' using 1:$col with lines title 'beta $b'"
-  done
-  gnuplot -e "set terminal pngcairo size 800,500; set output '$out/$1'; set datafile separator ','; \
-    set key autotitle columnhead; set xlabel 'PPO iteration'; set ylabel '$3'; set grid; plot $cmd"
+  local col
+  col=$(head -1 "$out/beta_${beta_list[0]}/metrics.csv" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1)
+  gnuplot -c "$ROOT/scripts/plot_sweep.gp" steps "$out" "$1" "$col" "$3" "${beta_list[*]}"
 }
-gnuplot -e "set terminal pngcairo size 800,500; set output '$out/score_vs_kl.png'; set datafile separator ','; \
-  set xlabel 'KL(policy || reference), nats per response'; set ylabel 'held-out score'; set grid; set key top left; \
-  plot '$csv' every ::1 using 2:4:5 with yerrorlines title 'gold (annotator)', \
-       '' every ::1 using 2:6:7 with yerrorlines title 'proxy (reward model)', \
-       '' every ::1 using 2:4:(sprintf('%s', stringcolumn(1))) with labels offset 1,1 notitle"
+gnuplot -c "$ROOT/scripts/plot_sweep.gp" tradeoff "$out"
 plot_steps reward_over_steps.png score "reward-model score of rollouts"
 plot_steps kl_over_steps.png kl "KL to reference per response"
 plot_steps gold_over_steps.png gold "gold score of rollouts"

@@ -14,6 +14,12 @@
 # Each stage's folder gets log.txt, wall_s.txt (wall time, seconds) and
 # peak_rss_kb.txt (peak resident memory, KiB, measured by peak_rss); the
 # summary shows both for every stage.
+#
+# The pipeline stops at the first stage that does not finish: one that fails
+# (exit 1) or stops before its last step (exit 3: Ctrl-C, SIGTERM), and prints
+# the commands that resume that stage and continue the pipeline after it. It
+# exits with that stage's status. Ctrl-C reaches the running stage, which
+# saves a checkpoint; its log.txt is kept.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/common.sh"
@@ -41,8 +47,23 @@ esac
 for stage in "$from" "$until"; do
   case " $STAGES " in *" $stage "*) ;; *) echo "pipeline.sh: --from and --until take one of: $STAGES" >&2; exit 2 ;; esac
 done
-[[ "$seed" =~ ^[0-9]+$ ]] || { echo "pipeline.sh: --seed must be a whole number" >&2; exit 2; }
+stage_index() { local i=0 s; for s in $STAGES; do [ "$s" = "$1" ] && { echo "$i"; return; }; i=$((i + 1)); done; }
+if [ "$(stage_index "$from")" -gt "$(stage_index "$until")" ]; then
+  echo "pipeline.sh: --from $from comes after --until $until: nothing to run" >&2; exit 2
+fi
+# The range the stages accept (pretrain's --seed 0..2147483647), checked before
+# any stage runs rather than by the first stage that reads it.
+if ! [[ "$seed" =~ ^0*([0-9]{1,10})$ ]] || [ "${BASH_REMATCH[1]}" -gt 2147483647 ]; then
+  echo "pipeline.sh: --seed must be a whole number from 0 to 2147483647 (got '$seed')" >&2; exit 2
+fi
+seed=$((10#${BASH_REMATCH[1]}))
 out="${out:-$ROOT/runs/$config}"
+# A control character (a newline above all) in a path cannot be passed back
+# on a command line to resume the run, nor read back from config.txt.
+if [[ "$out" == *[[:cntrl:]]* ]]; then
+  echo "pipeline.sh: --out contains a control character (a newline or tab?): choose a folder name without one" >&2
+  exit 2
+fi
 
 bin=$(use_or_build_binaries)
 data="$ROOT/data"; tok="$out/tokenizer.bin"
@@ -53,6 +74,35 @@ mib() { if [ -s "$1" ]; then awk '{ printf "%.1f", $1 / 1024; exit }' "$1"; else
 
 # Each stage's folder in the run (train_rm writes the reward model to rm/).
 folder() { case "$1" in bpe) echo bpe ;; train_rm) echo rm ;; evaluate) echo eval ;; *) echo "$1" ;; esac; }
+
+# The stage after NAME in STAGES, or nothing after the last one.
+next_stage() { local prev="" s; for s in $STAGES; do [ "$prev" = "$1" ] && { echo "$s"; return; }; prev="$s"; done; }
+
+# stopped NAME DIR STATUS: says what to run to resume stage NAME, which did not
+# finish, and to continue the pipeline after it, then exits with its status.
+stopped() {
+  local name="$1" dir="$2" rc="$3" next cont
+  next=$(next_stage "$name")
+  cont=$(printf '%q ' "$ROOT/scripts/pipeline.sh" --config "$config" --out "$out" --seed "$seed")
+  if [ "$rc" = 3 ] && [ -f "$dir/model.bin" ]; then
+    echo "pipeline.sh: stage $name stopped before its last step (exit 3); its checkpoint is in $dir. Resume it with:" >&2
+    echo "  $(printf '%q ' "$bin/$name" --resume "$dir")" >&2
+    if [ "$name" != "$until" ] && [ -n "$next" ]; then
+      echo "then continue the pipeline with:" >&2
+      echo "  $cont--from $next --until $until" >&2
+    fi
+  else
+    echo "pipeline.sh: stage $name did not finish (exit $rc); see $dir/log.txt. Run it again with:" >&2
+    echo "  $cont--from $name --until $until" >&2
+  fi
+  exit "$rc"
+}
+
+# Ctrl-C or SIGTERM reach the running stage too (the terminal signals the
+# whole process group); the pipeline waits for it to save and exit, then
+# stops() with its status instead of dying at once.
+trap 'signalled=1' INT TERM
+signalled=0
 
 # run_stage NAME COMMAND...: runs a stage unless it comes before --from,
 # logging to RUN/FOLDER/log.txt and recording its wall time and peak memory.
@@ -68,10 +118,14 @@ run_stage() {
   mkdir -p "$dir"
   local t0=$SECONDS rc
   set +e
-  "$bin/peak_rss" "$dir/peak_rss_kb.txt" ${MINIRLHF_WRAP:-} "$@" 2>&1 | tee "$dir/log.txt"
+  # tee ignores SIGINT and SIGTERM (an ignored signal stays ignored across
+  # exec): on Ctrl-C it must outlive the stage, or the stage's next write
+  # kills it with SIGPIPE before it saves, and log.txt loses its end.
+  "$bin/peak_rss" "$dir/peak_rss_kb.txt" ${MINIRLHF_WRAP:-} "$@" 2>&1 | (trap '' INT TERM; exec tee "$dir/log.txt")
   rc=${PIPESTATUS[0]}
   set -e
-  if [ "$rc" != 0 ]; then echo "pipeline.sh: stage $name failed (exit $rc); see $dir/log.txt" >&2; exit "$rc"; fi
+  if [ "$rc" = 0 ] && [ "$signalled" = 1 ]; then rc=130; fi # a stage that finished anyway: still stop here
+  if [ "$rc" != 0 ]; then stopped "$name" "$dir" "$rc"; fi
   echo "$((SECONDS - t0))" > "$dir/wall_s.txt"
   echo "pipeline.sh: $name: wall time $(cat "$dir/wall_s.txt") s, peak resident memory $(mib "$dir/peak_rss_kb.txt") MiB" \
     | tee -a "$dir/log.txt"
@@ -106,14 +160,11 @@ figure() { grep -h "$2" "$out/$(folder "$1")/log.txt" 2>/dev/null | tail -1 | se
 
 # Training curves of every stage that ran, in one figure.
 plot_curves() {
-  local png="$out/training.png" m="set datafile separator ','; set key autotitle columnhead; set grid; set xlabel 'step'"
   [ -f "$out/pretrain/metrics.csv" ] || return 0
-  local panels="set title 'pretrain'; plot '$out/pretrain/metrics.csv' using 1:4 with lines title 'loss', '' using 1:5 with linespoints title 'validation loss';"
-  [ -f "$out/sft/metrics.csv" ] && panels="$panels set title 'sft'; plot '$out/sft/metrics.csv' using 1:4 with lines title 'loss', '' using 1:5 with linespoints title 'held-out response loss';"
-  [ -f "$out/rm/metrics.csv" ] && panels="$panels set title 'reward model'; plot '$out/rm/metrics.csv' using 1:4 with lines title 'loss', '' using 1:8 with linespoints title 'held-out accuracy vs gold';"
-  [ -f "$out/ppo/metrics.csv" ] && panels="$panels set title 'ppo'; plot '$out/ppo/metrics.csv' using 1:2 with lines title 'reward-model score', '' using 1:16 with lines title 'gold', '' using 1:4 with lines axes x1y2 title 'KL (right axis)'; "
-  gnuplot -e "set terminal pngcairo size 1200,800; set output '$png'; $m; set y2tics; set multiplot layout 2,2; $panels unset multiplot" \
-    && echo "$png"
+  has() { if [ -f "$out/$1/metrics.csv" ]; then echo 1; else echo 0; fi; }
+  # The run folder goes to gnuplot as an argument (data), never pasted into
+  # its code: a folder name with a quote in it cannot run anything.
+  gnuplot -c "$ROOT/scripts/plot_training.gp" "$out" 1 "$(has sft)" "$(has rm)" "$(has ppo)" && echo "$out/training.png"
 }
 plots=$(plot_curves || true)
 

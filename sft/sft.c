@@ -195,10 +195,12 @@ static int next_batch(Sft *p, const Settings *s, uint64_t step) {
 static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
     const char *const read[] = {s->init, s->tokenizer, s->data, s->val};
     memcpy(inputs, read, sizeof read);
-    return (RunFolderRequest){s->out, s->resume != NULL, s->force, 1, inputs, (int)(sizeof read / sizeof read[0])};
+    return (RunFolderRequest){.dir = s->out, .resuming = s->resume != NULL, .force = s->force, .resumable = 1,
+                              .inputs = inputs, .n_inputs = (int)(sizeof read / sizeof read[0])};
 }
 
-// Returns 1 when the run completed or stopped cleanly, 0 on error.
+// Returns 0 when the run completed, 1 when it stopped before its last step
+// with a checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
 static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     printf("sft: %zu training pairs, %zu held-out (%zu and %zu longer than the context skipped)\n",
            p->train.n, p->val.n, p->train.skipped_long, p->val.skipped_long);
@@ -209,7 +211,7 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
                     METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
     Rng rng;
     uint64_t step;
-    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return 0;
+    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return -1;
     Progress prog;
     progress_init(&prog, stdout, "sft", (long)step, s->steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start, tokens = 0;
@@ -221,7 +223,7 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
         float loss = lm_batch_loss(&p->batch, s->batch, T, 1);
         float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
         float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
-        if (norm < 0) return 0;
+        if (norm < 0) return -1;
         step++;
         tokens += (double)s->batch * T;
         double now = now_seconds(), tps = (double)s->batch * T / (now - t_last);
@@ -235,7 +237,7 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
         csv_row(&p->csv, row);
         progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
         int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
-        if (rc) return rc > 0;
+        if (rc) return rc > 0 ? 1 : -1;
     }
     progress_done(&prog);
     SftFigures after = measure(p, s);
@@ -243,7 +245,7 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
     printf("sft: end-token rate %.1f%% of %d held-out prompts at temperature 1 (pretrained model: %.1f%%)\n",
            100 * after.end_rate, s->eval_prompts, 100 * before.end_rate);
     printf("sft: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
-    return 1;
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -272,7 +274,7 @@ int main(int argc, char **argv) {
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between validation and samples"},
         {"eval-prompts", CLI_INT, &s.eval_prompts, 1, 100000, "held-out prompts for the end-token rate"},
         {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step; 0: off"},
+        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
     char *stored = NULL;
@@ -288,9 +290,9 @@ int main(int argc, char **argv) {
     if (run_folder_check(&folder, &err)) error_exit("sft", &err); // before loading anything
     run_set_threads(s.threads);
     Sft p;
-    int ok = sft_setup(&p, &s, &err) == 0 && sft_run(&p, &s, opts, n_opts, &err);
+    int outcome = sft_setup(&p, &s, &err) ? -1 : sft_run(&p, &s, opts, n_opts, &err);
     sft_state_free(&p);
     free(stored);
-    if (!ok) error_exit("sft", &err);
-    return 0;
+    if (outcome < 0) error_exit("sft", &err);
+    return stdout_finish("sft", outcome ? EXIT_STOPPED : 0);
 }

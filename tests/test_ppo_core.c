@@ -115,6 +115,23 @@ static void test_kl_rewards_estimates_and_controller(void **state) {
     assert_true(fixed.beta == 0.05);
 }
 
+// Issue 16: a horizon shorter than the batch (--horizon 1, the smallest ppo
+// allows, with 256 samples) drove beta negative: 1 - 0.2 * 256. Each update
+// now moves beta by at most 20%, so it stays positive however long the run.
+static void test_kl_controller_short_horizon_keeps_beta_positive(void **state) {
+    (void)state;
+    KlController c = {0.05, 6.0, 1};
+    for (int i = 0; i < 1000; i++) {
+        double before = c.beta;
+        kl_controller_update(&c, 0.0, 256); // far below target: beta shrinks
+        assert_true(c.beta > 0);
+        assert_float_equal(c.beta, before * 0.8, 1e-15);
+    }
+    KlController up = {0.05, 6.0, 1};
+    kl_controller_update(&up, 100.0, 256); // far above target: at most +20%
+    assert_float_equal(up.beta, 0.05 * 1.2, 1e-15);
+}
+
 // A bandit: one-token responses over V actions with a fixed reward table.
 // The optimum of E[r] - beta KL(pi || pi_ref) is pi* = pi_ref exp(r / beta) / Z.
 // PPO here is built from the functions above exactly as ppo/ uses them:
@@ -197,6 +214,7 @@ int main(void) {
         cmocka_unit_test(test_clipped_objective_gradient),
         cmocka_unit_test(test_value_loss_and_explained_variance),
         cmocka_unit_test(test_kl_rewards_estimates_and_controller),
+        cmocka_unit_test(test_kl_controller_short_horizon_keeps_beta_positive),
         cmocka_unit_test(test_ppo_converges_to_closed_form_optimum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

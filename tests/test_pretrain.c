@@ -85,7 +85,7 @@ static void test_resume_is_bit_exact(void **state) {
     assert_int_equal(run_cmd(out, sizeof out, "%s %s --tokenizer %s --data %s --out %s/full", f->pretrain,
                              common, f->tok, f->data, f->dir), 0);
     assert_int_equal(run_cmd(out, sizeof out, "%s %s --tokenizer %s --data %s --out %s/part --stop-after 17",
-                             f->pretrain, common, f->tok, f->data, f->dir), 0);
+                             f->pretrain, common, f->tok, f->data, f->dir), EXIT_STOPPED);
     assert_non_null(strstr(out, "stopped as asked after step 17"));
     assert_int_equal(run_cmd(out, sizeof out, "%s --resume %s/part --threads 1", f->pretrain, f->dir), 0);
     assert_non_null(strstr(out, "resuming"));
@@ -101,7 +101,8 @@ static void test_resume_is_bit_exact(void **state) {
 }
 
 // SIGINT and SIGTERM mid-run: the stage writes a checkpoint of the step it
-// reached, says how to resume, exits 0, and the resumed run finishes.
+// reached, says how to resume, exits EXIT_STOPPED (3), and the resumed run
+// finishes.
 static void test_signal_writes_checkpoint_and_resumes(void **state) {
     Fixture *f = *state;
     const char *sigs[2] = {"INT", "TERM"};
@@ -114,7 +115,7 @@ static void test_signal_writes_checkpoint_and_resumes(void **state) {
                          "for i in $(seq 600); do [ $(cat %s/sig%d/metrics.csv 2>/dev/null | wc -l) -ge 3 ] && break; "
                          "sleep 0.2; done; kill -%s $pid; wait $pid",
                          f->pretrain, f->tok, f->data, f->dir, k, f->dir, k, sigs[k]);
-        assert_int_equal(rc, 0);
+        assert_int_equal(rc, EXIT_STOPPED);
         assert_non_null(strstr(out, "interrupted after step"));
         char path[600];
         snprintf(path, sizeof path, "%s/sig%d/model.bin", f->dir, k);
@@ -125,7 +126,7 @@ static void test_signal_writes_checkpoint_and_resumes(void **state) {
         // The resumed run continues from that step; stop it again at once.
         rc = run_cmd(out, sizeof out, "%s --resume %s/sig%d --stop-after %llu", f->pretrain, f->dir, k,
                      (unsigned long long)h.step + 2);
-        assert_int_equal(rc, 0);
+        assert_int_equal(rc, EXIT_STOPPED);
         assert_non_null(strstr(out, "resuming"));
         CkptHeader h2;
         assert_int_equal(ckpt_verify(path, &h2, &err), 0);

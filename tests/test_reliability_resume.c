@@ -28,7 +28,10 @@
 // Long enough for a refusal on a loaded machine; a hang is killed after it.
 #define REFUSAL_TIMEOUT_S 60
 // A stage stopped by --stop-after exits 0 before issue 16 and 3 after it.
-#define STOPPED(rc) ((rc) == 0 || (rc) == 3)
+// Exit 0 before issue 16's exit status for a stopped stage, 3 after it.
+static int stopped(int rc) {
+    return rc == 0 || rc == 3;
+}
 
 typedef struct {
     char dir[256], bin[512], data[512];
@@ -45,7 +48,7 @@ static int sh(const Chain *c, const char *fmt, ...) {
     va_end(ap);
     snprintf(full, sizeof full, "cd '%s' && %s", c->dir, cmd);
     int rc = run_split(full, 600, out, sizeof out, err, sizeof err);
-    if (!STOPPED(rc)) printf("in %s: %s\nexit %d\n%s%s\n", c->dir, cmd, rc, out, err);
+    if (!stopped(rc)) printf("in %s: %s\nexit %d\n%s%s\n", c->dir, cmd, rc, out, err);
     return rc;
 }
 
@@ -77,9 +80,9 @@ static int group_setup(void **state) {
     ppo_args(c, ppo, sizeof ppo);
     if (sh(c, "%sbpe train --input %s/prompts_train.jsonl --jsonl-field prompt --vocab 300 --out tok2.bin", c->bin,
            c->data) ||
-        !STOPPED(sh(c, "%s --steps 8 --save-every 100 --stop-after 4 --out pre_cut", pre)) ||
+        !stopped(sh(c, "%s --steps 8 --save-every 100 --stop-after 4 --out pre_cut", pre)) ||
         sh(c, "cp -r rm rm_in && cp -r sft ref_in") ||
-        !STOPPED(sh(c, "%s --steps 4 --stop-after 2 --out ppo_cut", ppo)))
+        !stopped(sh(c, "%s --steps 4 --stop-after 2 --out ppo_cut", ppo)))
         return -1;
     return 0;
 }
@@ -265,7 +268,7 @@ static void test_float_options_round_trip_through_resume(void **state) {
     pretrain_args(c, pre, sizeof pre);
     const char *opts = "--steps 6 --save-every 100 --lr 0.000123456789 --weight-decay 0.0987654321";
     assert_int_equal(sh(c, "rm -rf lr_full lr_cut && %s %s --out lr_full", pre, opts), 0);
-    assert_true(STOPPED(sh(c, "%s %s --stop-after 3 --out lr_cut", pre, opts)));
+    assert_true(stopped(sh(c, "%s %s --stop-after 3 --out lr_cut", pre, opts)));
     chain_path(c, path, sizeof path, "lr_cut/config.txt");
     float lr = config_value(path, "lr"), wd = config_value(path, "weight-decay");
     float want_lr = strtof("0.000123456789", NULL), want_wd = strtof("0.0987654321", NULL);

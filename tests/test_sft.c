@@ -170,7 +170,7 @@ static void test_sft_resume_is_bit_exact(void **state) {
     assert_int_equal(run_cmd(out, sizeof out, "%ssft %s --init %s --tokenizer %s --data %s/sft.jsonl --val %s/sft_val.jsonl --out %s/a",
                              f->bin, args, f->pre, f->tok, f->data, f->data, f->dir), 0);
     assert_int_equal(run_cmd(out, sizeof out, "%ssft %s --init %s --tokenizer %s --data %s/sft.jsonl --val %s/sft_val.jsonl --out %s/b --stop-after 5",
-                             f->bin, args, f->pre, f->tok, f->data, f->data, f->dir), 0);
+                             f->bin, args, f->pre, f->tok, f->data, f->data, f->dir), EXIT_STOPPED);
     assert_int_equal(run_cmd(out, sizeof out, "%ssft --resume %s/b", f->bin, f->dir), 0);
     assert_int_equal(run_cmd(out, sizeof out, "cmp %s/a/model.bin %s/b/model.bin", f->dir, f->dir), 0);
 }

@@ -382,5 +382,5 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "info") == 0) rc = cmd_info(argc - 1, argv + 1, &err);
     else rc = error_set(&err, "unknown command '%s' (see bpe --help)", cmd);
     if (rc != 0) error_exit("bpe", &err);
-    return 0;
+    return stdout_finish("bpe", 0);
 }
