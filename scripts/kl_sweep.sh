@@ -44,6 +44,20 @@ bin=$(use_or_build_binaries)
 data="$ROOT/data"
 mkdir -p "$out"
 
+# stage_failed STATUS DIR: a ppo run that did not finish ends the sweep with
+# its status; one stopped before its last step (exit 3: Ctrl-C, SIGTERM) says
+# how to finish it.
+stage_failed() {
+  cat "$2/log.txt"
+  if [ "$1" = 3 ]; then
+    printf 'kl_sweep.sh: ppo in %q stopped before its last step; finish it with\n  %q --resume %q\n' "$2" "$bin/ppo" "$2" >&2
+    echo "kl_sweep.sh: (running the sweep again starts every beta afresh)" >&2
+  else
+    echo "kl_sweep.sh: ppo in $2 failed (exit $1); see $2/log.txt" >&2
+  fi
+  exit "$1"
+}
+
 csv="$out/sweep.csv"
 echo "beta,kl,kl_k3,gold,gold_se,rm_score,rm_score_se,ref_gold,ref_rm_score,gold_win_rate,mean_length,end_rate" > "$csv.tmp"
 for b in "${beta_list[@]}"; do
@@ -53,7 +67,7 @@ for b in "${beta_list[@]}"; do
   # The sweep owns beta_B/: a second sweep replaces its runs (--force).
   "$bin/ppo" --config "$config" --seed "$seed" --kl-coef "$b" --policy "$run/sft/model.bin" --rm "$run/rm/model.bin" \
     --tokenizer "$run/tokenizer.bin" --prompts "$data/prompts_train.jsonl" --eval-prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$dir" --force > "$dir/log.txt" 2>&1 || { cat "$dir/log.txt"; exit 1; }
+    --data-dir "$data" --out "$dir" --force > "$dir/log.txt" 2>&1 || stage_failed $? "$dir"
   grep "^ppo: held-out" "$dir/log.txt"
   "$bin/evaluate" --config "$config" --seed "$seed" --policy "$dir/model.bin" --ref "$run/sft/model.bin" \
     --rm "$run/rm/model.bin" --tokenizer "$run/tokenizer.bin" --prompts "$data/prompts_eval.jsonl" \

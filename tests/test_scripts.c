@@ -217,6 +217,36 @@ static int line_with(const char *text, const char *needle, char *line, size_t n)
     return 0;
 }
 
+// A ppo of kl_sweep.sh that stopped before its last step (exit 3: Ctrl-C,
+// SIGTERM) ended the sweep with exit 1 and no word of how to finish it. Here a
+// ppo that stops after its first iteration stands in for Ctrl-C: the sweep
+// exits 3, prints the command that resumes that run, and the command works.
+static void test_kl_sweep_stopped_ppo_says_how_to_resume(void **state) {
+    Fixture *f = *state;
+    Output *o = malloc(sizeof *o);
+    char out[4096], fake[600], cmd[4096];
+    snprintf(fake, sizeof fake, "%s/fakebin", f->dir);
+    assert_int_equal(run_cmd(out, sizeof out, "mkdir -p %s && for b in %s*; do ln -sf \"$b\" %s/; done && rm %s/ppo && "
+                             "printf '#!/bin/sh\\nexec %sppo \"$@\" --stop-after 1\\n' > %s/ppo && chmod +x %s/ppo",
+                             fake, f->bin, fake, fake, f->bin, fake, fake), 0);
+    snprintf(cmd, sizeof cmd, "mkdir -p %s/cwd && cd %s/cwd && MINIRLHF_BIN=%s exec %sscripts/kl_sweep.sh --config smoke "
+             "--run %s/run --out %s/stopsweep --betas 0.5", f->dir, f->dir, fake, f->root, f->dir, f->dir);
+    int rc = run_split(cmd, 300, o->out, sizeof o->out, o->err, sizeof o->err);
+    if (rc != EXIT_STOPPED) printf("%s%s", o->out, o->err);
+    assert_int_equal(rc, EXIT_STOPPED);
+    char resume[2048];
+    assert_int_equal(line_with(o->err, "--resume", resume, sizeof resume), 0);
+    assert_non_null(strstr(resume, "stopsweep/beta_0.5"));
+    assert_non_null(strstr(o->err, "stopped before its last step"));
+    // The printed command finishes the run (--stop-after 1 is behind it by then).
+    rc = run_split(resume, 300, o->out, sizeof o->out, o->err, sizeof o->err);
+    if (rc != 0) printf("%s\n%s%s", resume, o->out, o->err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(o->out, "resuming"));
+    assert_non_null(strstr(o->out, "ppo: done"));
+    free(o);
+}
+
 // Ctrl-C in the pipeline (SIGINT to its process group, as a terminal sends
 // it) during pretrain: tee used to die first, so the stage died of SIGPIPE
 // with its log cut. Now the stage saves and exits 3, its log.txt is kept, the
@@ -284,6 +314,7 @@ int main(void) {
         cmocka_unit_test(test_seed_out_of_range_refused),
         cmocka_unit_test(test_control_character_in_out_refused),
         cmocka_unit_test(test_sigint_reaches_the_stage),
+        cmocka_unit_test(test_kl_sweep_stopped_ppo_says_how_to_resume),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
