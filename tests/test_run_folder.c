@@ -189,12 +189,15 @@ static void test_second_process_on_same_out_refused(void **state) {
     pid_t first = spawn(f, cmd);
     assert_true(first > 0);
     pid_t holder = 0;
-    for (int i = 0; i < 600 && holder != first; i++) { // up to 60 s for the first to take its lock
+    char metrics[600];
+    snprintf(metrics, sizeof metrics, "%s/metrics.csv", busy);
+    // Up to 60 s for the first to take its lock and write metrics.csv (after
+    // config.txt, which `--resume busy` below reads: stopped between its lock
+    // and config.txt, the first would make that command fail for another reason).
+    for (int i = 0; i < 600 && !(holder == first && file_exists(metrics)); i++) {
         struct timespec ts = {0, 100000000};
         nanosleep(&ts, NULL);
         holder = run_folder_holder(busy);
-        char metrics[600];
-        snprintf(metrics, sizeof metrics, "%s/metrics.csv", busy);
         if (!holder && file_exists(metrics)) break; // an old binary: no lock, but it runs
     }
     kill(first, SIGSTOP); // the folder holds still while the second one tries
