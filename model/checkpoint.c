@@ -205,6 +205,14 @@ static int all_zero(const uint8_t *p, size_t n) {
 
 // ---- Checkpoint header -------------------------------------------------------
 
+// The model shape as five consecutive u32 fields, in the same order in both
+// headers: vocab_size, max_seq_len, n_layer, n_head, n_embd.
+static void put_shape(uint8_t *at, const GPTConfig *c) {
+    const int fields[5] = {c->vocab_size, c->max_seq_len, c->n_layer, c->n_head, c->n_embd};
+    for (int i = 0; i < 5; i++) put_u32(at + 4 * i, (uint32_t)fields[i]);
+}
+
+
 // Serialises h into buf and returns the fingerprint: the crc32 of every header
 // byte before it, which covers payload_crc and therefore the parameters too.
 static uint32_t encode_ckpt_header(const CkptHeader *h, uint8_t buf[CKPT_HEADER_SIZE]) {
@@ -214,11 +222,7 @@ static uint32_t encode_ckpt_header(const CkptHeader *h, uint8_t buf[CKPT_HEADER_
     put_u32(buf + OFF_HEADER_SIZE, CKPT_HEADER_SIZE);
     put_u32(buf + OFF_KIND, h->kind);
     put_u32(buf + OFF_TOKENIZER_FP, h->tokenizer_fp);
-    put_u32(buf + OFF_VOCAB_SIZE, (uint32_t)h->config.vocab_size);
-    put_u32(buf + OFF_MAX_SEQ_LEN, (uint32_t)h->config.max_seq_len);
-    put_u32(buf + OFF_N_LAYER, (uint32_t)h->config.n_layer);
-    put_u32(buf + OFF_N_HEAD, (uint32_t)h->config.n_head);
-    put_u32(buf + OFF_N_EMBD, (uint32_t)h->config.n_embd);
+    put_shape(buf + OFF_VOCAB_SIZE, &h->config);
     put_u32(buf + OFF_PARENT_FP, h->parent_fp);
     put_u64(buf + OFF_NUM_PARAMS, h->num_params);
     put_u64(buf + OFF_STEP, h->step);
@@ -561,11 +565,7 @@ static void encode_trainstate_header(const TrainState *s, uint64_t num_params, u
     put_u64(buf + TS_OFF_NUM_PARAMS, num_params);
     put_u64(buf + TS_OFF_STEP, s->step);
     put_u64(buf + TS_OFF_RNG_STATE, s->rng_state);
-    put_u32(buf + TS_OFF_VOCAB_SIZE, (uint32_t)s->shape.vocab_size);
-    put_u32(buf + TS_OFF_MAX_SEQ_LEN, (uint32_t)s->shape.max_seq_len);
-    put_u32(buf + TS_OFF_N_LAYER, (uint32_t)s->shape.n_layer);
-    put_u32(buf + TS_OFF_N_HEAD, (uint32_t)s->shape.n_head);
-    put_u32(buf + TS_OFF_N_EMBD, (uint32_t)s->shape.n_embd);
+    put_shape(buf + TS_OFF_VOCAB_SIZE, &s->shape);
     put_u32(buf + TS_OFF_TOKENIZER_FP, s->inputs.tokenizer_fp);
     put_u32(buf + TS_OFF_REF_FP, s->inputs.ref_fp);
     put_u32(buf + TS_OFF_RM_FP, s->inputs.rm_fp);

@@ -17,7 +17,6 @@
 
 #include "common/error.h"
 #include "model/checkpoint.h"
-#include "tests/signal_run.h"
 #include "tests/testutil.h"
 
 typedef struct {

@@ -66,9 +66,24 @@ int read_csv_column(const char *path, const char *col, double *values, int max) 
     return count;
 }
 
-int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err, size_t n_err) {
+// Whether the text written so far to fd (a regular file) holds marker.
+static int file_holds(int fd, const char *marker, char *scratch, size_t n) {
+    ssize_t got = pread(fd, scratch, n - 1, 0);
+    scratch[got > 0 ? got : 0] = '\0';
+    return strstr(scratch, marker) != NULL;
+}
+
+static void read_back(int fd, char *buf, size_t n) {
+    if (!n) return;
+    ssize_t got = pread(fd, buf, n - 1, 0);
+    buf[got > 0 ? got : 0] = '\0';
+}
+
+int run_split_signal(const char *cmd, const char *marker, int sig, int timeout_s, char *out, size_t n_out,
+                     char *err, size_t n_err, int *sent) {
     char out_path[] = "/tmp/minirlhf_out_XXXXXX", err_path[] = "/tmp/minirlhf_err_XXXXXX";
     int out_fd = mkstemp(out_path), err_fd = mkstemp(err_path);
+    if (sent) *sent = 0;
     if (out_fd < 0 || err_fd < 0) return -1;
     pid_t pid = fork();
     if (pid == 0) {
@@ -80,16 +95,23 @@ int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err
         execl("/bin/sh", "sh", "-c", cmd, (char *)NULL);
         _exit(127);
     }
-    int status = 0, rc = -1;
+    int status = 0, rc = -1, signalled = 0;
     if (pid > 0) {
         setpgid(pid, pid);
-        struct timespec tick = {0, 10 * 1000 * 1000};
-        long waited_ms = 0;
+        size_t scratch_n = 1 << 20;
+        char *scratch = marker ? malloc(scratch_n) : NULL;
+        struct timespec tick = {0, 2 * 1000 * 1000};
+        long waited_us = 0;
         pid_t done;
-        while ((done = waitpid(pid, &status, WNOHANG)) == 0 && waited_ms < timeout_s * 1000L) {
+        while ((done = waitpid(pid, &status, WNOHANG)) == 0 && waited_us < timeout_s * 1000000L) {
+            if (!signalled && scratch && file_holds(out_fd, marker, scratch, scratch_n)) {
+                kill(-pid, sig);
+                signalled = 1;
+            }
             nanosleep(&tick, NULL);
-            waited_ms += 10;
+            waited_us += 2000;
         }
+        free(scratch);
         if (done == 0) {
             kill(-pid, SIGKILL);
             waitpid(pid, &status, 0);
@@ -98,18 +120,18 @@ int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err
             rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
         }
     }
-    const int fds[2] = {out_fd, err_fd};
-    char *bufs[2] = {out, err};
-    const size_t sizes[2] = {n_out, n_err};
-    for (int i = 0; i < 2; i++) {
-        if (!sizes[i]) continue;
-        ssize_t got = pread(fds[i], bufs[i], sizes[i] - 1, 0);
-        bufs[i][got > 0 ? got : 0] = '\0';
-        close(fds[i]);
-    }
+    if (sent) *sent = signalled;
+    read_back(out_fd, out, n_out);
+    read_back(err_fd, err, n_err);
+    close(out_fd);
+    close(err_fd);
     unlink(out_path);
     unlink(err_path);
     return rc;
+}
+
+int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err, size_t n_err) {
+    return run_split_signal(cmd, NULL, 0, timeout_s, out, n_out, err, n_err, NULL);
 }
 
 char *dir_snapshot(const char *dir) {

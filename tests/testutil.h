@@ -23,6 +23,13 @@ void make_temp_dir(char *out, size_t n);
 // for a command that died of one (as the shell reports it).
 int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err, size_t n_err);
 
+// Like run_split, and interrupts the command at a known point, as a
+// terminal's Ctrl-C would: once its standard output holds `marker`, sends
+// `sig` to its whole process group (once) and sets *sent. Start `cmd` with
+// `exec` so that the status is the program's, not the shell's.
+int run_split_signal(const char *cmd, const char *marker, int sig, int timeout_s, char *out, size_t n_out,
+                     char *err, size_t n_err, int *sent);
+
 // A listing of every file and folder under dir with each file's size and
 // SHA-256 (malloc'ed; the caller frees it): two listings are equal only when
 // the folder is byte-identical, leftover temporary files included.
