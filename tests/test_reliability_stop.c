@@ -158,18 +158,13 @@ static void test_ppo_sigint_during_final_evaluation(void **state) {
     free(o);
 }
 
-// SIGINT while prefs samples (it used to rewrite config.txt first, so the
-// folder described pairs it did not hold): exit 3, the folder byte-identical,
-// even with --force (the old pairs are replaced only when the new ones are written).
-static void test_prefs_sigint_leaves_folder_as_it_was(void **state) {
-    Fixture *f = *state;
-    Output *o = malloc(sizeof *o);
-    assert_int_equal(run_in(f, o, 60, "sh -c 'rm -rf prefs_int && cp -r prefs prefs_int'"), 0);
-    char *before = snapshot(f, "prefs_int");
+// Runs prefs into out_dir (with `more` options) and sends SIGINT once it
+// samples; asserts exit 3 and the message that nothing was written.
+static void interrupt_prefs(const Fixture *f, Output *o, const char *out_dir, const char *more) {
     char cmd[4096];
     snprintf(cmd, sizeof cmd, "cd %s && exec %sprefs --policy sft/model.bin --tokenizer tok.bin --prompts "
-             "%s/prompts_train.jsonl --data-dir %s --pairs 20000 --seed 7 --force --out prefs_int", f->dir, f->bin, f->data,
-             f->data);
+             "%s/prompts_train.jsonl --data-dir %s --pairs 20000 --seed 7 %s --out %s", f->dir, f->bin, f->data,
+             f->data, more, out_dir);
     int sent;
     int rc = run_split_signal(cmd, "sequences |", SIGINT, 120, o->out, sizeof o->out, o->err, sizeof o->err, &sent);
     if (rc != EXIT_STOPPED) printf("exit %d (signal sent: %d)\n%s%s", rc, sent, o->out, o->err);
@@ -177,6 +172,21 @@ static void test_prefs_sigint_leaves_folder_as_it_was(void **state) {
     assert_int_equal(rc, EXIT_STOPPED);
     assert_string_equal(o->err, "");
     assert_non_null(strstr(o->out, "interrupted while sampling; nothing written"));
+}
+
+// SIGINT while prefs samples: it used to write config.txt first, so a new
+// folder held a config.txt and no pairs, and an old run's folder a config.txt
+// describing pairs it did not hold. Now: exit 3, no run file in a new folder,
+// and a finished run's folder byte-identical even with --force (the old pairs
+// are replaced only when the new ones are written).
+static void test_prefs_sigint_leaves_folder_as_it_was(void **state) {
+    Fixture *f = *state;
+    Output *o = malloc(sizeof *o);
+    interrupt_prefs(f, o, "prefs_new", "");
+    assert_int_not_equal(run_in(f, o, 10, "sh -c 'ls -A prefs_new 2>/dev/null | grep -v \"^\\.lock$\"'"), 0);
+    assert_int_equal(run_in(f, o, 60, "sh -c 'rm -rf prefs_int && cp -r prefs prefs_int'"), 0);
+    char *before = snapshot(f, "prefs_int");
+    interrupt_prefs(f, o, "prefs_int", "--force");
     char *after = snapshot(f, "prefs_int");
     assert_string_equal(before, after);
     free(before);
