@@ -78,7 +78,7 @@ static int sft_setup(Sft *p, const Settings *s, Error *err) {
     if (run_load_model(&p->m, &init, s->init, lm, &p->tk, err)) return -1;
     int ctx = p->m.config.max_seq_len;
     // A pair of n ids trains on n-1 positions, so n may be one more than the context.
-    if (sft_load(&p->train, p->tok, s->data, ctx + 1, err) || sft_load(&p->val, p->tok, s->val, ctx + 1, err))
+    if (sft_load(&p->train, p->tok, s->data, ctx, err) || sft_load(&p->val, p->tok, s->val, ctx, err))
         return -1;
     if (gpt_alloc_training(&p->m, s->batch, ctx, err) || lm_batch_alloc(&p->batch, &p->m, s->batch, ctx, err) ||
         kvcache_create(&p->kv, &p->m.config, 16, err))

@@ -6,7 +6,7 @@
 #include "common/jsonl.h"
 #include "data/chat_template.h"
 
-int sft_load(SftSet *set, const Tokenizer *tok, const char *path, int max_len, Error *err) {
+int sft_load(SftSet *set, const Tokenizer *tok, const char *path, int ctx, Error *err) {
     memset(set, 0, sizeof *set);
     JsonlReader r;
     if (jsonl_open(&r, path, err)) return -1;
@@ -25,7 +25,7 @@ int sft_load(SftSet *set, const Tokenizer *tok, const char *path, int max_len, E
             rc = error_set(err, "%s:%ld: %s", path, r.line, e2.msg);
         cJSON_Delete(o);
         if (rc) break;
-        if (n > (size_t)max_len) {
+        if (n > (size_t)ctx + 1) {
             set->skipped_long++;
             free(ids);
             continue;
@@ -43,7 +43,9 @@ int sft_load(SftSet *set, const Tokenizer *tok, const char *path, int max_len, E
         set->ex[set->n++] = (SftExample){ids, (int)n, (int)start};
     }
     jsonl_close(&r);
-    if (rc == 0 && set->n == 0) rc = error_set(err, "%s: no pairs that fit a context of %d tokens", path, max_len);
+    if (rc == 0 && set->n == 0 && set->skipped_long == 0) rc = error_set(err, "%s: no pairs in the file", path);
+    if (rc == 0 && set->n == 0)
+        rc = error_set(err, "%s: none of its %zu pairs fits the model's context of %d tokens", path, set->skipped_long, ctx);
     if (rc) sft_free(set);
     return rc;
 }

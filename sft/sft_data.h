@@ -22,9 +22,10 @@ typedef struct {
     size_t skipped_long; // pairs that did not fit the context
 } SftSet;
 
-// Reads {"prompt","response"} lines; pairs longer than max_len tokens are
-// counted in skipped_long and left out. Errors name the file and line.
-int sft_load(SftSet *set, const Tokenizer *tok, const char *path, int max_len, Error *err);
+// Reads {"prompt","response"} lines for a model whose context is ctx tokens:
+// a pair of n tokens trains on n - 1 positions, so pairs longer than ctx + 1
+// tokens are counted in skipped_long and left out. Errors name the file and line.
+int sft_load(SftSet *set, const Tokenizer *tok, const char *path, int ctx, Error *err);
 void sft_free(SftSet *set);
 
 // Lays out examples as batch rows: inputs ids[0..n-1), targets ids[1..n),

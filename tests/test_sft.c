@@ -69,8 +69,14 @@ static void test_prompt_tokens_get_zero_gradient(void **state) {
     char path[600];
     snprintf(path, sizeof path, "%s/sft_val.jsonl", f->data);
     SftSet set;
-    assert_int_equal(sft_load(&set, tok, path, 65, &err), 0);
+    // No pair fits a context of 4 tokens: the message gives the model's context
+    // (it used to say one more, the length of a pair that would fit).
+    SftSet none;
+    assert_int_equal(sft_load(&none, tok, path, 4, &err), -1);
+    assert_non_null(strstr(err.msg, "pairs fits the model's context of 4 tokens"));
+    assert_int_equal(sft_load(&set, tok, path, 64, &err), 0);
     assert_true(set.n > 3);
+    for (size_t i = 0; i < set.n; i++) assert_true(set.ex[i].n <= 65); // ctx + 1: inputs and the last target
     GPT m = {.config = {.vocab_size = 512}};
     m.config.vocab_size = tokenizer_vocab_size(tok);
     LmBatch b;

@@ -83,7 +83,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     fclose(fp);
     Error err;
     SftSet sft;
-    if (sft_load(&sft, tok, path, 64, &err) == 0) sft_free(&sft);
+    if (sft_load(&sft, tok, path, 63, &err) == 0) sft_free(&sft);
     PrefPair *pairs;
     size_t n;
     if (prefs_load(path, &pairs, &n, &err) == 0) prefs_free(pairs, n);
