@@ -30,6 +30,11 @@ IFS=, read -r -a beta_list <<< "$betas"
 for b in "${beta_list[@]}"; do
   [[ "$b" =~ ^[0-9]*\.?[0-9]+$ ]] || { echo "kl_sweep.sh: '$b' in --betas is not a number" >&2; exit 2; }
 done
+# As pipeline.sh: the seed range the stages accept, checked before anything runs.
+if ! [[ "$seed" =~ ^0*([0-9]{1,10})$ ]] || [ "${BASH_REMATCH[1]}" -gt 2147483647 ]; then
+  echo "kl_sweep.sh: --seed must be a whole number from 0 to 2147483647 (got '$seed')" >&2; exit 2
+fi
+seed=$((10#${BASH_REMATCH[1]}))
 run="${run:-$ROOT/runs/$config}"; out="${out:-$run/sweep}"
 # As pipeline.sh: a control character in a path cannot be given back on a command line.
 if [[ "$run$out" == *[[:cntrl:]]* ]]; then
@@ -71,7 +76,8 @@ for b in "${beta_list[@]}"; do
   grep "^ppo: held-out" "$dir/log.txt"
   "$bin/evaluate" --config "$config" --seed "$seed" --policy "$dir/model.bin" --ref "$run/sft/model.bin" \
     --rm "$run/rm/model.bin" --tokenizer "$run/tokenizer.bin" --prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$dir/eval" --force > "$dir/eval/log.txt" 2>&1 || { cat "$dir/eval/log.txt"; exit 1; }
+    --data-dir "$data" --out "$dir/eval" --force > "$dir/eval/log.txt" 2>&1 \
+    || { rc=$?; cat "$dir/eval/log.txt"; echo "kl_sweep.sh: evaluate in $dir/eval failed (exit $rc)" >&2; exit "$rc"; }
   # One row of sweep.csv from eval.json (cJSON writes one field per line).
   awk -v beta="$b" -F'[:,]' '
     /"policy":/ {s="p"} /"reference":/ {s="r"}

@@ -86,7 +86,7 @@ stopped() {
   cont=$(printf '%q ' "$ROOT/scripts/pipeline.sh" --config "$config" --out "$out" --seed "$seed")
   if [ "$rc" = 3 ] && [ -f "$dir/model.bin" ]; then
     echo "pipeline.sh: stage $name stopped before its last step (exit 3); its checkpoint is in $dir. Resume it with:" >&2
-    echo "  $(printf '%q ' "$bin/$name" --resume "$dir")" >&2
+    echo "  $(printf '%q --resume %q' "$bin/$name" "$dir")" >&2
     if [ "$name" != "$until" ] && [ -n "$next" ]; then
       echo "then continue the pipeline with:" >&2
       echo "  $cont--from $next --until $until" >&2

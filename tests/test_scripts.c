@@ -172,6 +172,19 @@ static void test_seed_out_of_range_refused(void **state) {
                  seeds[i]);
         assert_refused_unchanged(f, args, "--seed must be a whole number from 0 to 2147483647");
     }
+    // kl_sweep.sh found it only in ppo, after the sweep folder was made.
+    Output *o = malloc(sizeof *o);
+    char args[1024], sweep[600];
+    snprintf(sweep, sizeof sweep, "%s/seedsweep", f->dir);
+    snprintf(args, sizeof args, "--config smoke --run %s/run --out %s --seed 2147483648 --betas 0.5", f->dir, sweep);
+    int rc = run_script(f, o, "kl_sweep.sh", args);
+    if (rc != 2) printf("kl_sweep.sh %s: exit %d\n%s%s", args, rc, o->out, o->err);
+    assert_int_equal(rc, 2);
+    assert_true(is_one_line(o->err));
+    assert_non_null(strstr(o->err, "--seed must be a whole number from 0 to 2147483647"));
+    struct stat st;
+    assert_int_not_equal(lstat(sweep, &st), 0); // not created
+    free(o);
 }
 
 // A newline in --out made a run that cannot be resumed (its paths cannot be
