@@ -163,10 +163,27 @@ const char *cli_peek(int argc, char **argv, const char *name) {
 
 void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts) {
     for (int i = 0; i < n_opts; i++) {
-        char value[512];
-        format_value(value, sizeof value, &opts[i]);
-        fprintf(fp, "%s = %s\n", opts[i].name, value);
+        const CliOption *o = &opts[i];
+        if (o->type == CLI_STRING) { // whole, however long: a cut path would name another file
+            const char *s = *(const char **)o->dest;
+            fprintf(fp, "%s = %s\n", o->name, s ? s : "");
+            continue;
+        }
+        char value[64];
+        format_value(value, sizeof value, o);
+        fprintf(fp, "%s = %s\n", o->name, value);
     }
+}
+
+int cli_check_recordable(const CliOption *opts, int n_opts, Error *err) {
+    for (int i = 0; i < n_opts; i++) {
+        if (opts[i].type != CLI_STRING) continue;
+        const char *s = *(const char **)opts[i].dest;
+        if (s && strpbrk(s, "\n\r"))
+            return error_set(err, "--%s: the value holds a line break, which config.txt cannot record (a resumed "
+                             "run would read another value)", opts[i].name);
+    }
+    return 0;
 }
 
 static int in_list(const char *name, const char *const *list) {

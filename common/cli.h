@@ -36,6 +36,10 @@ const char *cli_peek(int argc, char **argv, const char *name);
 // written with fmt_float, so they read back bit for bit.
 void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts);
 
+// Refuses (naming the option) a string value config.txt cannot record: one
+// holding a line break, which would read back as another setting.
+int cli_check_recordable(const CliOption *opts, int n_opts, Error *err);
+
 // Applies the "name = value" lines of a config.txt written by
 // cli_write_settings, skipping the options named in skip (a NULL-terminated
 // list, e.g. --resume itself). String values point into *storage, which the

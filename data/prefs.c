@@ -553,6 +553,7 @@ int main(int argc, char **argv) {
     }
     if (rc == 0 && (!s.policy || !s.tokenizer || !s.out))
         rc = error_set(&err, "--policy, --tokenizer and --out are required (see --help)");
+    if (rc == 0) rc = cli_check_recordable(opts, n_opts, &err);
     if (rc == 0) rc = check_pairs_possible(&s, &err);
     if (rc) error_exit(PROG, &err);
     run_set_threads(s.threads);

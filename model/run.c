@@ -36,6 +36,7 @@ int run_parse_options(const char *prog, const char *summary, const CliOption *op
     }
     int rc = cli_parse(prog, opts, n_opts, argc, argv, NULL, err);
     if (rc == 1) cli_print_help(stdout, prog, summary, opts, n_opts);
+    if (rc == 0) rc = cli_check_recordable(opts, n_opts, err);
     return rc;
 }
 
@@ -47,6 +48,11 @@ int run_write_config(const char *out_dir, const CliOption *opts, int n_opts, Err
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
     if (!mem) return error_set(err, "out of memory");
+    if (cli_check_recordable(opts, n_opts, err)) {
+        fclose(mem);
+        free(text);
+        return -1;
+    }
     // --force belongs to one invocation: a resumed run must not inherit it.
     for (int i = 0; i < n_opts; i++)
         if (strcmp(opts[i].name, "force")) cli_write_settings(mem, &opts[i], 1);

@@ -258,6 +258,35 @@ static void test_numfmt_round_trips_exactly(void **state) {
     assert_string_equal(fmt_double(buf, -INFINITY), "-inf");
 }
 
+// config.txt records a string option whole, however long (it cut values at
+// 511 bytes, so a long path came back as another path: found by fuzz_config),
+// and a value with a line break, which would read back as another setting, is
+// refused before anything is written.
+static void test_cli_settings_record_long_strings_whole(void **state) {
+    (void)state;
+    char *long_path = malloc(5001);
+    for (int i = 0; i < 5000; i++) long_path[i] = i % 100 == 99 ? '/' : (char)('a' + i % 26);
+    long_path[5000] = '\0';
+    const char *out = long_path, *back = NULL;
+    CliOption opts[] = {{"out", CLI_STRING, &out, 0, 0, ""}};
+    char *text = NULL;
+    size_t len = 0;
+    FILE *mem = open_memstream(&text, &len);
+    cli_write_settings(mem, opts, 1);
+    fclose(mem);
+    Error err;
+    CliOption read[] = {{"out", CLI_STRING, &back, 0, 0, ""}};
+    assert_int_equal(cli_apply_settings("config.txt", text, len, read, 1, NULL, &err), 0);
+    assert_string_equal(back, long_path);
+    assert_int_equal(cli_check_recordable(opts, 1, &err), 0);
+    const char *broken = "runs/a\nb";
+    CliOption bad[] = {{"out", CLI_STRING, &broken, 0, 0, ""}};
+    assert_int_equal(cli_check_recordable(bad, 1, &err), -1);
+    assert_non_null(strstr(err.msg, "--out: the value holds a line break"));
+    free(text);
+    free(long_path);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rng_reproducible_and_uniform),
@@ -268,6 +297,7 @@ int main(void) {
         cmocka_unit_test(test_atomic_write_keeps_old_file_on_abort),
         cmocka_unit_test(test_jsonl_errors_name_file_and_line),
         cmocka_unit_test(test_cli_validates_ranges_and_unknown_options),
+        cmocka_unit_test(test_cli_settings_record_long_strings_whole),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
