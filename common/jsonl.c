@@ -185,11 +185,7 @@ int jsonl_write(FILE *fp, const cJSON *obj) {
 cJSON *jsonl_number_item(double v) {
     if (!isfinite(v)) return cJSON_CreateNull();
     char text[NUMFMT_MAX];
-    if (v == floor(v) && fabs(v) <= 9007199254740992.0 && !(v == 0 && signbit(v)))
-        snprintf(text, sizeof text, "%.0f", v);
-    else
-        fmt_double(text, v);
-    return cJSON_CreateRaw(text);
+    return cJSON_CreateRaw(fmt_double(text, v));
 }
 
 cJSON *jsonl_add_number(cJSON *obj, const char *name, double v) {

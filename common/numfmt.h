@@ -1,6 +1,7 @@
 // The one way numbers are written wherever they are read back (config.txt,
 // JSONL, CSV): the shortest decimal that reads back to the same value bit for
-// bit, so "0.1" stays "0.1" and 0.1234567f does not come back as 0.123457.
+// bit, so "0.1" stays "0.1" and 0.1234567f does not come back as 0.123457;
+// a whole number below 2^53 is written as a plain integer ("10", "1234567").
 #ifndef COMMON_NUMFMT_H
 #define COMMON_NUMFMT_H
 

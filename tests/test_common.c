@@ -253,6 +253,11 @@ static void test_numfmt_round_trips_exactly(void **state) {
     assert_string_equal(fmt_float(buf, 0.1234567f), "0.1234567");
     assert_string_equal(fmt_double(buf, 0.1 + 0.2), "0.30000000000000004");
     assert_string_equal(fmt_float(buf, 1e-45f), "1e-45");
+    assert_string_equal(fmt_float(buf, 10.0f), "10"); // %.1g would say 1e+01
+    assert_string_equal(fmt_double(buf, 1200.0), "1200");
+    assert_string_equal(fmt_double(buf, 1234567.0), "1234567");
+    assert_string_equal(fmt_float(buf, 16777216.0f), "16777216");
+    assert_string_equal(fmt_double(buf, 1e300), "1e+300");
     assert_string_equal(fmt_double(buf, -0.0), "-0");
     assert_string_equal(fmt_float(buf, NAN), "nan");
     assert_string_equal(fmt_double(buf, -INFINITY), "-inf");
