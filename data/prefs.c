@@ -552,7 +552,7 @@ int main(int argc, char **argv) {
     if (rc > 0) return 0;
     if (rc == 0) rc = check_pairs_possible(&s, &err);
     if (rc) error_exit_rc(PROG, rc, &err);
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
     run_install_signal_handlers(); // SIGINT/SIGTERM: stop sampling, write nothing (see run)
     rc = run(&s, opts, n_opts, &err);
     if (rc < 0) error_exit(PROG, &err);

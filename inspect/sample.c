@@ -90,7 +90,7 @@ static int load_prompts(Sampler *s, const char *path, Error *err) {
     return rc;
 }
 
-// The ids generation starts from: the chat template up to [ASSISTANT], or
+// The ids generation starts from: the chat template up to <|assistant|>, or
 // with --raw the end-of-text token (a document boundary, as in pretraining)
 // and the text.
 static int prompt_ids(const Sampler *s, const Settings *st, const char *prompt, int **ids, size_t *n,
@@ -122,8 +122,8 @@ static size_t response_length(const Sampler *s, const Settings *st, const int *i
 }
 
 // The reward of a response given as the ids the policy generated (up to the
-// end of its turn): the reward model reads [USER] prompt [ASSISTANT] response
-// [ENDOFTEXT]. Ids rather than text because a sampled response need not be
+// end of its turn): the reward model reads <|user|> prompt <|assistant|> response
+// <|endoftext|>. Ids rather than text because a sampled response need not be
 // valid UTF-8, and re-encoding its text need not give the same ids. A pair
 // longer than the reward model's context loses the end of the response, as
 // rm_encode does, so the end token stays last.

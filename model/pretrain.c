@@ -319,7 +319,7 @@ int main(int argc, char **argv) {
     const char *inputs[2];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("pretrain", &err); // before loading anything
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
 
     Pretrain p;
     if (pretrain_setup(&p, &s, &err)) {

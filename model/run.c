@@ -13,10 +13,12 @@
 
 #include "common/fileio.h"
 
-void run_set_threads(int n) {
-    if (n <= 0) return;
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+int run_set_threads(int n) {
+    if (n > 0) {
+        omp_set_num_threads(n);
+        openblas_set_num_threads(n);
+    }
+    return omp_get_max_threads();
 }
 
 // --resume DIR continues the run in DIR: it stands for --out DIR.

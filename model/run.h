@@ -16,8 +16,11 @@
 #include "model/gpt.h"
 #include "model/run_folder.h"
 
-// Sets the OpenMP and OpenBLAS thread counts (0 keeps the default: all cores).
-void run_set_threads(int n);
+// Sets the OpenMP and OpenBLAS thread counts (0 keeps the default: all cores,
+// or OMP_NUM_THREADS) and returns the count in use. A stage records that
+// count in config.txt, since results depend on it (summation order), not the 0
+// it was given.
+int run_set_threads(int n);
 
 // Options every training stage has, parsed in two passes: --config (defaults
 // first), then --resume DIR (settings from DIR/config.txt, except --resume, --force,

@@ -330,7 +330,7 @@ int main(int argc, char **argv) {
     const char *inputs[7];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("ppo", &err); // before loading anything
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
     Ppo p;
     int outcome = ppo_setup(&p, &s, &err) ? -1 : ppo_run(&p, &s, opts, n_opts, &err);
     ppo_free(&p);

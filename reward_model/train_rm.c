@@ -348,7 +348,7 @@ int main(int argc, char **argv) {
     const char *inputs[4];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("train_rm", &err); // before loading anything
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
     TrainRm p;
     int outcome = train_rm_setup(&p, &s, &err) ? -1 : train_rm_run(&p, &s, opts, n_opts, &err);
     train_rm_free(&p);

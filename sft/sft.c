@@ -286,7 +286,7 @@ int main(int argc, char **argv) {
     const char *inputs[4];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("sft", &err); // before loading anything
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
     Sft p;
     int outcome = sft_setup(&p, &s, &err) ? -1 : sft_run(&p, &s, opts, n_opts, &err);
     sft_state_free(&p);
