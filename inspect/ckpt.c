@@ -262,7 +262,7 @@ static int cmd_verify(int argc, char **argv) {
                              "FILE: \"OK FINGERPRINT FILE\" for an intact one, a line on standard error for\n"
                              "each other. Exit status 0 if every checkpoint is intact, 1 otherwise.\n"
                              "With --json: one object for one FILE, an array of them for several.",
-                             opts, 1, argc, argv, paths, 1, argc, &n_paths, &err);
+                             opts, 1, argc, argv, paths, 1, argc + 1, &n_paths, &err);
     if (rc) {
         free(paths);
         return rc > 0 ? 0 : fail(rc, &err);
