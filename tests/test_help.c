@@ -267,6 +267,13 @@ static char *output_of(Fixture *f, const char *fmt, ...) {
     return strdup(f->o.out);
 }
 
+// Bad input: exit 1 with one line starting with want.
+static void rc_refused(Fixture *f, const char *args, const char *want) {
+    int rc = run_in(f, 30, "%s%s", f->bin, args);
+    if (rc != 1 || !is_one_line(f->o.err) || strncmp(f->o.err, want, strlen(want)) != 0)
+        fail_msg("%s: exit %d, stderr '%s' (expected 1 and one line '%s...')", args, rc, f->o.err, want);
+}
+
 static void test_dash_is_standard_input(void **state) {
     Fixture *f = *state;
     const char *b = f->bin;
@@ -304,6 +311,13 @@ static void test_dash_is_standard_input(void **state) {
     assert_non_null(strstr(sampled_file, "Any advice?"));
     assert_string_equal(sampled_dash, sampled_file);
     free(sampled_file), free(sampled_dash);
+    // Elsewhere "-" is refused, not taken for a file of that name.
+    char *before = dir_snapshot(f->dir);
+    rc_refused(f, "bpe train --input text.txt --plain --vocab 300 --out -", "bpe: -: standard output cannot take this file");
+    rc_refused(f, "sample --model - --tokenizer tok.bin --prompt hi", "sample: -: standard input is not read here");
+    char *after = dir_snapshot(f->dir);
+    assert_string_equal(before, after);
+    free(before), free(after);
     // A bad line on standard input is named by line.
     int rc = run_in(f, 30, "printf '{\"prompt\": \"a\"}\\n{\"text\": 1}\\n' | %ssample %s --prompts -", b, opts);
     assert_int_equal(rc, 1);
