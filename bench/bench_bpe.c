@@ -69,8 +69,8 @@ int main(int argc, char **argv) {
     const char *train_path = NULL, *heldout_path = NULL, *out = NULL;
     int vocab = 4096, runs = 5;
     CliOption opts[] = {
-        {.name = "train", .type = CLI_STRING, .dest = &train_path, .help = "training text"},
-        {.name = "heldout", .type = CLI_STRING, .dest = &heldout_path, .help = "held-out text"},
+        {.name = "train", .type = CLI_STRING | CLI_REQUIRED, .dest = &train_path, .help = "training text"},
+        {.name = "heldout", .type = CLI_STRING | CLI_REQUIRED, .dest = &heldout_path, .help = "held-out text"},
         {.name = "vocab", .type = CLI_INT, .dest = &vocab, .lo = TOK_FIRST_MERGE,
          .hi = TOK_MAX_VOCAB, .help = "vocabulary size"},
         {.name = "runs", .type = CLI_INT, .dest = &runs, .lo = 1, .hi = MAX_RUNS,
@@ -80,13 +80,9 @@ int main(int argc, char **argv) {
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     Error err = {{0}};
     int rc = cli_parse("bench_bpe", opts, n_opts, argc, argv, NULL, &err);
-    if (rc == 1) {
-        cli_print_help(stdout, "bench_bpe", "Benchmarks BPE training and encoding.", opts, n_opts);
-        return 0;
-    }
-    if (rc == 0 && (!train_path || !heldout_path))
-        rc = error_set(&err, "--train and --heldout are required");
-    if (rc != 0) error_exit("bench_bpe", &err);
+    if (rc == CLI_HELP) cli_print_help(stdout, "bench_bpe", "Benchmarks BPE training and encoding.", opts, n_opts);
+    if (rc > 0) return 0;
+    if (rc != 0) error_exit_rc("bench_bpe", rc, &err);
 
     double train_s[MAX_RUNS], encode_mbs[MAX_RUNS];
     Tokenizer *tok = NULL;

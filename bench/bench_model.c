@@ -23,6 +23,13 @@
 #include "model/gpt.h"
 #include "model/loss.h"
 
+// The two executables built from this file say which one they are.
+#ifdef SGEMM_CLOCK
+#define PROG "bench_model_sgemm"
+#else
+#define PROG "bench_model"
+#endif
+
 #ifdef SGEMM_CLOCK // bench_model_sgemm: also the time inside cblas_sgemm
 #include "bench/sgemm_clock.h"
 #else
@@ -84,7 +91,7 @@ static Timing bench_train(GPT *m, int B, int T, int steps, int warmup) {
     long calls = 0;
     double gemm_flops = 0.0;
     if (!inputs || !targets || !logp || !dlogp || !times || !sgemm) {
-        fprintf(stderr, "bench_model: out of memory\n");
+        fprintf(stderr, PROG ": out of memory\n");
         exit(1);
     }
     Rng rng;
@@ -118,7 +125,7 @@ static Timing bench_generate(const GPT *m, int B, int P, int N, float temperatur
     int V = m->config.vocab_size;
     Error err;
     KVCache cache;
-    if (kvcache_create(&cache, &m->config, B, &err)) error_exit("bench_model", &err);
+    if (kvcache_create(&cache, &m->config, B, &err)) error_exit(PROG, &err);
     int *prompt_mem = malloc((size_t)B * P * sizeof(int)), *prompt_lens = malloc(B * sizeof(int));
     const int **prompts = malloc(B * sizeof(int *));
     int *out_tokens = malloc((size_t)B * N * sizeof(int)), *out_lens = malloc(B * sizeof(int));
@@ -128,7 +135,7 @@ static Timing bench_generate(const GPT *m, int B, int P, int N, float temperatur
     double gemm_flops = 0.0;
     if (!prompt_mem || !prompt_lens || !prompts || !out_tokens || !out_lens || !out_logprobs || !times ||
         !sgemm) {
-        fprintf(stderr, "bench_model: out of memory\n");
+        fprintf(stderr, PROG ": out of memory\n");
         exit(1);
     }
     for (int b = 0; b < B; b++) prompts[b] = prompt_mem + (size_t)b * P, prompt_lens[b] = P;
@@ -145,7 +152,7 @@ static Timing bench_generate(const GPT *m, int B, int P, int N, float temperatur
         double dt = now_seconds() - t0;
         for (int b = 0; b < B; b++) {
             if (out_lens[b] != N) {
-                fprintf(stderr, "bench_model: sequence %d got %d tokens, not %d\n", b, out_lens[b], N);
+                fprintf(stderr, PROG ": sequence %d got %d tokens, not %d\n", b, out_lens[b], N);
                 exit(1);
             }
         }
@@ -193,31 +200,29 @@ int main(int argc, char **argv) {
     };
     int n_opts = sizeof opts / sizeof opts[0];
     Error err;
-    int rc = cli_parse("bench_model", opts, n_opts, argc, argv, NULL, &err);
-    if (rc == 1) {
-        cli_print_help(stdout, "bench_model", "Times training steps or KV-cache generation.", opts, n_opts);
-        return 0;
-    }
-    if (rc) error_exit("bench_model", &err);
+    int rc = cli_parse(PROG, opts, n_opts, argc, argv, NULL, &err);
+    if (rc == CLI_HELP) cli_print_help(stdout, PROG, "Times training steps or KV-cache generation.", opts, n_opts);
+    if (rc > 0) return 0;
+    if (rc) error_exit_rc(PROG, rc, &err);
     int train = !strcmp(mode, "train");
     if (!train && strcmp(mode, "generate")) {
-        fprintf(stderr, "bench_model: --mode %s: expected train or generate\n", mode);
-        return 1;
+        fprintf(stderr, PROG ": --mode %s: expected train or generate\n", mode);
+        return EXIT_USAGE;
     }
     GPTConfig cfg = {.vocab_size = vocab};
-    if (gpt_config_named(&cfg, config, &err)) error_exit("bench_model", &err);
+    if (gpt_config_named(&cfg, config, &err)) error_exit_rc(PROG, ERR_USAGE, &err);
     if (T == 0) T = cfg.max_seq_len;
     if (T > cfg.max_seq_len) {
-        fprintf(stderr, "bench_model: --seq %d exceeds the context %d\n", T, cfg.max_seq_len);
-        return 1;
+        fprintf(stderr, PROG ": --seq %d exceeds the context %d\n", T, cfg.max_seq_len);
+        return EXIT_USAGE;
     }
     if (!train && P + N > cfg.max_seq_len) {
-        fprintf(stderr, "bench_model: --prompt %d + --new %d exceeds the context %d\n", P, N, cfg.max_seq_len);
-        return 1;
+        fprintf(stderr, PROG ": --prompt %d + --new %d exceeds the context %d\n", P, N, cfg.max_seq_len);
+        return EXIT_USAGE;
     }
     GPT m;
-    if (gpt_create(&m, &cfg, &err)) error_exit("bench_model", &err);
-    if (train && gpt_alloc_training(&m, B, T, &err)) error_exit("bench_model", &err);
+    if (gpt_create(&m, &cfg, &err)) error_exit(PROG, &err);
+    if (train && gpt_alloc_training(&m, B, T, &err)) error_exit(PROG, &err);
     gpt_init_random(&m, 1);
     int threads = omp_get_max_threads();
     const char *core = openblas_get_corename();

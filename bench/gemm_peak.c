@@ -40,11 +40,9 @@ int main(int argc, char **argv) {
     CliOption opts[] = {{"reps", CLI_INT, &reps, 1, 100000, "timed calls per shape (median reported)"}};
     Error err;
     int rc = cli_parse("gemm_peak", opts, 1, argc, argv, NULL, &err);
-    if (rc == 1) {
-        cli_print_help(stdout, "gemm_peak", "cblas_sgemm GFLOP/s on square and model shapes.", opts, 1);
-        return 0;
-    }
-    if (rc) error_exit("gemm_peak", &err);
+    if (rc == CLI_HELP) cli_print_help(stdout, "gemm_peak", "cblas_sgemm GFLOP/s on square and model shapes.", opts, 1);
+    if (rc > 0) return 0;
+    if (rc) error_exit_rc("gemm_peak", rc, &err);
     printf("OpenBLAS core %s, %d threads\n", openblas_get_corename(), omp_get_max_threads());
     printf("%-34s %8s %8s %8s %10s\n", "shape", "M", "N", "K", "GFLOP/s");
     int square[] = {256, 512, 1024, 2048};

@@ -2,6 +2,7 @@
 
 #include "common/fileio.h"
 #include "common/numfmt.h"
+#include "common/version.h"
 
 #include <errno.h>
 #include <getopt.h>
@@ -33,10 +34,12 @@ int cli_parse_float(const char *opt, const char *s, double lo, double hi, double
     return 0;
 }
 
+static CliType type_of(const CliOption *o) { return (CliType)(o->type & ~CLI_REQUIRED); }
+
 static int set_value(const CliOption *o, const char *arg, Error *err) {
     long l;
     double d;
-    switch (o->type) {
+    switch (type_of(o)) {
     case CLI_INT:
         if (cli_parse_int(o->name, arg, (long)o->lo, (long)o->hi, &l, err)) return -1;
         *(int *)o->dest = (int)l;
@@ -68,54 +71,75 @@ static int abbreviated(const char *given, const char *name) {
     return len != strlen(name) || strncmp(given + 2, name, len) != 0;
 }
 
+// Every required option left unset, in one message.
+static int check_required(const char *prog, const CliOption *opts, int n_opts, Error *err) {
+    char names[512] = "";
+    size_t at = 0;
+    int missing = 0;
+    for (int i = 0; i < n_opts; i++) {
+        if (!(opts[i].type & CLI_REQUIRED) || *(const char **)opts[i].dest) continue;
+        missing++;
+        if (at < sizeof names)
+            at += (size_t)snprintf(names + at, sizeof names - at, "%s--%s", at ? ", " : "", opts[i].name);
+    }
+    if (!missing) return 0;
+    return usage_error(err, "%s %s required (see %s --help)", names, missing == 1 ? "is" : "are", prog);
+}
+
 int cli_parse(const char *prog, const CliOption *opts, int n_opts, int argc, char **argv,
               int *first_positional, Error *err) {
-    struct option *longopts = calloc((size_t)n_opts + 2, sizeof *longopts);
+    struct option *longopts = calloc((size_t)n_opts + 3, sizeof *longopts);
     if (!longopts) return error_set(err, "out of memory");
     for (int i = 0; i < n_opts; i++) {
         longopts[i].name = opts[i].name;
-        longopts[i].has_arg = opts[i].type == CLI_FLAG ? no_argument : required_argument;
+        longopts[i].has_arg = type_of(&opts[i]) == CLI_FLAG ? no_argument : required_argument;
         longopts[i].val = 1000 + i;
     }
     longopts[n_opts].name = "help";
     longopts[n_opts].val = 'h';
+    longopts[n_opts + 1].name = "version";
+    longopts[n_opts + 1].val = 'V';
     optind = 1;
     opterr = 0;
     int rc = 0, c, idx, at = optind;
     while (rc == 0 && (c = getopt_long(argc, argv, "+h", longopts, &idx)) != -1) {
         const char *given = argv[at]; // the word getopt_long just read (nothing is permuted: "+")
         at = optind;
-        if (c == 'h' || (c >= 1000 && c < 1000 + n_opts)) {
-            const char *name = c == 'h' ? "help" : opts[c - 1000].name;
+        if (c == 'h' || c == 'V' || (c >= 1000 && c < 1000 + n_opts)) {
+            const char *name = c == 'h' ? "help" : c == 'V' ? "version" : opts[c - 1000].name;
             if (abbreviated(given, name)) {
-                rc = error_set(err, "unknown option '%.*s' (did you mean --%s?)", (int)strcspn(given, "="), given,
-                               name);
+                rc = usage_error(err, "unknown option '%.*s' (did you mean --%s?)", (int)strcspn(given, "="),
+                                 given, name);
                 break;
             }
         }
         if (c == 'h') {
-            rc = 1;
+            rc = CLI_HELP;
+        } else if (c == 'V') {
+            version_print(stdout, prog);
+            rc = CLI_VERSION;
         } else if (c >= 1000 && c < 1000 + n_opts) {
-            rc = set_value(&opts[c - 1000], optarg, err);
+            if (set_value(&opts[c - 1000], optarg, err)) rc = ERR_USAGE;
         } else if (c == '?' && optopt >= 1000) {
-            rc = error_set(err, "--%s needs a value (see %s --help)", opts[optopt - 1000].name, prog);
+            rc = usage_error(err, "--%s needs a value (see %s --help)", opts[optopt - 1000].name, prog);
         } else {
-            rc = error_set(err, "unknown option '%s' (see %s --help)", argv[optind - 1], prog);
+            rc = usage_error(err, "unknown option '%s' (see %s --help)", argv[optind - 1], prog);
         }
     }
     if (rc == 0) {
         if (first_positional) {
             *first_positional = optind;
         } else if (optind < argc) {
-            rc = error_set(err, "unexpected argument '%s' (see %s --help)", argv[optind], prog);
+            rc = usage_error(err, "unexpected argument '%s' (see %s --help)", argv[optind], prog);
         }
     }
+    if (rc == 0) rc = check_required(prog, opts, n_opts, err);
     free(longopts);
     return rc;
 }
 
 static void format_value(char *buf, size_t n, const CliOption *o) {
-    switch (o->type) {
+    switch (type_of(o)) {
     case CLI_INT: snprintf(buf, n, "%d", *(int *)o->dest); break;
     case CLI_FLOAT: {
         char num[NUMFMT_MAX];
@@ -131,22 +155,24 @@ static void format_value(char *buf, size_t n, const CliOption *o) {
     }
 }
 
-void cli_print_help(FILE *fp, const char *prog, const char *summary, const CliOption *opts,
+void cli_print_help(FILE *fp, const char *usage, const char *summary, const CliOption *opts,
                     int n_opts) {
-    fprintf(fp, "usage: %s [options]\n%s\n\noptions:\n", prog, summary);
+    fprintf(fp, "usage: %s [options]\n%s\n\noptions:\n", usage, summary);
     for (int i = 0; i < n_opts; i++) {
         const CliOption *o = &opts[i];
+        CliType t = type_of(o);
         char value[512], lhs[128];
         format_value(value, sizeof value, o);
         snprintf(lhs, sizeof lhs, "--%s%s", o->name,
-                 o->type == CLI_INT ? " N" : o->type == CLI_FLOAT ? " X" : o->type == CLI_STRING ? " S" : "");
+                 t == CLI_INT ? " N" : t == CLI_FLOAT ? " X" : t == CLI_STRING ? " S" : "");
         fprintf(fp, "  %-22s %s", lhs, o->help);
-        if (o->type == CLI_FLAG) fprintf(fp, "\n");
-        else if (o->type == CLI_STRING) fprintf(fp, " (default: %s)\n", value[0] ? value : "none");
-        else if (o->type == CLI_INT) fprintf(fp, " (default: %s; range %.0f..%.0f)\n", value, o->lo, o->hi);
+        if (o->type & CLI_REQUIRED) fprintf(fp, " (required)\n");
+        else if (t == CLI_FLAG || t == CLI_STRING) fprintf(fp, " (default: %s)\n", value[0] ? value : "none");
+        else if (t == CLI_INT) fprintf(fp, " (default: %s; range %.0f..%.0f)\n", value, o->lo, o->hi);
         else fprintf(fp, " (default: %s; range %g..%g)\n", value, o->lo, o->hi);
     }
     fprintf(fp, "  %-22s %s\n", "--help", "show this help and exit");
+    fprintf(fp, "  %-22s %s\n", "--version", "show the version and commit and exit");
 }
 
 const char *cli_peek(int argc, char **argv, const char *name) {
@@ -180,8 +206,8 @@ int cli_check_recordable(const CliOption *opts, int n_opts, Error *err) {
         if (opts[i].type != CLI_STRING) continue;
         const char *s = *(const char **)opts[i].dest;
         if (s && strpbrk(s, "\n\r"))
-            return error_set(err, "--%s: the value holds a line break, which config.txt cannot record (a resumed "
-                             "run would read another value)", opts[i].name);
+            return usage_error(err, "--%s: the value holds a line break, which config.txt cannot record (a "
+                               "resumed run would read another value)", opts[i].name);
     }
     return 0;
 }
@@ -206,8 +232,8 @@ static int apply_setting(const char *path, long line, char *ln, const CliOption 
     const CliOption *o = &opts[i];
     if (seen[i]) return error_set(err, "%s:%ld: '%s' is set a second time", path, line, o->name);
     seen[i] = 1;
-    if (in_list(o->name, skip) || (o->type == CLI_STRING && value[0] == '\0')) return 0;
-    if (o->type == CLI_FLAG) {
+    if (in_list(o->name, skip) || (type_of(o) == CLI_STRING && value[0] == '\0')) return 0;
+    if (type_of(o) == CLI_FLAG) {
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
             return error_set(err, "%s:%ld: %s = '%.64s': expected on or off", path, line, o->name, value);
         *(int *)o->dest = value[1] == 'n';

@@ -16,6 +16,16 @@ int error_set(Error *e, const char *fmt, ...) {
     return -1;
 }
 
+int usage_error(Error *e, const char *fmt, ...) {
+    if (e) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+        va_end(ap);
+    }
+    return ERR_USAGE;
+}
+
 int stdout_finish(const char *prog, int status) {
     errno = 0;
     int failed = fflush(stdout) != 0;
@@ -32,4 +42,9 @@ int stdout_finish(const char *prog, int status) {
 void error_exit(const char *prog, const Error *e) {
     fprintf(stderr, "%s: %s\n", prog, e->msg);
     exit(1);
+}
+
+void error_exit_rc(const char *prog, int rc, const Error *e) {
+    fprintf(stderr, "%s: %s\n", prog, e->msg);
+    exit(rc == ERR_USAGE ? EXIT_USAGE : 1);
 }

@@ -10,6 +10,8 @@
 
 int atomic_open(AtomicFile *af, const char *path, Error *err) {
     memset(af, 0, sizeof *af);
+    if (strcmp(path, "-") == 0) // a file called "-" is almost surely a mistake: ./- names one
+        return error_set(err, "-: standard output cannot take this file; name a file (./- for one called -)");
     if (strlen(path) >= sizeof af->path)
         return error_set(err, "%s: path too long", path);
     snprintf(af->path, sizeof af->path, "%s", path);
@@ -87,6 +89,9 @@ static const char *file_kind(mode_t mode) {
 }
 
 int open_input_fd(const char *path, unsigned long long *size, Error *err) {
+    // "-" is standard input only where a reader takes it on purpose (see fileio.h).
+    if (strcmp(path, "-") == 0)
+        return error_set(err, "-: standard input is not read here; name a file (./- for one called -)");
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
     if (fd < 0) return error_set(err, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;

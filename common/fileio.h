@@ -34,8 +34,10 @@ int write_file_atomic(const char *path, const void *buf, size_t n, Error *err);
 // (O_CLOEXEC) or -1 with a message in err; *size gets the file's size when
 // size is not NULL.
 // Readers that take a pipe or standard input on purpose do not come here:
-// jsonl_open_stream (`score` without --input reads <stdin>) and `bpe` with no
-// file arguments (reads standard input).
+// jsonl_open_stream (`score --input -`, its default, and `sample --prompts -`
+// read <stdin>) and `bpe encode`/`decode` with no file arguments or "-".
+// Elsewhere "-" is refused with a message saying so, rather than read as a
+// file of that name (./- names one); atomic_open refuses it as an output.
 int open_input_fd(const char *path, unsigned long long *size, Error *err);
 // open_input_fd wrapped in a FILE opened for binary reading.
 FILE *open_input(const char *path, unsigned long long *size, Error *err);

@@ -22,6 +22,7 @@
 
 #include "common/error.h"
 #include "common/fileio.h"
+#include "common/version.h"
 
 static volatile sig_atomic_t child_pid = 0;
 
@@ -30,11 +31,19 @@ static void forward_signal(int sig) {
 }
 
 int main(int argc, char **argv) {
-    int help = argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"));
-    if (help || argc < 3) {
-        fprintf(help ? stdout : stderr, "usage: peak_rss FILE COMMAND [ARG...]\n"
-                "Runs COMMAND and writes its peak resident memory in KiB to FILE; exits with COMMAND's status.\n");
-        return help ? 0 : 2;
+    if (argc == 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+        printf("usage: peak_rss FILE COMMAND [ARG...]\n"
+               "Runs COMMAND and writes its peak resident memory in KiB to FILE; exits with COMMAND's status.\n\n"
+               "options:\n  --help     show this help and exit\n  --version  show the version and commit and exit\n");
+        return stdout_finish("peak_rss", 0);
+    }
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
+        version_print(stdout, "peak_rss");
+        return stdout_finish("peak_rss", 0);
+    }
+    if (argc < 3) {
+        fprintf(stderr, "peak_rss: expected FILE COMMAND [ARG...] (see peak_rss --help)\n");
+        return EXIT_USAGE;
     }
     // Dispositions to give back to COMMAND: ignoring a signal survives exec.
     struct sigaction ignore = {.sa_handler = SIG_IGN}, forward = {.sa_handler = forward_signal};

@@ -228,11 +228,9 @@ int main(int argc, char **argv) {
     int n_opts = sizeof opts / sizeof opts[0];
     Error err;
     int rc = cli_parse(PROG, opts, n_opts, argc, argv, NULL, &err);
-    if (rc == 1) {
-        cli_print_help(stdout, PROG, "Derives category keywords from the fortune corpus.", opts, n_opts);
-        return 0;
-    }
-    if (rc) error_exit(PROG, &err);
+    if (rc == CLI_HELP) cli_print_help(stdout, PROG, "Derives category keywords from the fortune corpus.", opts, n_opts);
+    if (rc > 0) return 0;
+    if (rc) error_exit_rc(PROG, rc, &err);
     Counts c;
     rc = counts_init(&c, &err);
     if (rc == 0) rc = read_corpus(&c, o.fortunes, &err);

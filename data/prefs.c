@@ -510,10 +510,10 @@ static int run(const Settings *s, const CliOption *opts, int n_opts, Error *err)
 static int check_pairs_possible(const Settings *s, Error *err) {
     float t2 = s->temperature2 < 0 ? s->temperature : s->temperature2;
     if (s->top_k == 1)
-        return error_set(err, "--top-k 1 samples the most likely token every time: both responses of a pair would "
+        return usage_error(err, "--top-k 1 samples the most likely token every time: both responses of a pair would "
                          "be the same, so no pair can be made (use --top-k 0 or 2 or more)");
     if (s->temperature == 0 && t2 == 0)
-        return error_set(err, "--temperature 0 samples greedily and so does --temperature2 %s: both responses of a "
+        return usage_error(err, "--temperature 0 samples greedily and so does --temperature2 %s: both responses of a "
                          "pair would be the same, so no pair can be made (give one of them a temperature above 0)",
                          s->temperature2 < 0 ? "(unset: the same)" : "0");
     return 0;
@@ -524,11 +524,11 @@ int main(int argc, char **argv) {
                   .seed = 1337, .batch = 32, .tau = 0.2f, .val_frac = 0.1f, .temperature = 1.0f,
                   .temperature2 = -1.0f};
     CliOption opts[] = {
-        {"policy", CLI_STRING, &s.policy, 0, 0, "checkpoint to sample from: language model or policy (required)"},
-        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin the policy was trained with (required)"},
+        {"policy", CLI_STRING | CLI_REQUIRED, &s.policy, 0, 0, "checkpoint to sample from: language model or policy"},
+        {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin the policy was trained with"},
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "JSONL prompts: {\"prompt\", optional \"category\"}"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv and keywords.tsv"},
-        {"out", CLI_STRING, &s.out, 0, 0, "folder for prefs.jsonl, prefs_val.jsonl, config.txt (required)"},
+        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "folder for prefs.jsonl, prefs_val.jsonl, config.txt"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"pairs", CLI_INT, &s.pairs, 1, 10000000, "preference pairs to write (train + validation)"},
         {"val-frac", CLI_FLOAT, &s.val_frac, 0, 0.9, "fraction of pairs held out, on held-out prompts"},
@@ -546,17 +546,14 @@ int main(int argc, char **argv) {
     int n_opts = sizeof opts / sizeof opts[0];
     Error err;
     int rc = cli_parse(PROG, opts, n_opts, argc, argv, NULL, &err);
-    if (rc == 1) {
+    if (rc == CLI_HELP)
         cli_print_help(stdout, PROG, "Samples response pairs from a policy and labels them with "
                        "the simulated annotator.", opts, n_opts);
-        return 0;
-    }
-    if (rc == 0 && (!s.policy || !s.tokenizer || !s.out))
-        rc = error_set(&err, "--policy, --tokenizer and --out are required (see --help)");
+    if (rc > 0) return 0;
     if (rc == 0) rc = cli_check_recordable(opts, n_opts, &err);
     if (rc == 0) rc = check_pairs_possible(&s, &err);
-    if (rc) error_exit(PROG, &err);
-    run_set_threads(s.threads);
+    if (rc) error_exit_rc(PROG, rc, &err);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
     run_install_signal_handlers(); // SIGINT/SIGTERM: stop sampling, write nothing (see run)
     rc = run(&s, opts, n_opts, &err);
     if (rc < 0) error_exit(PROG, &err);

@@ -366,15 +366,14 @@ int main(int argc, char **argv) {
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     Error err;
     int rc = cli_parse(PROG, opts, n_opts, argc, argv, NULL, &err);
-    if (rc == 1) {
+    if (rc == CLI_HELP)
         cli_print_help(stdout, PROG,
                        "Regenerates fortunes.jsonl, sft.jsonl, sft_val.jsonl, prompts_train.jsonl "
                        "and prompts_eval.jsonl\nfrom the fortune files; prints counts per category "
                        "as a Markdown table.",
                        opts, n_opts);
-        return 0;
-    }
-    if (rc < 0) error_exit(PROG, &err);
+    if (rc > 0) return 0;
+    if (rc < 0) error_exit_rc(PROG, rc, &err);
     Corpus corpus = {0};
     rc = prepare(&corpus, &o, &err);
     if (rc == 0) print_counts(&corpus, stdout);

@@ -197,13 +197,13 @@ int main(int argc, char **argv) {
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small"},
-        {"policy", CLI_STRING, &s.policy, 0, 0, "policy (or any language model) to evaluate (required)"},
-        {"ref", CLI_STRING, &s.ref, 0, 0, "reference it is compared with, e.g. the SFT model (required)"},
-        {"rm", CLI_STRING, &s.rm, 0, 0, "reward-model checkpoint (required)"},
-        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin of these checkpoints (required)"},
+        {"policy", CLI_STRING | CLI_REQUIRED, &s.policy, 0, 0, "policy (or any language model) to evaluate"},
+        {"ref", CLI_STRING | CLI_REQUIRED, &s.ref, 0, 0, "reference it is compared with, e.g. the SFT model"},
+        {"rm", CLI_STRING | CLI_REQUIRED, &s.rm, 0, 0, "reward-model checkpoint"},
+        {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin of these checkpoints"},
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "held-out prompts, JSONL {\"prompt\", optional \"category\"}"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files"},
-        {"out", CLI_STRING, &s.out, 0, 0, "folder for eval.json (none: print only)"},
+        {"out", CLI_STRING, &s.out, 0, 0, "folder for eval.json (none: print the results only)"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"samples", CLI_INT, &s.samples, 1, 1000, "samples per prompt from each model"},
         {"n-prompts", CLI_INT, &s.n_prompts, 0, 1000000, "prompts to use (0: all)"},
@@ -217,10 +217,8 @@ int main(int argc, char **argv) {
     char *stored = NULL;
     int rc = run_parse_options("evaluate", "Compares a policy with a reference on held-out prompts.", opts, n_opts, argc,
                                argv, NULL, apply_config, &s, &stored, &err);
-    if (rc == 1) return 0;
-    if (rc == 0 && (!s.policy || !s.ref || !s.rm || !s.tokenizer))
-        rc = error_set(&err, "--policy, --ref, --rm and --tokenizer are required (see --help)");
-    if (rc) error_exit("evaluate", &err);
+    if (rc > 0) return 0;
+    if (rc) error_exit_rc("evaluate", rc, &err);
     run_set_threads(s.threads);
     const char *inputs[] = {s.policy, s.ref, s.rm, s.tokenizer, s.prompts, s.data_dir};
     RunFolderRequest req = {.dir = s.out, .force = s.force, .inputs = inputs, .n_inputs = sizeof inputs / sizeof inputs[0]};

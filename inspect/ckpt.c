@@ -11,12 +11,15 @@
 #include "inspect/ckpt_report.h"
 #include "inspect/tensor_stats.h"
 #include "common/jsonl.h"
+#include "common/version.h"
 #include "model/gpt.h"
 #include "model/run.h"
 
-static int fail(const Error *err) {
+// Prints the message and gives the exit status for rc, what the failing call
+// returned: EXIT_USAGE for a usage error, 1 otherwise.
+static int fail(int rc, const Error *err) {
     fprintf(stderr, "ckpt: %s\n", err->msg);
-    return 1;
+    return rc == ERR_USAGE ? EXIT_USAGE : 1;
 }
 
 // Prints a figure that may be undefined (NaN) or infinite as text.
@@ -87,16 +90,16 @@ static int cmd_info(int argc, char **argv) {
     Error err;
     int rc = ckpt_parse_args("ckpt info", "ckpt info FILE",
                              "Shows every header field, the lineage and statistics of each tensor.",
-                             opts, 2, argc, argv, &path, 1, &err);
-    if (rc) return rc == 1 ? 0 : fail(&err);
+                             opts, 2, argc, argv, &path, 1, 1, NULL, &err);
+    if (rc) return rc > 0 ? 0 : fail(rc, &err);
     run_set_threads(threads);
     CkptHeader h;
     float *params = NULL;
     Lineage lineage;
-    if (ckpt_load(path, &h, &params, &err)) return fail(&err);
+    if (ckpt_load(path, &h, &params, &err)) return fail(-1, &err);
     if (lineage_follow(path, &lineage, &err)) {
         free(params);
-        return fail(&err);
+        return fail(-1, &err);
     }
     size_t sizes[NUM_PARAMETER_TENSORS], at = 0;
     TensorStats stats[NUM_PARAMETER_TENSORS];
@@ -201,8 +204,8 @@ static int cmd_diff(int argc, char **argv) {
     int rc = ckpt_parse_args("ckpt diff", "ckpt diff A B",
                              "Per tensor and for the whole model: the relative change |A-B|/|A| and the\n"
                              "cosine similarity of B to A. Kinds may differ; shapes may not.",
-                             opts, 2, argc, argv, paths, 2, &err);
-    if (rc) return rc == 1 ? 0 : fail(&err);
+                             opts, 2, argc, argv, paths, 2, 2, NULL, &err);
+    if (rc) return rc > 0 ? 0 : fail(rc, &err);
     run_set_threads(threads);
     CkptHeader h[2];
     float *params[2] = {NULL, NULL};
@@ -222,22 +225,16 @@ static int cmd_diff(int argc, char **argv) {
         report_diff(paths, h, per, &total, json);
     }
     free(params[0]), free(params[1]);
-    return rc ? fail(&err) : 0;
+    return rc ? fail(-1, &err) : 0;
 }
 
 // ---- verify and lineage --------------------------------------------------
 
-static int cmd_verify(int argc, char **argv) {
-    int json = 0;
-    CliOption opts[] = {{"json", CLI_FLAG, &json, 0, 0, "machine-readable output (JSON)"}};
-    const char *path;
-    Error err;
-    int rc = ckpt_parse_args("ckpt verify", "ckpt verify FILE",
-                             "Checks the header and recomputes the payload checksum (streaming).\n"
-                             "Exit status 0 if the checkpoint is intact, 1 otherwise.",
-                             opts, 1, argc, argv, &path, 1, &err);
-    if (rc) return rc == 1 ? 0 : fail(&err);
+// Verifies one file: "OK FINGERPRINT FILE" on standard output, or the reason
+// on standard error (one line); with json, the object for it (added to list).
+static int verify_one(const char *path, int json, cJSON *list) {
     CkptHeader h;
+    Error err;
     int bad = ckpt_verify(path, &h, &err) != 0;
     if (json) {
         cJSON *doc = cJSON_CreateObject();
@@ -245,11 +242,39 @@ static int cmd_verify(int argc, char **argv) {
         cJSON_AddBoolToObject(doc, "ok", !bad);
         if (bad) cJSON_AddStringToObject(doc, "error", err.msg);
         else json_add_hex(doc, "fingerprint", h.fingerprint);
-        print_json(doc);
+        cJSON_AddItemToArray(list, doc);
     } else if (!bad) {
         printf("OK %08" PRIx32 " %s\n", h.fingerprint, path);
     }
-    return bad ? fail(&err) : 0;
+    if (bad) fail(-1, &err);
+    return bad;
+}
+
+static int cmd_verify(int argc, char **argv) {
+    int json = 0;
+    CliOption opts[] = {{"json", CLI_FLAG, &json, 0, 0, "machine-readable output (JSON)"}};
+    const char **paths = calloc((size_t)argc + 1, sizeof *paths);
+    Error err;
+    if (!paths) return fail(error_set(&err, "out of memory"), &err);
+    int n_paths = 0;
+    int rc = ckpt_parse_args("ckpt verify", "ckpt verify FILE...",
+                             "Checks the header and recomputes the payload checksum (streaming) of each\n"
+                             "FILE: \"OK FINGERPRINT FILE\" for an intact one, a line on standard error for\n"
+                             "each other. Exit status 0 if every checkpoint is intact, 1 otherwise.\n"
+                             "With --json: one object for one FILE, an array of them for several.",
+                             opts, 1, argc, argv, paths, 1, argc + 1, &n_paths, &err);
+    if (rc) {
+        free(paths);
+        return rc > 0 ? 0 : fail(rc, &err);
+    }
+    cJSON *list = cJSON_CreateArray();
+    int n_bad = 0;
+    for (int i = 0; i < n_paths; i++) n_bad += verify_one(paths[i], json, list);
+    if (json && n_paths == 1) print_json(cJSON_DetachItemFromArray(list, 0));
+    else if (json) print_json(cJSON_Duplicate(list, 1));
+    cJSON_Delete(list);
+    free(paths);
+    return n_bad ? 1 : 0;
 }
 
 static int cmd_lineage(int argc, char **argv) {
@@ -263,10 +288,10 @@ static int cmd_lineage(int argc, char **argv) {
                              "folder, as the stage that recorded them saw them. Exit status 1 if the\n"
                              "chain breaks (a parent missing or replaced); 0 when it ends at a parent\n"
                              "whose path was too long to record (known by fingerprint only).",
-                             opts, 1, argc, argv, &path, 1, &err);
-    if (rc) return rc == 1 ? 0 : fail(&err);
+                             opts, 1, argc, argv, &path, 1, 1, NULL, &err);
+    if (rc) return rc > 0 ? 0 : fail(rc, &err);
     Lineage l;
-    if (lineage_follow(path, &l, &err)) return fail(&err);
+    if (lineage_follow(path, &l, &err)) return fail(-1, &err);
     if (json) {
         cJSON *doc = lineage_json(&l);
         cJSON_AddStringToObject(doc, "file", path);
@@ -280,7 +305,7 @@ static int cmd_lineage(int argc, char **argv) {
     int complete = l.end == LINEAGE_COMPLETE || l.end == LINEAGE_UNRECORDED;
     if (!complete) error_set(&err, "%s", l.problem);
     lineage_free(&l);
-    return complete ? 0 : fail(&err);
+    return complete ? 0 : fail(-1, &err);
 }
 
 static void print_usage(FILE *fp) {
@@ -290,27 +315,31 @@ static void print_usage(FILE *fp) {
                 "  info FILE      every header field, the lineage, and per tensor its shape, mean,\n"
                 "                 std, min, max and count of non-finite values\n"
                 "  diff A B       per tensor and overall: |A-B|/|A| and cosine similarity\n"
-                "  verify FILE    recompute the payload checksum; exit status 0 if intact\n"
+                "  verify FILE... recompute the payload checksum; exit status 0 if all intact\n"
                 "  lineage FILE   the chain of checkpoints back to pretraining\n\n"
                 "options (every command):\n"
                 "  --json         machine-readable output\n"
-                "  --help         show a command's options, e.g. `ckpt info --help`\n");
+                "  --help         show a command's options, e.g. `ckpt info --help`\n"
+                "  --version      show the version and commit\n");
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        print_usage(stderr);
-        return 1;
-    }
+    Error err;
+    if (argc < 2)
+        return fail(usage_error(&err, "no command (expected info, diff, verify or lineage; see ckpt --help)"), &err);
     const char *cmd = argv[1];
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         print_usage(stdout);
-        return 0;
+        return stdout_finish("ckpt", 0);
+    }
+    if (!strcmp(cmd, "--version")) {
+        version_print(stdout, "ckpt");
+        return stdout_finish("ckpt", 0);
     }
     if (!strcmp(cmd, "info")) return stdout_finish("ckpt", cmd_info(argc - 1, argv + 1));
     if (!strcmp(cmd, "diff")) return stdout_finish("ckpt", cmd_diff(argc - 1, argv + 1));
     if (!strcmp(cmd, "verify")) return stdout_finish("ckpt", cmd_verify(argc - 1, argv + 1));
     if (!strcmp(cmd, "lineage")) return stdout_finish("ckpt", cmd_lineage(argc - 1, argv + 1));
-    fprintf(stderr, "ckpt: unknown command '%s' (expected info, diff, verify or lineage; see ckpt --help)\n", cmd);
-    return 1;
+    return fail(usage_error(&err, "unknown command '%s' (expected info, diff, verify or lineage; see ckpt --help)", cmd),
+                &err);
 }

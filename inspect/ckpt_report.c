@@ -19,7 +19,7 @@ static int option_index(const CliOption *opts, int n_opts, const char *arg) {
 
 int ckpt_parse_args(const char *prog, const char *usage, const char *summary,
                     const CliOption *opts, int n_opts, int argc, char **argv, const char **files,
-                    int n_files, Error *err) {
+                    int min_files, int max_files, int *n_given, Error *err) {
     // cli_parse stops at the first positional argument (getopt's "+"), so
     // `ckpt info F --json` would leave --json unread: put the options, with
     // their values, in front of the positional arguments first.
@@ -40,16 +40,21 @@ int ckpt_parse_args(const char *prog, const char *usage, const char *summary,
         } else {
             ordered[n_ordered++] = argv[i];
             int k = a[1] == '-' ? option_index(opts, n_opts, a) : -1;
-            int takes_value = k >= 0 && opts[k].type != CLI_FLAG && !strchr(a, '=');
+            int takes_value = k >= 0 && (opts[k].type & ~CLI_REQUIRED) != CLI_FLAG && !strchr(a, '=');
             if (takes_value && i + 1 < argc) ordered[n_ordered++] = argv[++i];
         }
     }
     int first = 0, rc = cli_parse(prog, opts, n_opts, n_ordered, ordered, &first, err);
-    if (rc == 1) cli_print_help(stdout, usage, summary, opts, n_opts);
-    if (rc == 0 && n_positional != n_files)
-        rc = error_set(err, "%s expects %d file%s, got %d (see %s --help)", prog, n_files,
-                       n_files == 1 ? "" : "s", n_positional, prog);
-    for (int i = 0; rc == 0 && i < n_files; i++) files[i] = positional[i];
+    if (rc == CLI_HELP) cli_print_help(stdout, usage, summary, opts, n_opts);
+    if (rc == 0 && (n_positional < min_files || n_positional > max_files)) {
+        char expected[64];
+        if (min_files == max_files) snprintf(expected, sizeof expected, "%d", min_files);
+        else snprintf(expected, sizeof expected, "%d or more", min_files);
+        rc = usage_error(err, "%s expects %s file%s, got %d (see %s --help)", prog, expected,
+                         max_files == 1 ? "" : "s", n_positional, prog);
+    }
+    for (int i = 0; rc == 0 && i < n_positional; i++) files[i] = positional[i];
+    if (rc == 0 && n_given) *n_given = n_positional;
     free(ordered), free(positional);
     return rc;
 }

@@ -14,11 +14,14 @@
 #include "model/checkpoint.h"
 
 // Parses a subcommand's arguments (argv[0] is the subcommand) with options
-// and positional arguments in any order; exactly n_files positional
-// arguments go to files. Returns 1 after --help (printed), -1 on error, 0.
+// and positional arguments in any order; min_files to max_files positional
+// arguments go to files (room for max_files), their count to *n_given
+// (may be NULL when min_files == max_files). Returns CLI_HELP (the help
+// printed) or CLI_VERSION (printed), ERR_USAGE for a usage error (a wrong
+// number of files too), -1 on another error, 0.
 int ckpt_parse_args(const char *prog, const char *usage, const char *summary,
                     const CliOption *opts, int n_opts, int argc, char **argv, const char **files,
-                    int n_files, Error *err);
+                    int min_files, int max_files, int *n_given, Error *err);
 
 // "(512, 32)" for tensor i of cfg.
 void format_shape(char *out, size_t n, const GPTConfig *cfg, int i);

@@ -13,6 +13,7 @@
 #include "model/generate.h"
 #include "model/run.h"
 #include "reward_model/reward_model.h"
+#include "tokenizer/bpe_train.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
@@ -73,7 +74,7 @@ static int add_prompt(Sampler *s, const char *text, const char *where, Error *er
 
 static int load_prompts(Sampler *s, const char *path, Error *err) {
     JsonlReader r;
-    if (jsonl_open(&r, path, err)) return -1;
+    if (strcmp(path, "-") ? jsonl_open(&r, path, err) : jsonl_open_stream(&r, stdin, "<stdin>", err)) return -1;
     cJSON *o;
     int rc;
     while ((rc = jsonl_next(&r, &o, err)) == 1) {
@@ -85,11 +86,11 @@ static int load_prompts(Sampler *s, const char *path, Error *err) {
         if (rc) break;
     }
     jsonl_close(&r);
-    if (rc == 0 && s->n_prompts == 0) rc = error_set(err, "%s: no prompts", path);
+    if (rc == 0 && s->n_prompts == 0) rc = error_set(err, "%s: no prompts", r.path);
     return rc;
 }
 
-// The ids generation starts from: the chat template up to [ASSISTANT], or
+// The ids generation starts from: the chat template up to <|assistant|>, or
 // with --raw the end-of-text token (a document boundary, as in pretraining)
 // and the text.
 static int prompt_ids(const Sampler *s, const Settings *st, const char *prompt, int **ids, size_t *n,
@@ -121,8 +122,8 @@ static size_t response_length(const Sampler *s, const Settings *st, const int *i
 }
 
 // The reward of a response given as the ids the policy generated (up to the
-// end of its turn): the reward model reads [USER] prompt [ASSISTANT] response
-// [ENDOFTEXT]. Ids rather than text because a sampled response need not be
+// end of its turn): the reward model reads <|user|> prompt <|assistant|> response
+// <|endoftext|>. Ids rather than text because a sampled response need not be
 // valid UTF-8, and re-encoding its text need not give the same ids. A pair
 // longer than the reward model's context loses the end of the response, as
 // rm_encode does, so the end token stays last.
@@ -244,9 +245,8 @@ static int draw_sample(Sampler *s, const Settings *st, Rng *rng, size_t pi, Samp
 // Text of one token for the log-probability table; special tokens, which
 // decode to nothing, by name. The caller frees it.
 static char *token_text(const Tokenizer *tok, int id) {
-    static const char *const names[TOK_NUM_SPECIAL] = {"[ENDOFTEXT]", "[USER]", "[ASSISTANT]", "[PAD]"};
     for (int k = 0; k < TOK_NUM_SPECIAL; k++)
-        if (tokenizer_special(tok, (TokSpecial)k) == id) return strdup(names[k]);
+        if (tokenizer_special(tok, (TokSpecial)k) == id) return strdup(tokenizer_special_name(tok, (TokSpecial)k));
     char *text = NULL;
     size_t len;
     Error err;
@@ -367,10 +367,10 @@ static int sample_all(Sampler *s, const Settings *st, Error *err) {
 int main(int argc, char **argv) {
     Settings st = {.n = 1, .seed = 1337, .temperature = 1.0f, .top_p = 1.0f};
     CliOption opts[] = {
-        {"model", CLI_STRING, &st.model, 0, 0, "language-model or policy checkpoint (required)"},
-        {"tokenizer", CLI_STRING, &st.tokenizer, 0, 0, "tokenizer.bin the model was trained with (required)"},
+        {"model", CLI_STRING | CLI_REQUIRED, &st.model, 0, 0, "language-model or policy checkpoint"},
+        {"tokenizer", CLI_STRING | CLI_REQUIRED, &st.tokenizer, 0, 0, "tokenizer.bin the model was trained with"},
         {"prompt", CLI_STRING, &st.prompt, 0, 0, "one prompt"},
-        {"prompts", CLI_STRING, &st.prompts, 0, 0, "JSONL file of {\"prompt\": ...} (instead of --prompt)"},
+        {"prompts", CLI_STRING, &st.prompts, 0, 0, "JSONL file of {\"prompt\": ...}, - for standard input (instead of --prompt)"},
         {"n", CLI_INT, &st.n, 1, 100000, "samples per prompt"},
         {"temperature", CLI_FLOAT, &st.temperature, 0, 100, "sampling temperature (0: greedy)"},
         {"top-k", CLI_INT, &st.top_k, 0, 1 << 20, "sample among the k most likely tokens (0: all)"},
@@ -386,18 +386,15 @@ int main(int argc, char **argv) {
     int n_opts = sizeof opts / sizeof opts[0];
     Error err;
     int rc = cli_parse("sample", opts, n_opts, argc, argv, NULL, &err);
-    if (rc == 1) {
+    if (rc == CLI_HELP)
         cli_print_help(stdout, "sample",
                        "Samples responses from a language model or policy, with log-probabilities\n"
                        "and reward-model scores on request.",
                        opts, n_opts);
-        return 0;
-    }
-    if (rc == 0 && (!st.model || !st.tokenizer))
-        rc = error_set(&err, "--model and --tokenizer are required (see sample --help)");
+    if (rc > 0) return 0;
     if (rc == 0 && !st.prompt == !st.prompts)
-        rc = error_set(&err, "give exactly one of --prompt and --prompts (see sample --help)");
-    if (rc) error_exit("sample", &err);
+        rc = usage_error(&err, "give exactly one of --prompt and --prompts (see sample --help)");
+    if (rc) error_exit_rc("sample", rc, &err);
     run_set_threads(st.threads);
     Sampler s;
     rc = sampler_setup(&s, &st, &err);

@@ -289,9 +289,9 @@ int main(int argc, char **argv) {
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults and model shape: smoke, tiny or small"},
-        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin from `bpe train` (required)"},
+        {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin from `bpe train`"},
         {"data", CLI_STRING, &s.data, 0, 0, "JSONL corpus: {\"text\", \"split\": \"train\"|\"val\"}"},
-        {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
+        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for initialisation and batches"},
@@ -313,14 +313,13 @@ int main(int argc, char **argv) {
     int rc = run_parse_options("pretrain", "Pretrains a language model on a JSONL corpus.", opts, n_opts,
                                argc, argv, cli_peek(argc, argv, "resume"), apply_config_cb, &s,
                                &stored, &err);
-    if (rc == 1) return 0;
-    if (rc == 0 && s.resume) s.out = s.resume;
-    if (rc == 0 && (!s.tokenizer || !s.out)) rc = error_set(&err, "--tokenizer and --out are required (see --help)");
-    if (rc) error_exit("pretrain", &err);
+    if (rc > 0) return 0;
+    if (rc) error_exit_rc("pretrain", rc, &err);
+    if (s.resume) s.out = s.resume;
     const char *inputs[2];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("pretrain", &err); // before loading anything
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
 
     Pretrain p;
     if (pretrain_setup(&p, &s, &err)) {

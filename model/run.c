@@ -13,10 +13,18 @@
 
 #include "common/fileio.h"
 
-void run_set_threads(int n) {
-    if (n <= 0) return;
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
+int run_set_threads(int n) {
+    if (n > 0) {
+        omp_set_num_threads(n);
+        openblas_set_num_threads(n);
+    }
+    return omp_get_max_threads();
+}
+
+// --resume DIR continues the run in DIR: it stands for --out DIR.
+static void resume_sets_out(const CliOption *opts, int n_opts, const char *resume_dir) {
+    for (int i = 0; i < n_opts; i++)
+        if (!strcmp(opts[i].name, "out")) *(const char **)opts[i].dest = resume_dir;
 }
 
 int run_parse_options(const char *prog, const char *summary, const CliOption *opts, int n_opts,
@@ -26,16 +34,17 @@ int run_parse_options(const char *prog, const char *summary, const CliOption *op
                       Error *err) {
     *settings_storage = NULL;
     const char *config = cli_peek(argc, argv, "config");
-    if (config && apply_config(ctx, config, err)) return -1;
+    if (config && apply_config(ctx, config, err)) return ERR_USAGE; // a bad --config value
     if (resume_dir) {
         char path[4096];
         if (path_join(path, sizeof path, resume_dir, "config.txt", err)) return -1;
         // Settings that belong to one invocation, not to the run.
         static const char *const per_invocation[] = {"resume", "threads", "stop-after", "force", NULL};
         if (cli_load_settings(path, opts, n_opts, per_invocation, settings_storage, err)) return -1;
+        resume_sets_out(opts, n_opts, resume_dir);
     }
     int rc = cli_parse(prog, opts, n_opts, argc, argv, NULL, err);
-    if (rc == 1) cli_print_help(stdout, prog, summary, opts, n_opts);
+    if (rc == CLI_HELP) cli_print_help(stdout, prog, summary, opts, n_opts);
     if (rc == 0) rc = cli_check_recordable(opts, n_opts, err);
     return rc;
 }

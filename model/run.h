@@ -16,13 +16,19 @@
 #include "model/gpt.h"
 #include "model/run_folder.h"
 
-// Sets the OpenMP and OpenBLAS thread counts (0 keeps the default: all cores).
-void run_set_threads(int n);
+// Sets the OpenMP and OpenBLAS thread counts (0 keeps the default: all cores,
+// or OMP_NUM_THREADS) and returns the count in use. A stage records that
+// count in config.txt, since results depend on it (summation order), not the 0
+// it was given.
+int run_set_threads(int n);
 
 // Options every training stage has, parsed in two passes: --config (defaults
 // first), then --resume DIR (settings from DIR/config.txt, except --resume, --force,
 // --threads and --stop-after, which belong to one invocation), then the rest of
-// the command line on top. Returns 1 after --help, -1 on error, 0 otherwise.
+// the command line on top; --resume DIR also stands for --out DIR. Returns
+// CLI_HELP after printing the help, CLI_VERSION after --version, ERR_USAGE
+// for a usage error (a bad --config too), -1 for another error (the
+// config.txt of --resume unreadable or refused), 0 otherwise.
 // *settings_storage must be freed after the options are no longer used.
 int run_parse_options(const char *prog, const char *summary, const CliOption *opts, int n_opts,
                       int argc, char **argv, const char *resume_dir,

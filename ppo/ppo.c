@@ -282,14 +282,14 @@ int main(int argc, char **argv) {
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --policy)"},
-        {"policy", CLI_STRING, &s.policy, 0, 0, "SFT checkpoint to optimise (required)"},
-        {"ref", CLI_STRING, &s.ref, 0, 0, "frozen reference for the KL penalty (default: --policy)"},
-        {"rm", CLI_STRING, &s.rm, 0, 0, "reward-model checkpoint from train_rm (required)"},
-        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin of these checkpoints (required)"},
+        {"policy", CLI_STRING | CLI_REQUIRED, &s.policy, 0, 0, "SFT checkpoint to optimise"},
+        {"ref", CLI_STRING, &s.ref, 0, 0, "frozen reference for the KL penalty (none: the --policy checkpoint)"},
+        {"rm", CLI_STRING | CLI_REQUIRED, &s.rm, 0, 0, "reward-model checkpoint from train_rm"},
+        {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin of these checkpoints"},
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "training prompts, JSONL {\"prompt\", optional \"category\"}"},
         {"eval-prompts", CLI_STRING, &s.eval_prompts, 0, 0, "held-out prompts for the final evaluation"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files (gold scores are logged only)"},
-        {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
+        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for prompts, sampling and minibatches"},
@@ -322,17 +322,15 @@ int main(int argc, char **argv) {
     char *stored = NULL;
     int rc = run_parse_options("ppo", "Optimises a policy against a reward model with PPO under a KL penalty.", opts,
                                n_opts, argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
-    if (rc == 1) return 0;
+    if (rc > 0) return 0;
     if (rc == 0 && s.resume) s.out = s.resume;
-    if (rc == 0 && (!s.policy || !s.rm || !s.tokenizer || !s.out))
-        rc = error_set(&err, "--policy, --rm, --tokenizer and --out are required (see --help)");
     if (rc == 0 && s.hp.minibatch > s.batch)
-        rc = error_set(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.batch);
-    if (rc) error_exit("ppo", &err);
+        rc = usage_error(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.batch);
+    if (rc) error_exit_rc("ppo", rc, &err);
     const char *inputs[7];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("ppo", &err); // before loading anything
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
     Ppo p;
     int outcome = ppo_setup(&p, &s, &err) ? -1 : ppo_run(&p, &s, opts, n_opts, &err);
     ppo_free(&p);

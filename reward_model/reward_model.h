@@ -1,5 +1,5 @@
 // The reward model: the GPT trunk with its scalar head read at the last token
-// of [USER] prompt [ASSISTANT] response [ENDOFTEXT], trained with the
+// of <|user|> prompt <|assistant|> response <|endoftext|>, trained with the
 // Bradley–Terry loss on preference pairs.
 #ifndef REWARD_MODEL_REWARD_MODEL_H
 #define REWARD_MODEL_REWARD_MODEL_H

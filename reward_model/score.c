@@ -36,25 +36,23 @@ static int score_all(GPT *m, const CkptHeader *h, const Tokenizer *tok, JsonlRea
 }
 
 int main(int argc, char **argv) {
-    const char *rm = NULL, *tokenizer = NULL, *input = NULL;
+    const char *rm = NULL, *tokenizer = NULL, *input = "-";
     int threads = 0, jsonl = 0;
     CliOption opts[] = {
-        {"rm", CLI_STRING, &rm, 0, 0, "reward-model checkpoint from train_rm (required)"},
-        {"tokenizer", CLI_STRING, &tokenizer, 0, 0, "tokenizer.bin of that checkpoint (required)"},
-        {"input", CLI_STRING, &input, 0, 0, "JSONL of {\"prompt\",\"response\"} (default: standard input)"},
+        {"rm", CLI_STRING | CLI_REQUIRED, &rm, 0, 0, "reward-model checkpoint from train_rm"},
+        {"tokenizer", CLI_STRING | CLI_REQUIRED, &tokenizer, 0, 0, "tokenizer.bin of that checkpoint"},
+        {"input", CLI_STRING, &input, 0, 0, "JSONL of {\"prompt\",\"response\"}; - is standard input"},
         {"jsonl", CLI_FLAG, &jsonl, 0, 0, "print each input record with a \"reward\" field added"},
         {"threads", CLI_INT, &threads, 0, 256, "threads (0: all cores)"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
     Error err;
     int rc = cli_parse("score", opts, n_opts, argc, argv, NULL, &err);
-    if (rc == 1) {
+    if (rc == CLI_HELP)
         cli_print_help(stdout, "score", "Prints the reward of each prompt/response pair (mean 0, std 1 on SFT samples).",
                        opts, n_opts);
-        return 0;
-    }
-    if (rc == 0 && (!rm || !tokenizer)) rc = error_set(&err, "--rm and --tokenizer are required (see --help)");
-    if (rc) error_exit("score", &err);
+    if (rc > 0) return 0;
+    if (rc) error_exit_rc("score", rc, &err);
     run_set_threads(threads);
     Tokenizer *tok = NULL;
     GPT m = {0};
@@ -66,7 +64,7 @@ int main(int argc, char **argv) {
         rc = run_load_model(&m, &h, rm, 1u << CKPT_RM, &tk, &err);
     }
     if (rc == 0) rc = gpt_alloc_activations(&m, 1, m.config.max_seq_len, &err);
-    if (rc == 0) rc = input ? jsonl_open(&r, input, &err) : jsonl_open_stream(&r, stdin, "<stdin>", &err);
+    if (rc == 0) rc = strcmp(input, "-") ? jsonl_open(&r, input, &err) : jsonl_open_stream(&r, stdin, "<stdin>", &err);
     if (rc == 0) rc = score_all(&m, &h, tok, &r, jsonl, &err);
     jsonl_close(&r);
     gpt_free(&m);

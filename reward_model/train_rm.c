@@ -317,11 +317,11 @@ int main(int argc, char **argv) {
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --init)"},
-        {"init", CLI_STRING, &s.init, 0, 0, "SFT checkpoint: the trunk to start from (required)"},
-        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin of the init checkpoint (required)"},
-        {"pairs", CLI_STRING, &s.pairs, 0, 0, "training pairs, JSONL {\"prompt\",\"chosen\",\"rejected\"} (required)"},
-        {"val", CLI_STRING, &s.val, 0, 0, "held-out pairs, same format (required)"},
-        {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt"},
+        {"init", CLI_STRING | CLI_REQUIRED, &s.init, 0, 0, "SFT checkpoint: the trunk to start from"},
+        {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin of the init checkpoint"},
+        {"pairs", CLI_STRING | CLI_REQUIRED, &s.pairs, 0, 0, "training pairs, JSONL {\"prompt\",\"chosen\",\"rejected\"}"},
+        {"val", CLI_STRING | CLI_REQUIRED, &s.val, 0, 0, "held-out pairs, same format"},
+        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt (--resume DIR sets it)"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for the order of pairs"},
@@ -342,15 +342,13 @@ int main(int argc, char **argv) {
     char *stored = NULL;
     int rc = run_parse_options("train_rm", "Trains a Bradley-Terry reward model on preference pairs.", opts, n_opts,
                                argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
-    if (rc == 1) return 0;
-    if (rc == 0 && s.resume) s.out = s.resume;
-    if (rc == 0 && (!s.init || !s.tokenizer || !s.pairs || !s.val || !s.out))
-        rc = error_set(&err, "--init, --tokenizer, --pairs, --val and --out are required (see --help)");
-    if (rc) error_exit("train_rm", &err);
+    if (rc > 0) return 0;
+    if (rc) error_exit_rc("train_rm", rc, &err);
+    if (s.resume) s.out = s.resume;
     const char *inputs[4];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("train_rm", &err); // before loading anything
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
     TrainRm p;
     int outcome = train_rm_setup(&p, &s, &err) ? -1 : train_rm_run(&p, &s, opts, n_opts, &err);
     train_rm_free(&p);

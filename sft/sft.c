@@ -255,11 +255,11 @@ int main(int argc, char **argv) {
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --init)"},
-        {"init", CLI_STRING, &s.init, 0, 0, "pretrained language-model checkpoint (required)"},
-        {"tokenizer", CLI_STRING, &s.tokenizer, 0, 0, "tokenizer.bin the init checkpoint was trained with (required)"},
+        {"init", CLI_STRING | CLI_REQUIRED, &s.init, 0, 0, "pretrained language-model checkpoint"},
+        {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin the init checkpoint was trained with"},
         {"data", CLI_STRING, &s.data, 0, 0, "training pairs, JSONL {\"prompt\", \"response\"}"},
         {"val", CLI_STRING, &s.val, 0, 0, "held-out pairs, same format"},
-        {"out", CLI_STRING, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt"},
+        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for the order of pairs and sampling"},
@@ -280,15 +280,13 @@ int main(int argc, char **argv) {
     char *stored = NULL;
     int rc = run_parse_options("sft", "Fine-tunes a language model on prompt/response pairs (loss on responses only).",
                                opts, n_opts, argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
-    if (rc == 1) return 0;
-    if (rc == 0 && s.resume) s.out = s.resume;
-    if (rc == 0 && (!s.init || !s.tokenizer || !s.out))
-        rc = error_set(&err, "--init, --tokenizer and --out are required (see --help)");
-    if (rc) error_exit("sft", &err);
+    if (rc > 0) return 0;
+    if (rc) error_exit_rc("sft", rc, &err);
+    if (s.resume) s.out = s.resume;
     const char *inputs[4];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("sft", &err); // before loading anything
-    run_set_threads(s.threads);
+    s.threads = run_set_threads(s.threads); // config.txt records the count used
     Sft p;
     int outcome = sft_setup(&p, &s, &err) ? -1 : sft_run(&p, &s, opts, n_opts, &err);
     sft_state_free(&p);

@@ -10,7 +10,7 @@
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
-    int *ids;           // [USER] prompt [ASSISTANT] response [ENDOFTEXT]
+    int *ids;           // <|user|> prompt <|assistant|> response <|endoftext|>
     int n;              // number of ids
     int response_start; // index of the first response token; the ids before
                         // it are the prompt a model continues when sampling

@@ -70,13 +70,23 @@ static void write_in(const CliEnv *env, const char *name, const char *data, size
     if (write_file_atomic(path, data, len, &err) != 0) fail_msg("%s", err.msg);
 }
 
-// The command failed with status 1 and exactly one line "bpe: ...want...".
-static void assert_one_line_error(const CliEnv *env, int status, const char *want) {
-    assert_int_equal(status, 1);
+// The command failed with status `expected` and exactly one line "bpe: ...want...".
+static void assert_one_line_status(const CliEnv *env, int status, int expected, const char *want) {
+    assert_int_equal(status, expected);
     char *msg = slurp(env->err, NULL);
     if (strncmp(msg, "bpe: ", 5) != 0 || !strstr(msg, want) || strchr(msg, '\n') != msg + strlen(msg) - 1)
         fail_msg("expected one line 'bpe: ...%s...', got '%s'", want, msg);
     free(msg);
+}
+
+// Bad input or a failure: status 1.
+static void assert_one_line_error(const CliEnv *env, int status, const char *want) {
+    assert_one_line_status(env, status, 1, want);
+}
+
+// A usage error (common/error.h EXIT_USAGE): status 2.
+static void assert_one_line_usage(const CliEnv *env, int status, const char *want) {
+    assert_one_line_status(env, status, 2, want);
 }
 
 static void test_help_lists_every_option(void **state) {
@@ -96,12 +106,12 @@ static void test_help_lists_every_option(void **state) {
         free(help);
     }
     assert_int_equal(run_bpe(env, "--help"), 0);
-    assert_one_line_error(env, run_bpe(env, "frobnicate"), "unknown command 'frobnicate'");
-    assert_one_line_error(env, run_bpe(env, "train --vocabb 10 --input x"), "unknown option '--vocabb'");
-    assert_one_line_error(env, run_bpe(env, "train --input x --vocab 100"), "--vocab: 100 is out of range");
-    assert_one_line_error(env, run_bpe(env, "train --input x --vocab lots"), "not a whole number");
-    assert_one_line_error(env, run_bpe(env, "train --vocab 300"), "no input");
-    assert_one_line_error(env, run_bpe(env, "train --input --vocab 300"), "--input needs at least one file");
+    assert_one_line_usage(env, run_bpe(env, "frobnicate"), "unknown command 'frobnicate'");
+    assert_one_line_usage(env, run_bpe(env, "train --vocabb 10 --input x"), "unknown option '--vocabb'");
+    assert_one_line_usage(env, run_bpe(env, "train --input x --vocab 100"), "--vocab: 100 is out of range");
+    assert_one_line_usage(env, run_bpe(env, "train --input x --vocab lots"), "not a whole number");
+    assert_one_line_usage(env, run_bpe(env, "train --vocab 300"), "--input is required");
+    assert_one_line_usage(env, run_bpe(env, "train --input --vocab 300"), "--input needs at least one file");
     assert_one_line_error(env, run_bpe(env, "train --input missing.txt"), "missing.txt: cannot open");
 }
 

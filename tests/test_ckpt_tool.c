@@ -329,9 +329,9 @@ static void test_bad_input(void **state) {
     assert_non_null(strstr(out, "ckpt: cut.bin: "));
     assert_int_equal(run_cmd(out, sizeof out, "cd %s && %s diff tokenizer.bin sft/model.bin", f->dir, f->ckpt), 1);
     assert_non_null(strstr(out, "ckpt: tokenizer.bin: "));
-    assert_int_equal(run_cmd(out, sizeof out, "cd %s && %s info sft/model.bin pre/model.bin", f->dir, f->ckpt), 1);
+    assert_int_equal(run_cmd(out, sizeof out, "cd %s && %s info sft/model.bin pre/model.bin", f->dir, f->ckpt), 2);
     assert_non_null(strstr(out, "expects 1 file, got 2"));
-    assert_int_equal(run_cmd(out, sizeof out, "%s frobnicate x", f->ckpt), 1);
+    assert_int_equal(run_cmd(out, sizeof out, "%s frobnicate x", f->ckpt), 2); // usage errors: exit 2
     assert_int_equal(run_cmd(out, sizeof out, "%s --help", f->ckpt), 0);
     assert_non_null(strstr(out, "lineage FILE"));
     assert_int_equal(run_cmd(out, sizeof out, "%s diff --help", f->ckpt), 0);

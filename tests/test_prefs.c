@@ -318,12 +318,17 @@ static void test_prefs_second_temperature(void **state) {
     prefs_free(pairs, n);
 }
 
-static void expect_prefs_error(const Fixture *f, const char *args, const char *words) {
+// prefs exits `status` (1: bad input, 2: a usage error) with "prefs: ...words...".
+static void expect_prefs_status(const Fixture *f, int status, const char *args, const char *words) {
     char out[8192];
     int rc = run_cmd(out, sizeof out, "%s --out %s/bad --pairs 4 --data-dir %s %s", f->prefs,
                      f->dir, f->data, args);
-    if (rc != 1 || strncmp(out, "prefs: ", 7) != 0 || !strstr(out, words))
-        fail_msg("exit %d, output \"%s\": expected 1 and \"prefs: ...%s...\"", rc, out, words);
+    if (rc != status || strncmp(out, "prefs: ", 7) != 0 || !strstr(out, words))
+        fail_msg("exit %d, output \"%s\": expected %d and \"prefs: ...%s...\"", rc, out, status, words);
+}
+
+static void expect_prefs_error(const Fixture *f, const char *args, const char *words) {
+    expect_prefs_status(f, 1, args, words);
 }
 
 static void test_prefs_refuses_bad_input(void **state) {
@@ -354,8 +359,8 @@ static void test_prefs_refuses_bad_input(void **state) {
     snprintf(args, sizeof args, "--policy %s --tokenizer %s --prompts %s/p.jsonl", f->policy, f->tok, f->dir);
     expect_prefs_error(f, args, "p.jsonl:2");
     snprintf(args, sizeof args, "--policy %s --tokenizer %s --tau 0", f->policy, f->tok);
-    expect_prefs_error(f, args, "--tau");
-    expect_prefs_error(f, "--tokenizer x", "--policy");
+    expect_prefs_status(f, 2, args, "--tau");
+    expect_prefs_status(f, 2, "--tokenizer x", "--policy");
     assert_int_equal(run_cmd(out, sizeof out, "%s --help", f->prefs), 0);
     assert_non_null(strstr(out, "--val-frac"));
     assert_non_null(strstr(out, "default: 0.2"));

@@ -141,10 +141,10 @@ static void test_bad_input_is_refused(void **state) {
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "missing.bin"));
     rc = run_cmd(out, sizeof out, "%s --config huge --tokenizer %s --out %s/x", f->pretrain, f->tok, f->dir);
-    assert_int_equal(rc, 1);
+    assert_int_equal(rc, 2); // a usage error
     assert_non_null(strstr(out, "unknown config 'huge'"));
     rc = run_cmd(out, sizeof out, "%s --config smoke --tokenizer %s --out %s/x --lr 5", f->pretrain, f->tok, f->dir);
-    assert_int_equal(rc, 1);
+    assert_int_equal(rc, 2); // a usage error
     assert_non_null(strstr(out, "--lr"));
     // A malformed corpus line is named by file and line.
     rc = run_cmd(out, sizeof out, "printf '{\"text\":\"a\",\"split\":\"val\"}\\n{oops\\n' > %s/bad.jsonl && "

@@ -195,7 +195,8 @@ static void test_prefs_sigint_leaves_folder_as_it_was(void **state) {
 }
 
 // prefs options under which no pair can differ (both responses greedy) wrote
-// 0 pairs and exited 0: now one line on stderr, exit 1, nothing created.
+// 0 pairs and exited 0: now one line on stderr, exit 2 (a usage error),
+// nothing created.
 static void test_prefs_refuses_settings_that_make_no_pair(void **state) {
     Fixture *f = *state;
     Output *o = malloc(sizeof *o);
@@ -203,8 +204,8 @@ static void test_prefs_refuses_settings_that_make_no_pair(void **state) {
     for (int i = 0; i < 3; i++) {
         int rc = run_in(f, o, 60, "%sprefs --policy sft/model.bin --tokenizer tok.bin --prompts %s/prompts_train.jsonl "
                         "--data-dir %s --pairs 16 %s --out prefs_none", f->bin, f->data, f->data, bad[i]);
-        if (rc != 1) printf("%s: exit %d\n%s%s", bad[i], rc, o->out, o->err);
-        assert_int_equal(rc, 1);
+        if (rc != 2) printf("%s: exit %d\n%s%s", bad[i], rc, o->out, o->err);
+        assert_int_equal(rc, 2);
         assert_true(is_one_line(o->err));
         assert_non_null(strstr(o->err, "prefs: "));
         assert_non_null(strstr(o->err, "no pair can be made"));
@@ -224,7 +225,7 @@ static void test_abbreviated_options_refused(void **state) {
     Output *o = malloc(sizeof *o);
     int rc = run_in(f, o, 60, "%spretrain --conf smoke --steps 2 --tokenizer tok.bin --data %s/fortunes.jsonl --out abbrev",
                     f->bin, f->data);
-    assert_int_equal(rc, 1);
+    assert_int_equal(rc, 2); // a usage error
     assert_string_equal(o->err, "pretrain: unknown option '--conf' (did you mean --config?)\n");
     assert_string_equal(o->out, "");
     assert_int_equal(run_in(f, o, 10, "test ! -e abbrev"), 0);
@@ -239,8 +240,8 @@ static void test_abbreviated_options_refused(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         rc = run_in(f, o, 60, "%s%s", f->bin, cases[i].args);
-        if (rc != 1 || strcmp(o->err, cases[i].expect)) printf("%s: exit %d\n%s", cases[i].args, rc, o->err);
-        assert_int_equal(rc, 1);
+        if (rc != 2 || strcmp(o->err, cases[i].expect)) printf("%s: exit %d\n%s", cases[i].args, rc, o->err);
+        assert_int_equal(rc, 2);
         assert_string_equal(o->err, cases[i].expect);
     }
     assert_int_equal(run_in(f, o, 10, "test ! -e abbrev"), 0);

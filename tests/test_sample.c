@@ -208,8 +208,8 @@ static void test_top_k_1_is_greedy(void **state) {
     cJSON_Delete(a), cJSON_Delete(b);
 }
 
-// Each reward is (head at the end token of [USER] prompt [ASSISTANT]
-// response [ENDOFTEXT] - 0.25) / 0.5 under the crafted reward model, the
+// Each reward is (head at the end token of <|user|> prompt <|assistant|>
+// response <|endoftext|> - 0.25) / 0.5 under the crafted reward model, the
 // response being the generated ids up to the end of the turn.
 static double expected_reward(Reference *r, const cJSON *sample) {
     int *ids = NULL;
@@ -286,7 +286,7 @@ static void test_bad_input(void **state) {
     assert_int_equal(run_cmd(out, sizeof out, "printf '{\"prompt\":\"a\"}\\n{\"text\":\"b\"}\\n' > %s/bad.jsonl && "
                              "%s --model %s --tokenizer %s --prompts %s/bad.jsonl", f->dir, s, f->sft, t, f->dir), 1);
     assert_non_null(strstr(out, "bad.jsonl:2: missing field \"prompt\""));
-    assert_int_equal(run_cmd(out, sizeof out, "%s --model %s --tokenizer %s", s, f->sft, t), 1);
+    assert_int_equal(run_cmd(out, sizeof out, "%s --model %s --tokenizer %s", s, f->sft, t), 2); // a usage error
     assert_non_null(strstr(out, "exactly one of --prompt and --prompts"));
     assert_int_equal(run_cmd(out, sizeof out, "%s --help", s), 0);
     assert_non_null(strstr(out, "--top-p X"));

@@ -5,10 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/fileio.h"
 #include "common/progress.h"
+#include "common/version.h"
 #include "tokenizer/bpe_train.h"
 #include "tokenizer/tokenizer.h"
 
@@ -46,7 +49,8 @@ static int read_stdin(unsigned char **buf, size_t *len, Error *err) {
     return 0;
 }
 
-// Reads each named file (or stdin when there are none) and hands it to fn.
+// Reads each named file (or stdin when there are none, or for "-") and hands
+// it to fn.
 typedef int (*InputFn)(const char *name, const unsigned char *data, size_t len, void *ctx,
                        Error *err);
 
@@ -60,8 +64,10 @@ static int for_each_input(int n_files, char **files, InputFn fn, void *ctx, Erro
         return rc;
     }
     for (int i = 0; i < n_files; i++) {
-        if (read_file(files[i], INPUT_MAX_BYTES, &data, &len, err) != 0) return -1;
-        int rc = fn(files[i], data, len, ctx, err);
+        int from_stdin = strcmp(files[i], "-") == 0;
+        if ((from_stdin ? read_stdin(&data, &len, err) : read_file(files[i], INPUT_MAX_BYTES, &data, &len, err)) != 0)
+            return -1;
+        int rc = fn(from_stdin ? "standard input" : files[i], data, len, ctx, err);
         free(data);
         if (rc != 0) return -1;
     }
@@ -94,7 +100,7 @@ static int take_inputs(int *argc, char **argv, const char ***inputs, int *n_inpu
             if (a[7] == '=') (*inputs)[(*n_inputs)++] = a + 8;
             while (i + 1 < *argc && argv[i + 1][0] != '-') (*inputs)[(*n_inputs)++] = argv[++i];
             if (*n_inputs == before || (*inputs)[before][0] == '\0')
-                return error_set(err, "--input needs at least one file (see bpe train --help)");
+                return usage_error(err, "--input needs at least one file (see bpe train --help)");
             continue;
         }
         argv[kept++] = argv[i];
@@ -103,11 +109,34 @@ static int take_inputs(int *argc, char **argv, const char ***inputs, int *n_inpu
     return 0;
 }
 
+// A corpus in JSON Lines trained on as plain text learns merges of JSON
+// syntax ("{\"text\": \"") rather than of the text. Without --jsonl-field
+// (or --plain, to train on the bytes as they are) a file named *.jsonl, or
+// whose first line is a JSON object, is refused.
+static int check_not_jsonl(const char *path, Error *err) {
+    size_t n = strlen(path);
+    int named = n >= 6 && strcmp(path + n - 6, ".jsonl") == 0;
+    char line[1 << 16] = "";
+    FILE *fp = named ? NULL : fopen(path, "rb"); // unreadable: bpe_trainer_add_file says why
+    if (fp) {
+        if (!fgets(line, sizeof line, fp)) line[0] = '\0';
+        fclose(fp);
+    }
+    cJSON *first = line[0] ? cJSON_Parse(line) : NULL;
+    int object = cJSON_IsObject(first);
+    cJSON_Delete(first);
+    if (!named && !object) return 0;
+    return usage_error(err, "%s: %s, so training on it as plain text would learn JSON syntax: give "
+                       "--jsonl-field NAME to train on a string field, or --plain to train on it as it is",
+                       path, named ? "is named *.jsonl" : "starts with a JSON object (JSON Lines)");
+}
+
 static int cmd_train(int argc, char **argv, Error *err) {
     BpeTrainConfig cfg = {.vocab_size = 4096, .min_frequency = 2, .lossy = 0};
     const char *out = "tokenizer.bin", *jsonl_field = NULL, *input_help = NULL;
+    int plain = 0;
     CliOption opts[] = {
-        {.name = "input", .type = CLI_STRING, .dest = &input_help,
+        {.name = "input", .type = CLI_STRING | CLI_REQUIRED, .dest = &input_help,
          .help = "corpus files, one or more (--input A B C)"},
         {.name = "vocab", .type = CLI_INT, .dest = &cfg.vocab_size, .lo = TOK_FIRST_MERGE,
          .hi = TOK_MAX_VOCAB,
@@ -115,27 +144,29 @@ static int cmd_train(int argc, char **argv, Error *err) {
         {.name = "out", .type = CLI_STRING, .dest = &out, .help = "tokenizer file to write"},
         {.name = "jsonl-field", .type = CLI_STRING, .dest = &jsonl_field,
          .help = "read inputs as JSON Lines and train on this string field (none: plain text)"},
+        {.name = "plain", .type = CLI_FLAG, .dest = &plain,
+         .help = "train on inputs that look like JSON Lines as plain text all the same"},
         {.name = "min-frequency", .type = CLI_INT, .dest = &cfg.min_frequency, .lo = 1, .hi = 1e9,
          .help = "never merge a pair seen fewer times than this"},
         {.name = "lossy", .type = CLI_FLAG, .dest = &cfg.lossy,
-         .help = "replace invalid UTF-8 with U+FFFD instead of failing (default: off)"},
+         .help = "replace invalid UTF-8 with U+FFFD instead of failing"},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]);
     const char **inputs = NULL;
     int n_inputs = 0;
-    if (take_inputs(&argc, argv, &inputs, &n_inputs, err) != 0) {
-        free(inputs);
-        return -1;
-    }
-    int rc = cli_parse("bpe train", opts, n_opts, argc, argv, NULL, err);
-    if (rc == 1) {
+    int rc = take_inputs(&argc, argv, &inputs, &n_inputs, err);
+    if (rc == 0 && n_inputs > 0) input_help = inputs[0]; // --input was given: a required option, so say so
+    if (rc == 0) rc = cli_parse("bpe train", opts, n_opts, argc, argv, NULL, err);
+    if (rc == CLI_HELP)
         cli_print_help(stdout, "bpe train",
                        "Learns byte-level BPE merges from a corpus and writes a tokenizer file.",
                        opts, n_opts);
+    if (rc > 0) {
         free(inputs);
         return 0;
     }
-    if (rc == 0 && n_inputs == 0) rc = error_set(err, "no input: give --input FILE...");
+    if (rc == 0 && jsonl_field && plain) rc = usage_error(err, "--plain and --jsonl-field exclude each other");
+    for (int i = 0; rc == 0 && !jsonl_field && !plain && i < n_inputs; i++) rc = check_not_jsonl(inputs[i], err);
     BpeTrainer *trainer = NULL;
     if (rc == 0) rc = bpe_trainer_new(&trainer, &cfg, err);
     double t0 = now_seconds();
@@ -211,20 +242,19 @@ static int cmd_encode(int argc, char **argv, Error *err) {
     CliOption opts[] = {
         {.name = "tokenizer", .type = CLI_STRING, .dest = &path, .help = "tokenizer file"},
         {.name = "lossy", .type = CLI_FLAG, .dest = &lossy,
-         .help = "replace invalid UTF-8 with U+FFFD instead of failing (default: off)"},
+         .help = "replace invalid UTF-8 with U+FFFD instead of failing"},
         {.name = "stats", .type = CLI_FLAG, .dest = &stats,
-         .help = "print bytes, tokens and MB/s to standard error (default: off)"},
+         .help = "print bytes, tokens and MB/s to standard error"},
     };
     int n_opts = (int)(sizeof opts / sizeof opts[0]), first = 0;
     int rc = cli_parse("bpe encode", opts, n_opts, argc, argv, &first, err);
-    if (rc == 1) {
-        cli_print_help(stdout, "bpe encode",
+    if (rc == CLI_HELP)
+        cli_print_help(stdout, "bpe encode [FILE...]",
                        "Encodes text to token ids, written as decimal numbers separated by white "
-                       "space.\nInput: the FILEs named after the options, or standard input.",
+                       "space.\nInput: the FILEs named after the options (- is standard input), or "
+                       "standard input.",
                        opts, n_opts);
-        return 0;
-    }
-    if (rc != 0) return -1;
+    if (rc != 0) return rc > 0 ? 0 : rc;
     Tokenizer *tok = NULL;
     if (tokenizer_load(&tok, path, err) != 0) return -1;
     EncodeJob job = {tok, lossy, 0, 0, 0};
@@ -281,14 +311,12 @@ static int cmd_decode(int argc, char **argv, Error *err) {
     };
     int n_opts = 1, first = 0;
     int rc = cli_parse("bpe decode", opts, n_opts, argc, argv, &first, err);
-    if (rc == 1) {
-        cli_print_help(stdout, "bpe decode",
+    if (rc == CLI_HELP)
+        cli_print_help(stdout, "bpe decode [FILE...]",
                        "Decodes token ids (decimal, separated by white space) back to text; "
                        "special tokens decode to nothing.\nInput: the FILEs named after the "
-                       "options, or standard input.", opts, n_opts);
-        return 0;
-    }
-    if (rc != 0) return -1;
+                       "options (- is standard input), or standard input.", opts, n_opts);
+    if (rc != 0) return rc > 0 ? 0 : rc;
     Tokenizer *tok = NULL;
     if (tokenizer_load(&tok, path, err) != 0) return -1;
     rc = for_each_input(argc - first, argv + first, decode_one, tok, err);
@@ -326,12 +354,10 @@ static int cmd_info(int argc, char **argv, Error *err) {
     };
     int n_opts = 2;
     int rc = cli_parse("bpe info", opts, n_opts, argc, argv, NULL, err);
-    if (rc == 1) {
+    if (rc == CLI_HELP)
         cli_print_help(stdout, "bpe info", "Shows a tokenizer's vocabulary size, fingerprint, "
                        "special tokens and a sample of its merges.", opts, n_opts);
-        return 0;
-    }
-    if (rc != 0) return -1;
+    if (rc != 0) return rc > 0 ? 0 : rc;
     Tokenizer *tok = NULL;
     if (tokenizer_load(&tok, path, err) != 0) return -1;
     int n_merges = tokenizer_num_merges(tok);
@@ -365,14 +391,23 @@ static void print_usage(FILE *fp) {
                 "  encode  text -> token ids\n"
                 "  decode  token ids -> text\n"
                 "  info    vocabulary size, fingerprint, special tokens, sample merges\n"
-                "Run 'bpe COMMAND --help' for a command's options and their defaults.\n");
+                "Run 'bpe COMMAND --help' for a command's options and their defaults;\n"
+                "'bpe --version' for the version.\n");
 }
 
 int main(int argc, char **argv) {
     Error err = {{0}};
-    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-        print_usage(argc < 2 ? stderr : stdout);
-        return argc < 2 ? 1 : 0;
+    if (argc < 2) {
+        usage_error(&err, "no command (expected train, encode, decode or info; see bpe --help)");
+        error_exit_rc("bpe", ERR_USAGE, &err);
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        print_usage(stdout);
+        return stdout_finish("bpe", 0);
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        version_print(stdout, "bpe");
+        return stdout_finish("bpe", 0);
     }
     const char *cmd = argv[1];
     int rc;
@@ -380,7 +415,7 @@ int main(int argc, char **argv) {
     else if (strcmp(cmd, "encode") == 0) rc = cmd_encode(argc - 1, argv + 1, &err);
     else if (strcmp(cmd, "decode") == 0) rc = cmd_decode(argc - 1, argv + 1, &err);
     else if (strcmp(cmd, "info") == 0) rc = cmd_info(argc - 1, argv + 1, &err);
-    else rc = error_set(&err, "unknown command '%s' (see bpe --help)", cmd);
-    if (rc != 0) error_exit("bpe", &err);
+    else rc = usage_error(&err, "unknown command '%s' (see bpe --help)", cmd);
+    if (rc != 0) error_exit_rc("bpe", rc, &err);
     return stdout_finish("bpe", 0);
 }
