@@ -240,7 +240,8 @@ static int write_heldout_json(const Settings *s, const EvalFigures *pol, const E
     cJSON_AddItemToObject(o, "reference", figures_json(ref));
     char *text = cJSON_Print(o), path[4096];
     cJSON_Delete(o);
-    int rc = !text || path_join(path, sizeof path, s->out, HELDOUT_REPORT, err) ||
+    if (!text) return error_set(err, "out of memory writing %s/%s", s->out, HELDOUT_REPORT);
+    int rc = path_join(path, sizeof path, s->out, HELDOUT_REPORT, err) ||
              write_file_atomic(path, text, strlen(text), err);
     cJSON_free(text);
     return rc ? -1 : 0;
