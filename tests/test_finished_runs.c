@@ -176,6 +176,38 @@ static void test_ppo_stopped_in_final_evaluation_completes_on_resume(void **stat
     free(o);
 }
 
+// A finished ppo resumed with --steps raised is not complete: it trains on,
+// removing the earlier end's heldout.json first, so that a stop during the
+// new evaluation leaves a run that --resume evaluates (not "complete"), and
+// the heldout.json written then is the new end's.
+static void test_ppo_resumed_for_more_steps_reports_its_new_end(void **state) {
+    Fixture *f = *state;
+    Output *o = malloc(sizeof *o);
+    assert_int_equal(run_in(f, o, 60, "sh -c 'rm -rf ppo_more && cp -r ppo ppo_more'"), 0);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "cd %s && exec %sppo --resume ppo_more --steps 3 --eval-n 240 --max-new 64", f->dir,
+             f->bin);
+    int sent;
+    int rc = run_split_signal(cmd, "ppo: evaluating", SIGINT, 120, o->out, sizeof o->out, o->err, sizeof o->err, &sent);
+    if (rc != EXIT_STOPPED) printf("exit %d (signal sent: %d)\n%s%s", rc, sent, o->out, o->err);
+    assert_true(sent);
+    assert_int_equal(rc, EXIT_STOPPED);
+    assert_non_null(strstr(o->out, "ppo_more at step 2 of 3\n"));
+    assert_int_equal(step_of(f, "ppo_more"), 3);
+    assert_int_not_equal(run_in(f, o, 10, "test -e ppo_more/heldout.json"), 0);
+
+    rc = run_in(f, o, 300, "%sppo --resume ppo_more", f->bin);
+    if (rc) printf("%s%s", o->out, o->err);
+    assert_int_equal(rc, 0);
+    assert_non_null(strstr(o->out, "held-out gold score"));
+    cJSON *j = read_json(f, "ppo_more/heldout.json");
+    assert_int_equal((int)json_number(j, NULL, "step"), 3);
+    assert_int_equal((int)json_number(j, NULL, "prompts"), 240);
+    cJSON_Delete(j);
+    assert_resume_says_complete(f, o, "ppo", "ppo_more");
+    free(o);
+}
+
 // The figures of the line starting with `label` in text: "%lf ± %lf" pairs.
 static void figures_after(const char *text, const char *label, const char *fmt, double v[4]) {
     const char *at = strstr(text, label);
@@ -288,6 +320,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_finished_runs_resumed_say_complete),
         cmocka_unit_test(test_ppo_stopped_in_final_evaluation_completes_on_resume),
+        cmocka_unit_test(test_ppo_resumed_for_more_steps_reports_its_new_end),
         cmocka_unit_test(test_heldout_figures_agree_given_the_same_settings),
         cmocka_unit_test(test_pipeline_refuses_from_over_another_seed_or_config),
         cmocka_unit_test(test_pipeline_mixed_summary_lists_each_stage_seed),
