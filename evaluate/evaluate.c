@@ -116,7 +116,6 @@ static int eval_setup(Eval *e, const Settings *s, Error *err) {
     int n_prompts = s->n_prompts > 0 && s->n_prompts < (int)e->ps.n ? s->n_prompts : (int)e->ps.n;
     int n = n_prompts * s->samples;
     if (rollout_alloc(&e->a, n, s->max_new, err) || rollout_alloc(&e->b, n, s->max_new, err)) return -1;
-    for (int i = 0; i < n; i++) e->a.prompt[i] = e->b.prompt[i] = i / s->samples;
     if (gpt_alloc_activations(&e->policy, rows, ctx, err) || gpt_alloc_activations(&e->ref, rows, ctx, err) ||
         gpt_alloc_activations(&e->rm, rows, ctx, err) || kvcache_create(&e->kv, &e->policy.config, s->batch, err))
         return -1;
@@ -128,10 +127,9 @@ static int eval_setup(Eval *e, const Settings *s, Error *err) {
 // Samples from `from` into r, then scores: log-probabilities under the policy
 // and the reference, the reward model's score, the annotator's gold score.
 static int sample_and_score(Eval *e, const Settings *s, Rollout *r, GPT *from, Error *err) {
-    Rng rng;
-    rng_seed(&rng, (uint64_t)s->seed);
     int pad = tokenizer_special(e->tok, TOK_PAD), eot = tokenizer_special(e->tok, TOK_ENDOFTEXT);
-    rollout_generate(r, from, &e->kv, &e->ps, s->temperature, eot, &rng);
+    rollout_sample_heldout(r, r->n / s->samples, s->samples, from, &e->kv, &e->ps, s->temperature, eot,
+                           (uint64_t)s->seed);
     rollout_score(r, &e->ps, &e->policy, &e->ref, &e->rm, &e->rm_h, s->temperature, pad, eot, &e->sc);
     return rollout_gold(r, &e->ps, e->ann, e->tok, err);
 }
@@ -146,8 +144,10 @@ static cJSON *figures_json(const Figures *f) {
     return o;
 }
 
-static void print_table(const Figures *p, const Figures *r, double win, int n, int prompts) {
-    printf("evaluate: %d samples (%d held-out prompts)\n", n, prompts);
+static void print_table(const Settings *s, const Figures *p, const Figures *r, double win, int n) {
+    // What the figures measure: ppo's final evaluation prints the same terms.
+    printf("evaluate: %d samples (%d held-out prompts, %d each; seed %d, temperature %g, max-new %d, batch %d)\n", n,
+           n / s->samples, s->samples, s->seed, s->temperature, s->max_new, s->batch);
     printf("  %-28s %18s %18s\n", "", "policy", "reference");
     printf("  %-28s %10.3f ± %5.3f %10.3f ± %5.3f\n", "gold score", p->gold, p->gold_se, r->gold, r->gold_se);
     printf("  %-28s %10.3f ± %5.3f %10.3f ± %5.3f\n", "reward-model score", p->score, p->score_se, r->score, r->score_se);
@@ -185,7 +185,7 @@ static int evaluate(Eval *e, const Settings *s, Error *err) {
     double win = 0;
     for (int i = 0; i < e->a.n; i++) win += e->a.gold[i] > e->b.gold[i] ? 1.0 : e->a.gold[i] == e->b.gold[i] ? 0.5 : 0.0;
     win /= e->a.n;
-    print_table(&p, &r, win, e->a.n, e->a.n / s->samples);
+    print_table(s, &p, &r, win, e->a.n);
     if (s->out && write_json(s, &p, &r, win, e->a.n, err)) return -1;
     if (s->out) printf("evaluate: wrote %s/eval.json\n", s->out);
     return 0;

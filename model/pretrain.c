@@ -242,7 +242,8 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
                     s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
     Rng rng;
     uint64_t step;
-    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return -1;
+    int begun = run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err);
+    if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
     LmBatch *b = &p->batch;
     double entropy = unigram_entropy(p->corpus.val, p->corpus.n_val, b->V);
     printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", s->config,

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cblas.h>
 #include <omp.h>
@@ -233,11 +234,24 @@ int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *r
     // The lock is left held on purpose: it must last as long as the process,
     // and the kernel releases it however the process ends.
     if (run_folder_claim(&folder, loop->folder ? loop->folder : &bare, err)) return -1;
+    char path[4096];
     if (loop->resuming) {
         if (run_resume(loop, m, h, step, rng, stage, err)) return -1;
+        int reported = 1;
+        if (loop->final_report) {
+            if (path_join(path, sizeof path, loop->out, loop->final_report, err)) return -1;
+            reported = file_exists(path);
+        }
+        if (*step >= (uint64_t)loop->steps && reported) {
+            printf("%s: %s is complete (step %llu of %ld); nothing to do\n", loop->prog, loop->out,
+                   (unsigned long long)*step, loop->steps);
+            return 1;
+        }
         printf("%s: resuming %s at step %llu of %ld\n", loop->prog, loop->out, (unsigned long long)*step, loop->steps);
+        // A report left from before a longer run was asked for (--steps raised) is not this run's.
+        if (loop->final_report && reported && unlink(path) != 0)
+            return error_set(err, "%s: cannot remove the report of the run's earlier end: %s", path, strerror(errno));
     }
-    char path[4096];
     if (loop->resuming && run_truncate_logs(loop->out, *step, err)) return -1;
     if (run_write_config(loop->out, loop->opts, loop->n_opts, err) ||
         path_join(path, sizeof path, loop->out, "metrics.csv", err))

@@ -68,6 +68,10 @@ typedef struct {
     RunInput ref, rm;
     const RunFolderRequest *folder; // out, --force and the run's inputs for the run-folder guard
                                     // (NULL: out with no inputs and no --force)
+    // A file in out that the stage writes once the work after its last step
+    // is done (PPO's held-out evaluation); NULL: none. A run at its last step
+    // without it is not complete: resuming it does that work.
+    const char *final_report;
 } RunLoop;
 
 // Writes loop->out/model.bin and its training state (AdamW moments, step,
@@ -94,6 +98,9 @@ int run_truncate_logs(const char *out_dir, uint64_t step, Error *err);
 // the RNG from the seed, or model, AdamW moments, step, RNG and stage values
 // from the run folder when resuming (run_resume); config.txt; metrics.csv and
 // samples.txt (a resumed run drops rows past its step); signal handlers.
+// Returns 0 to go on, -1 on error, and 1, having printed that the run is
+// complete and written nothing, when it resumes a run already at its last
+// step whose final report (if any) is written.
 int run_begin(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t *step, Rng *rng, TrainStageValues *stage,
               CsvWriter *csv, Error *err);
 

@@ -19,7 +19,7 @@
 // a file the user put there, nor the pipeline's log.txt).
 static const char *const RUN_FILES[] = {
     "config.txt", "metrics.csv", "model.bin", "model.opt", "model.opt.next", "samples.txt",
-    "prefs.jsonl", "prefs_val.jsonl", "eval.json", NULL,
+    "prefs.jsonl", "prefs_val.jsonl", "eval.json", "heldout.json", NULL,
 };
 
 static const char LOCK_NAME[] = ".lock";

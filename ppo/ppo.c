@@ -7,14 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "common/csv.h"
 #include "common/fileio.h"
+#include "common/jsonl.h"
 #include "common/progress.h"
 #include "data/chat_template.h"
 #include "model/run.h"
 #include "ppo/ppo_core.h"
 #include "ppo/ppo_update.h"
 #include "ppo/rollout.h"
+
+// The held-out figures of a finished run (a run file: model/run_folder.c).
+static const char HELDOUT_REPORT[] = "heldout.json";
 
 typedef struct {
     const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *eval_prompts, *data_dir, *out, *resume;
@@ -142,15 +148,22 @@ typedef struct {
     double gold, gold_se, score, score_se, kl, end_rate;
 } EvalFigures;
 
-static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, uint64_t seed, EvalFigures *f, Error *err) {
+static int heldout_prompts(const Ppo *p, const Settings *s) {
+    return s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n;
+}
+
+// The seed of the held-out sample: not the training seed, whose draws the
+// rollouts used.
+static uint64_t heldout_seed(const Settings *s) {
+    return (uint64_t)s->seed + 1;
+}
+
+static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, EvalFigures *f, Error *err) {
     Rollout *r = &p->r;
-    int n = s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n;
-    int saved = r->n;
-    r->n = n;
-    for (int i = 0; i < n; i++) r->prompt[i] = i;
-    Rng rng;
-    rng_seed(&rng, seed);
-    rollout_generate(r, from, &p->kv, &p->eval, s->hp.temperature, p->eot, &rng);
+    int n = heldout_prompts(p, s), saved = r->n;
+    // evaluate --samples 1 with the same prompts, seed, temperature, --max-new
+    // and --batch draws these very responses (docs/ppo.md).
+    rollout_sample_heldout(r, n, 1, from, &p->kv, &p->eval, s->hp.temperature, p->eot, heldout_seed(s));
     // SIGINT/SIGTERM is checked between the phases of the evaluation, which
     // are seconds long: the checkpoint is already complete on disk.
     if (run_stop_requested()) {
@@ -204,15 +217,49 @@ static void log_iteration(Ppo *p, long step, double beta, const IterStats *it, d
     csv_row(&p->csv, row);
 }
 
+static cJSON *figures_json(const EvalFigures *f) {
+    cJSON *o = cJSON_CreateObject();
+    jsonl_add_number(o, "gold", f->gold), jsonl_add_number(o, "gold_se", f->gold_se);
+    jsonl_add_number(o, "rm_score", f->score), jsonl_add_number(o, "rm_score_se", f->score_se);
+    jsonl_add_number(o, "kl", f->kl), jsonl_add_number(o, "end_rate", f->end_rate);
+    return o;
+}
+
+// DIR/heldout.json: the held-out figures and what they measure. Its presence
+// says the run's final report is written (RunLoop.final_report).
+static int write_heldout_json(const Settings *s, const EvalFigures *pol, const EvalFigures *ref, int n, Error *err) {
+    cJSON *o = cJSON_CreateObject();
+    jsonl_add_number(o, "step", s->steps);
+    jsonl_add_number(o, "prompts", n);
+    jsonl_add_number(o, "samples_per_prompt", 1);
+    jsonl_add_number(o, "seed", (double)heldout_seed(s));
+    jsonl_add_number(o, "temperature", s->hp.temperature);
+    jsonl_add_number(o, "max_new", s->max_new);
+    jsonl_add_number(o, "batch", s->batch);
+    cJSON_AddItemToObject(o, "policy", figures_json(pol));
+    cJSON_AddItemToObject(o, "reference", figures_json(ref));
+    char *text = cJSON_Print(o), path[4096];
+    cJSON_Delete(o);
+    if (!text) return error_set(err, "out of memory writing %s/%s", s->out, HELDOUT_REPORT);
+    int rc = path_join(path, sizeof path, s->out, HELDOUT_REPORT, err) ||
+             write_file_atomic(path, text, strlen(text), err);
+    cJSON_free(text);
+    return rc ? -1 : 0;
+}
+
 // The held-out evaluation after the last step. Returns 0, 1 when SIGINT or
 // SIGTERM stopped it (model.bin is complete; --resume runs the evaluation
 // alone), -1 on error.
 static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
     EvalFigures pol, ref;
-    printf("ppo: evaluating on %d held-out prompts...\n", s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n);
+    int n = heldout_prompts(p, s);
+    // What the figures measure, in evaluate's terms: they differ from
+    // evaluate's defaults (4 samples per prompt, --seed) by sampling noise.
+    printf("ppo: evaluating on %d held-out prompts, one sample each (seed %llu, temperature %g, max-new %d, "
+           "batch %d)...\n", n, (unsigned long long)heldout_seed(s), s->hp.temperature, s->max_new, s->batch);
     fflush(stdout); // a user (or a test) waiting to interrupt the evaluation sees it start
-    int rc = evaluate_on_heldout(p, s, &p->policy, (uint64_t)s->seed + 1, &pol, err);
-    if (rc == 0) rc = evaluate_on_heldout(p, s, &p->ref, (uint64_t)s->seed + 1, &ref, err);
+    int rc = evaluate_on_heldout(p, s, &p->policy, &pol, err);
+    if (rc == 0) rc = evaluate_on_heldout(p, s, &p->ref, &ref, err);
     if (rc < 0) return -1;
     if (rc > 0) {
         printf("\nppo: interrupted during the held-out evaluation; %s/model.bin is complete (step %d); run the "
@@ -223,7 +270,8 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
     printf("ppo: held-out reward-model score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.score, pol.score_se, ref.score, ref.score_se);
     printf("ppo: held-out KL(policy || reference) %.3f nats per response; end-token rate %.1f%% (reference %.1f%%)\n",
            pol.kl, 100 * pol.end_rate, 100 * ref.end_rate);
-    printf("ppo: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
+    if (write_heldout_json(s, &pol, &ref, n, err)) return -1;
+    printf("ppo: done in %.1f s; wrote %s/model.bin and %s/%s\n", now_seconds() - t_start, s->out, s->out, HELDOUT_REPORT);
     return 0;
 }
 
@@ -241,11 +289,13 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
     const char *inputs[7];
     RunFolderRequest folder = folder_request(s, inputs);
     RunLoop loop = {"ppo", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .ref = p->ref_in, .rm = p->rm_in, .folder = &folder};
+                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .ref = p->ref_in, .rm = p->rm_in, .folder = &folder,
+                    .final_report = HELDOUT_REPORT};
     Rng rng;
     uint64_t step;
     TrainStageValues stage = {.kl_beta = p->kl.beta};
-    if (run_begin(&loop, &p->policy, &p->h, &step, &rng, &stage, &p->csv, err)) return -1;
+    int begun = run_begin(&loop, &p->policy, &p->h, &step, &rng, &stage, &p->csv, err);
+    if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
     p->kl.beta = stage.kl_beta; // the adaptive controller's beta carries over a resume
     printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f%s\n", p->train.n, p->eval.n, p->kl.beta,
            s->target_kl > 0 ? " (adaptive)" : "");

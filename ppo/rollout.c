@@ -109,6 +109,15 @@ void rollout_generate(Rollout *r, const GPT *policy, KVCache *kv, const PromptSe
         r->ended[i] = r->resp_len[i] > 0 && r->resp[(size_t)i * r->max_new + r->resp_len[i] - 1] == eot;
 }
 
+void rollout_sample_heldout(Rollout *r, int n_prompts, int samples, const GPT *from, KVCache *kv,
+                            const PromptSet *ps, float temperature, int eot, uint64_t seed) {
+    r->n = n_prompts * samples;
+    for (int i = 0; i < r->n; i++) r->prompt[i] = i / samples;
+    Rng rng;
+    rng_seed(&rng, seed);
+    rollout_generate(r, from, kv, ps, temperature, eot, &rng);
+}
+
 int rollout_rows(int *inputs, int *lens, const Rollout *r, const PromptSet *ps, const int *idx, int rows, int pad,
                  int eot, int close_turn, int ctx) {
     int T = 1;

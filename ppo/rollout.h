@@ -47,6 +47,15 @@ void rollout_free(Rollout *r);
 void rollout_generate(Rollout *r, const GPT *policy, KVCache *kv, const PromptSet *ps, float temperature,
                       int eot, Rng *rng);
 
+// The held-out sample that ppo's final evaluation and `evaluate` both draw:
+// `samples` responses to each of the first n_prompts prompts of ps (row i
+// answers prompt i / samples; r->n becomes n_prompts * samples, which r must
+// hold), from `from` with an RNG seeded with seed, generated kv->slots rows
+// at a time. The same arguments draw the same responses, whichever program
+// asks (docs/ppo.md, "Two held-out figures").
+void rollout_sample_heldout(Rollout *r, int n_prompts, int samples, const GPT *from, KVCache *kv,
+                            const PromptSet *ps, float temperature, int eot, uint64_t seed);
+
 // Rows are named by an index list idx (rows entries) into the rollout.
 // Lays out the rows as prompt + response into inputs (rows, T),
 // right-padded; with close_turn, a response that did not end gets the end

@@ -267,7 +267,8 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
                     s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
     Rng rng;
     uint64_t step;
-    if (run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err)) return -1;
+    int begun = run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err);
+    if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
     Progress prog;
     progress_init(&prog, stdout, "train_rm", (long)step, s->steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start, tokens = 0;

@@ -3,10 +3,14 @@
 # configuration, then prints a summary (also written to RUN/summary.md).
 #
 #   ./scripts/pipeline.sh [--config smoke|tiny|small] [--out runs/NAME] [--seed N] [--from STAGE] [--until STAGE]
+#                         [--mixed]
 #
 # Stages, in order: bpe pretrain sft prefs train_rm ppo evaluate. --from STAGE
 # starts there and reuses the outputs of the earlier stages in the run folder;
-# --until STAGE stops after it. With MINIRLHF_BIN=DIR set, the executables
+# --until STAGE stops after it. RUN/pipeline.txt records the seed and config
+# each stage was made with; a --from whose earlier stages were made with
+# another seed or config is refused (exit 2) unless --mixed is given, and the
+# summary then shows each stage's seed and config. With MINIRLHF_BIN=DIR set, the executables
 # already built in DIR are used and nothing is installed or built. With
 # MINIRLHF_WRAP="valgrind -q ..." every stage runs under that command (and
 # the peak memory recorded is then that of the wrapper's process).
@@ -25,7 +29,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/common.sh"
 
 STAGES="bpe pretrain sft prefs train_rm ppo evaluate"
-config=tiny; out=""; seed=1337; from=bpe; until=evaluate
+config=tiny; out=""; seed=1337; from=bpe; until=evaluate; mixed=0
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; } # the header comment
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -34,6 +38,7 @@ while [ $# -gt 0 ]; do
     --seed) seed="${2:?--seed needs a value}"; shift 2 ;;
     --from) from="${2:?--from needs a value}"; shift 2 ;;
     --until) until="${2:?--until needs a value}"; shift 2 ;;
+    --mixed) mixed=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "pipeline.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -65,15 +70,53 @@ if [[ "$out" == *[[:cntrl:]]* ]]; then
   exit 2
 fi
 
+# Each stage's folder in the run (train_rm writes the reward model to rm/).
+folder() { case "$1" in bpe) echo bpe ;; train_rm) echo rm ;; evaluate) echo eval ;; *) echo "$1" ;; esac; }
+
+# made_with STAGE: "SEED CONFIG" the stage in the run folder was made with,
+# from RUN/pipeline.txt ("STAGE seed N config NAME", written as the pipeline
+# starts a stage) or else its config.txt; "?" for what is not recorded, "-"
+# for bpe's seed (it has none), nothing for a stage with no record at all.
+made_with() {
+  local rec cfg s c
+  rec=$(awk -v s="$1" '$1 == s && $2 == "seed" && $4 == "config" { r = $3 " " $5 } END { print r }' \
+    "$out/pipeline.txt" 2>/dev/null || true)
+  if [ -n "$rec" ]; then echo "$rec"; return 0; fi
+  cfg="$out/$(folder "$1")/config.txt"
+  [ -f "$cfg" ] || return 0
+  s=$(sed -n 's/^seed = //p' "$cfg" | tail -1); c=$(sed -n 's/^config = //p' "$cfg" | tail -1)
+  echo "${s:-?} ${c:-?}"
+}
+
+# differs "SEED CONFIG": 0 (true) when a recorded seed or config is not this run's.
+differs() {
+  local s c
+  read -r s c <<< "$1"
+  { [ -n "$s" ] && [ "$s" != "?" ] && [ "$s" != "-" ] && [ "$s" != "$seed" ]; } || { [ -n "$c" ] && [ "$c" != "?" ] && [ "$c" != "$config" ]; }
+}
+
+# The stages before --from are reused as they are: refused, before anything
+# runs, when they were made with another seed or config (unless --mixed).
+if [ "$mixed" = 0 ]; then
+  for s in $STAGES; do
+    [ "$s" = "$from" ] && break
+    made=$(made_with "$s")
+    if differs "$made"; then
+      read -r made_seed made_config <<< "$made"
+      made="seed $made_seed ($made_config config)"
+      [ "$made_seed" = - ] && made="the $made_config config"
+      echo "pipeline.sh: --from $from would reuse $s, made with $made, in a run of seed $seed ($config config); start from an earlier stage, or pass --mixed to reuse it anyway" >&2
+      exit 2
+    fi
+  done
+fi
+
 bin=$(use_or_build_binaries)
 data="$ROOT/data"; tok="$out/tokenizer.bin"
 mkdir -p "$out"
 
 # mib FILE: the size in KiB that FILE holds, in MiB with one decimal ("?" without FILE).
 mib() { if [ -s "$1" ]; then awk '{ printf "%.1f", $1 / 1024; exit }' "$1"; else printf '?'; fi; }
-
-# Each stage's folder in the run (train_rm writes the reward model to rm/).
-folder() { case "$1" in bpe) echo bpe ;; train_rm) echo rm ;; evaluate) echo eval ;; *) echo "$1" ;; esac; }
 
 # The stage after NAME in STAGES, or nothing after the last one.
 next_stage() { local prev="" s; for s in $STAGES; do [ "$prev" = "$1" ] && { echo "$s"; return; }; prev="$s"; done; }
@@ -84,6 +127,7 @@ stopped() {
   local name="$1" dir="$2" rc="$3" next cont
   next=$(next_stage "$name")
   cont=$(printf '%q ' "$ROOT/scripts/pipeline.sh" --config "$config" --out "$out" --seed "$seed")
+  [ "$mixed" = 1 ] && cont="$cont--mixed "
   if [ "$rc" = 3 ] && [ -f "$dir/model.bin" ]; then
     echo "pipeline.sh: stage $name stopped before its last step (exit 3); its checkpoint is in $dir. Resume it with:" >&2
     echo "  $(printf '%q --resume %q' "$bin/$name" "$dir")" >&2
@@ -116,6 +160,7 @@ run_stage() {
   if [ ! -x "$bin/$name" ]; then echo "== $name: not built yet, so the pipeline stops here."; return 1; fi
   echo "== $name"
   mkdir -p "$dir"
+  record_stage "$name"
   local t0=$SECONDS rc
   set +e
   # tee ignores SIGINT and SIGTERM (an ignored signal stays ignored across
@@ -131,6 +176,15 @@ run_stage() {
     | tee -a "$dir/log.txt"
   [ "$name" = "$until" ] && finished=1
   return 0
+}
+
+# record_stage NAME: RUN/pipeline.txt says NAME is made with this seed and
+# config (recorded as it starts: its folder is this run's from then on).
+record_stage() {
+  local file="$out/pipeline.txt" stage_seed="$seed"
+  [ "$1" = bpe ] && stage_seed=- # the tokenizer depends on the config's vocabulary only
+  { if [ -f "$file" ]; then awk -v s="$1" '$1 != s' "$file"; fi; echo "$1 seed $stage_seed config $config"; } > "$file.tmp"
+  mv "$file.tmp" "$file"
 }
 
 # The pipeline owns its stage folders: each stage it runs starts afresh there
@@ -168,14 +222,32 @@ plot_curves() {
 }
 plots=$(plot_curves || true)
 
+# With stages made with other seeds or configs (--mixed), the summary says
+# so and shows each stage's.
+mixed_stages=0
+for s in $STAGES; do
+  [ -f "$out/$(folder "$s")/wall_s.txt" ] && differs "$(made_with "$s")" && mixed_stages=1
+done
 {
-  echo "# minirlhf run: $config config, seed $seed"
-  echo
-  echo "| stage | wall time (s) | peak memory (MiB) | result |"
-  echo "| --- | --- | --- | --- |"
+  if [ "$mixed_stages" = 1 ]; then
+    echo "# minirlhf run: stages made with different seeds or configs (this pipeline: $config config, seed $seed)"
+    echo
+    echo "| stage | seed | config | wall time (s) | peak memory (MiB) | result |"
+    echo "| --- | --- | --- | --- | --- | --- |"
+  else
+    echo "# minirlhf run: $config config, seed $seed"
+    echo
+    echo "| stage | wall time (s) | peak memory (MiB) | result |"
+    echo "| --- | --- | --- | --- |"
+  fi
   for s in $STAGES; do
     wall="$out/$(folder "$s")/wall_s.txt"
     [ -f "$wall" ] || continue
+    made=""
+    if [ "$mixed_stages" = 1 ]; then
+      read -r made_seed made_config <<< "$(made_with "$s")"
+      made="${made_seed:-?} | ${made_config:-?} | "
+    fi
     case "$s" in
       bpe) r=$(figure bpe "^wrote") ;;
       pretrain) r=$(figure pretrain "validation loss") ;;
@@ -186,7 +258,7 @@ plots=$(plot_curves || true)
       evaluate) r=$(figure evaluate "gold win rate") ;;
       *) r=$(tail -1 "$out/$(folder "$s")/log.txt") ;;
     esac
-    echo "| $s | $(cat "$wall") | $(mib "$out/$(folder "$s")/peak_rss_kb.txt") | $r |"
+    echo "| $s | $made$(cat "$wall") | $(mib "$out/$(folder "$s")/peak_rss_kb.txt") | $r |"
   done
   [ -n "$plots" ] && printf '\n![training curves](training.png)\n'
 } > "$out/summary.md"
