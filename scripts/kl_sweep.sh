@@ -93,9 +93,9 @@ mv "$csv.tmp" "$csv"
 # shows as the proxy rising while gold stalls or falls) and each beta's
 # training curves (scripts/plot.gp).
 plot tradeoff "$out"
-plot steps "$out" reward_over_steps.png score "reward-model score of rollouts (mean, normalised)" "${beta_list[*]}"
-plot steps "$out" kl_over_steps.png kl "KL to reference (nats per response, k1)" "${beta_list[*]}"
-plot steps "$out" gold_over_steps.png gold "gold score of rollouts (mean)" "${beta_list[*]}"
+plot steps "$out" reward_over_steps score "reward-model score of rollouts (mean, normalised)" "${beta_list[*]}"
+plot steps "$out" kl_over_steps kl "KL to reference (nats per response, k1)" "${beta_list[*]}"
+plot steps "$out" gold_over_steps gold "gold score of rollouts (mean)" "${beta_list[*]}"
 
 # The table for the terminal: rounded, each score with its standard error as
 # README shows them; sweep.csv keeps the exact values.

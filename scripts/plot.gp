@@ -9,9 +9,14 @@
 #       SWEEP_DIR/score_vs_kl.png from SWEEP_DIR/sweep.csv: gold and proxy
 #       score against KL, each point labelled with its beta, and the SFT
 #       reference at KL 0
-#   gnuplot -c scripts/plot.gp steps SWEEP_DIR PNG COLUMN YLABEL "BETA..."
-#       SWEEP_DIR/PNG: column COLUMN (a name) of each SWEEP_DIR/beta_B/metrics.csv
-#       against the PPO iteration, one line per beta of the space-separated list
+#   gnuplot -c scripts/plot.gp steps SWEEP_DIR NAME COLUMN YLABEL "BETA..."
+#       SWEEP_DIR/NAME.png: column COLUMN (a name) of each
+#       SWEEP_DIR/beta_B/metrics.csv against the PPO iteration, one line per
+#       beta of the space-separated list
+#
+# With -e "format = 'svg'" before -c, the same figures are drawn as SVG
+# (NAME.svg beside NAME.png): text with coordinates, which tests/test_plots.c
+# reads back to check labels and legends.
 #
 # A reader must be able to read each panel alone: every axis names its
 # quantity and unit, and the legend sits outside the data (below the panel),
@@ -26,6 +31,9 @@ set grid
 set key outside below center horizontal Left reverse samplen 2 height 1.5
 set style data lines
 kind = ARG1
+if (!exists('format')) format = 'png'
+# Sets the terminal for a figure of width x height pixels.
+set_terminal = "if (format eq 'svg') { set terminal svg size width, height font 'Arial,12' } else { set terminal pngcairo size width, height }"
 loss_per_token = 'loss (nats per token)'
 step_label = 'step (optimiser updates)'
 
@@ -34,8 +42,8 @@ if (kind eq 'training') {
   # One row per stage pair that ran: the stages run in order, so RM without
   # SFT or PPO without RM cannot happen.
   rows = (ARG5 eq '1') ? 3 : (ARG4 eq '1') ? 2 : 1
-  set terminal pngcairo size 1200, 420 * rows
-  set output run.'/training.png'
+  width = 1200; height = 420 * rows; eval set_terminal
+  set output run.'/training.'.format
   set multiplot layout rows, 2
   set xlabel step_label
   set ylabel loss_per_token
@@ -62,7 +70,7 @@ if (kind eq 'training') {
     ppo = run.'/ppo/metrics.csv'
     set xlabel 'PPO iteration'
     set title 'ppo: score of the rollouts'
-    set ylabel 'mean score per response'
+    set ylabel 'score per response (mean over rollouts)'
     plot ppo using 'step':'score' title 'reward-model score (normalised; optimised)', \
          '' using 'step':'gold' title 'gold score (annotator; never seen)'
     set title 'ppo: distance from the reference (SFT) policy'
@@ -74,8 +82,8 @@ if (kind eq 'training') {
   if (kind eq 'tradeoff') {
     dir = ARG2
     csv = dir.'/sweep.csv'
-    set terminal pngcairo size 900, 600
-    set output dir.'/score_vs_kl.png'
+    width = 900; height = 600; eval set_terminal
+    set output dir.'/score_vs_kl.'.format
     set title 'held-out score against distance from the reference, one point per β'
     set xlabel 'KL(policy ‖ reference), nats per response'
     set ylabel 'held-out score (mean ± standard error)'
@@ -101,8 +109,8 @@ if (kind eq 'training') {
     dir = ARG2
     col = ARG4
     betas = ARG6
-    set terminal pngcairo size 900, 550
-    set output dir.'/'.ARG3
+    width = 900; height = 550; eval set_terminal
+    set output dir.'/'.ARG3.'.'.format
     set xlabel 'PPO iteration'
     set ylabel ARG5
     set key outside right top vertical Left reverse title 'KL coefficient'
