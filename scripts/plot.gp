@@ -96,6 +96,11 @@ if (kind eq 'training') {
     span = (G_max > R_max ? G_max : R_max) - (G_min < R_min ? G_min : R_min)
     dy = 0.04 * (span > 0 ? span : 1)
     label_y(y) = y + (int($0) % 2 ? -dy : dy)
+    # The two reference labels move apart: the lower point's down, the
+    # higher one's up.
+    stats csv using 'ref_gold' name 'RG' nooutput
+    stats csv using 'ref_rm_score' name 'RR' nooutput
+    apart = RG_min < RR_min ? dy : -dy
     # The reference row repeats on every line of sweep.csv: one point is drawn.
     plot csv using 'kl':'gold':'gold_se' with yerrorlines pt 7 title 'gold score (annotator)', \
          '' using 'kl':'rm_score':'rm_score_se' with yerrorlines pt 5 title 'proxy: reward-model score', \
@@ -103,8 +108,8 @@ if (kind eq 'training') {
          '' using 'kl':(label_y(column('rm_score'))):(beta_label(strcol('beta'))) with labels left offset 1, 0 notitle, \
          '' every ::0::0 using (0):'ref_gold' with points pt 6 ps 2 lc 'black' title 'reference (SFT): gold', \
          '' every ::0::0 using (0):'ref_rm_score' with points pt 4 ps 2 lc 'black' title 'reference (SFT): reward model', \
-         '' every ::0::0 using (0):'ref_gold':('SFT') with labels right offset -1.5, 0 notitle, \
-         '' every ::0::0 using (0):'ref_rm_score':('SFT') with labels right offset -1.5, 0 notitle
+         '' every ::0::0 using (0):(column('ref_gold') - apart):('SFT') with labels right offset -1.5, 0 notitle, \
+         '' every ::0::0 using (0):(column('ref_rm_score') + apart):('SFT') with labels right offset -1.5, 0 notitle
   } else {
     dir = ARG2
     col = ARG4
