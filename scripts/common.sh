@@ -37,3 +37,9 @@ use_or_build_binaries() {
   build_project "$ROOT/build" >&2
   echo "$ROOT/build/bin"
 }
+
+# plot KIND ARGS...: draws the PNGs of scripts/plot.gp (see there for KIND and
+# ARGS). The arguments are data to gnuplot, never code: any path works.
+plot() {
+  gnuplot -c "$ROOT/scripts/plot.gp" "$@"
+}

@@ -91,19 +91,31 @@ mv "$csv.tmp" "$csv"
 
 # Plots: the trade-off (gold and proxy score against KL: over-optimisation
 # shows as the proxy rising while gold stalls or falls) and each beta's
-# training curves.
-# Paths and labels go to gnuplot as arguments (data), never pasted into its
-# code: a folder name with a quote in it cannot run anything.
-plot_steps() { # plot_steps FILE COLUMN TITLE
-  local col
-  col=$(head -1 "$out/beta_${beta_list[0]}/metrics.csv" | tr ',' '\n' | grep -nx "$2" | cut -d: -f1)
-  gnuplot -c "$ROOT/scripts/plot_sweep.gp" steps "$out" "$1" "$col" "$3" "${beta_list[*]}"
-}
-gnuplot -c "$ROOT/scripts/plot_sweep.gp" tradeoff "$out"
-plot_steps reward_over_steps.png score "reward-model score of rollouts"
-plot_steps kl_over_steps.png kl "KL to reference per response"
-plot_steps gold_over_steps.png gold "gold score of rollouts"
+# training curves (scripts/plot.gp).
+plot tradeoff "$out"
+plot steps "$out" reward_over_steps score "reward-model score of rollouts (mean, normalised)" "${beta_list[*]}"
+plot steps "$out" kl_over_steps kl "KL to reference (nats per response, k1)" "${beta_list[*]}"
+plot steps "$out" gold_over_steps gold "gold score of rollouts (mean)" "${beta_list[*]}"
+
+# The table for the terminal: rounded, each score with its standard error as
+# README shows them; sweep.csv keeps the exact values.
 echo
-column -s, -t "$csv"
+awk -F, '
+  # pad(s, w): s right-aligned in w columns; "±" takes one column but two
+  # bytes, and some awks count bytes.
+  function pad(s, w,   t) { t = s; gsub(/±/, "+", t); while (length(t) < w) { t = " " t; s = " " s }; return s }
+  function line(a, b, c, d, e, f, g,   s) {
+    s = sprintf("%-15s%s%s%s%s%s%s", a, pad(b, 10), pad(c, 17), pad(d, 21), pad(e, 15), pad(f, 13), pad(g, 10))
+    sub(/ +$/, "", s); print s
+  }
+  BEGIN { line("beta", "KL (nats)", "gold score", "reward-model score", "gold win rate", "mean length", "end rate") }
+  NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+  {
+    line($col["beta"], sprintf("%.3f", $col["kl"]), sprintf("%.3f ± %.3f", $col["gold"], $col["gold_se"]),
+      sprintf("%.3f ± %.3f", $col["rm_score"], $col["rm_score_se"]), sprintf("%.1f%%", 100 * $col["gold_win_rate"]),
+      sprintf("%.1f", $col["mean_length"]), sprintf("%.1f%%", 100 * $col["end_rate"]))
+    ref_gold = $col["ref_gold"]; ref_rm = $col["ref_rm_score"]
+  }
+  END { line("SFT reference", "0", sprintf("%.3f", ref_gold), sprintf("%.3f", ref_rm), "", "", "") }' "$csv"
 echo
 echo "wrote $csv and $out/{score_vs_kl,reward_over_steps,kl_over_steps,gold_over_steps}.png"

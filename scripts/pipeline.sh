@@ -216,9 +216,7 @@ figure() { grep -h "$2" "$out/$(folder "$1")/log.txt" 2>/dev/null | tail -1 | se
 plot_curves() {
   [ -f "$out/pretrain/metrics.csv" ] || return 0
   has() { if [ -f "$out/$1/metrics.csv" ]; then echo 1; else echo 0; fi; }
-  # The run folder goes to gnuplot as an argument (data), never pasted into
-  # its code: a folder name with a quote in it cannot run anything.
-  gnuplot -c "$ROOT/scripts/plot_training.gp" "$out" 1 "$(has sft)" "$(has rm)" "$(has ppo)" && echo "$out/training.png"
+  plot training "$out" "$(has sft)" "$(has rm)" "$(has ppo)" && echo "$out/training.png"
 }
 plots=$(plot_curves || true)
 
