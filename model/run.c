@@ -45,7 +45,10 @@ static void moved_inputs_find(MovedInputs *mv, const CliOption *opts, int n_opts
             !strcmp(opts[i].name, "out") || !strcmp(opts[i].name, "resume"))
             continue;
         char *candidate = path_relocate(recorded, old_out, resume_dir);
-        if (candidate && file_exists(candidate)) {
+        char *absolute = candidate && file_exists(candidate) ? path_absolute(candidate) : NULL;
+        free(candidate);
+        candidate = absolute; // without the ".." of path_relocate
+        if (candidate) {
             mv->candidate[i] = candidate;
             mv->total += strlen(candidate) + 1;
         } else {
