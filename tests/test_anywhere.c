@@ -295,6 +295,27 @@ static void test_stages_find_data_without_data_folder(void **state) {
     free(o);
 }
 
+// Absolute paths do not get an input inside the run folder past the
+// run-folder guard (model/run_folder.h): refused, the folder left as it was.
+static void test_guard_refuses_absolute_input_inside_out(void **state) {
+    Fixture *f = *state;
+    Output *o = malloc(sizeof *o);
+    char guard[PATH_MAX + 64];
+    snprintf(guard, sizeof guard, "%s/guard", f->dir);
+    assert_int_equal(run_in(f, ".", o, "mkdir guard && cp moved/run/tokenizer.bin guard/"), 0);
+    char *before = dir_snapshot(guard);
+    int rc = run_in(f, "empty", o, "%spretrain --config smoke --steps 2 --tokenizer %s/tokenizer.bin --out %s --force",
+                    f->bin, guard, guard);
+    char *after = dir_snapshot(guard);
+    assert_int_equal(rc, 1);
+    assert_true(is_one_line(o->err));
+    assert_non_null(strstr(o->err, "tokenizer.bin"));
+    assert_string_equal(before, after);
+    free(before);
+    free(after);
+    free(o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stop_hint_and_config_are_absolute),
@@ -302,6 +323,7 @@ int main(void) {
         cmocka_unit_test(test_lineage_of_moved_checkpoints),
         cmocka_unit_test(test_lineage_beside_checks_the_fingerprint),
         cmocka_unit_test(test_stages_find_data_without_data_folder),
+        cmocka_unit_test(test_guard_refuses_absolute_input_inside_out),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
