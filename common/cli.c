@@ -163,7 +163,7 @@ const char *cli_peek(int argc, char **argv, const char *name) {
 
 void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts) {
     for (int i = 0; i < n_opts; i++) {
-        char value[512];
+        char value[8192]; // room for an absolute path (run_write_config records paths absolute)
         format_value(value, sizeof value, &opts[i]);
         fprintf(fp, "%s = %s\n", opts[i].name, value);
     }
