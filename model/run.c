@@ -40,10 +40,9 @@ static void moved_inputs_find(MovedInputs *mv, const CliOption *opts, int n_opts
         if (!strcmp(opts[i].name, "out")) old_out = *(const char **)opts[i].dest;
     if (!old_out || !file_exists(resume_dir)) return;
     for (int i = 0; i < n_opts && i < RUN_MAX_OPTIONS; i++) {
+        if (!is_path_option(&opts[i]) || !strcmp(opts[i].name, "out") || !strcmp(opts[i].name, "resume")) continue;
         const char *recorded = *(const char **)opts[i].dest;
-        if (!is_path_option(&opts[i]) || !recorded || !recorded[0] || file_exists(recorded) ||
-            !strcmp(opts[i].name, "out") || !strcmp(opts[i].name, "resume"))
-            continue;
+        if (!recorded || !recorded[0] || file_exists(recorded)) continue;
         char *candidate = path_relocate(recorded, old_out, resume_dir);
         char *absolute = candidate && file_exists(candidate) ? path_absolute(candidate) : NULL;
         free(candidate);
