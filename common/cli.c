@@ -34,12 +34,11 @@ int cli_parse_float(const char *opt, const char *s, double lo, double hi, double
     return 0;
 }
 
-static CliType type_of(const CliOption *o) { return (CliType)(o->type & ~CLI_REQUIRED); }
 
 static int set_value(const CliOption *o, const char *arg, Error *err) {
     long l;
     double d;
-    switch (type_of(o)) {
+    switch (cli_type(o)) {
     case CLI_INT:
         if (cli_parse_int(o->name, arg, (long)o->lo, (long)o->hi, &l, err)) return -1;
         *(int *)o->dest = (int)l;
@@ -92,7 +91,7 @@ int cli_parse(const char *prog, const CliOption *opts, int n_opts, int argc, cha
     if (!longopts) return error_set(err, "out of memory");
     for (int i = 0; i < n_opts; i++) {
         longopts[i].name = opts[i].name;
-        longopts[i].has_arg = type_of(&opts[i]) == CLI_FLAG ? no_argument : required_argument;
+        longopts[i].has_arg = cli_type(&opts[i]) == CLI_FLAG ? no_argument : required_argument;
         longopts[i].val = 1000 + i;
     }
     longopts[n_opts].name = "help";
@@ -139,7 +138,7 @@ int cli_parse(const char *prog, const CliOption *opts, int n_opts, int argc, cha
 }
 
 static void format_value(char *buf, size_t n, const CliOption *o) {
-    switch (type_of(o)) {
+    switch (cli_type(o)) {
     case CLI_INT: snprintf(buf, n, "%d", *(int *)o->dest); break;
     case CLI_FLOAT: {
         char num[NUMFMT_MAX];
@@ -160,7 +159,7 @@ void cli_print_help(FILE *fp, const char *usage, const char *summary, const CliO
     fprintf(fp, "usage: %s [options]\n%s\n\noptions:\n", usage, summary);
     for (int i = 0; i < n_opts; i++) {
         const CliOption *o = &opts[i];
-        CliType t = type_of(o);
+        CliType t = cli_type(o);
         char value[512], lhs[128];
         format_value(value, sizeof value, o);
         snprintf(lhs, sizeof lhs, "--%s%s", o->name,
@@ -190,7 +189,7 @@ const char *cli_peek(int argc, char **argv, const char *name) {
 void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts) {
     for (int i = 0; i < n_opts; i++) {
         const CliOption *o = &opts[i];
-        if (o->type == CLI_STRING) { // whole, however long: a cut path would name another file
+        if (cli_type(o) == CLI_STRING) { // whole, however long: a cut path would name another file
             const char *s = *(const char **)o->dest;
             fprintf(fp, "%s = %s\n", o->name, s ? s : "");
             continue;
@@ -203,7 +202,7 @@ void cli_write_settings(FILE *fp, const CliOption *opts, int n_opts) {
 
 int cli_check_recordable(const CliOption *opts, int n_opts, Error *err) {
     for (int i = 0; i < n_opts; i++) {
-        if (opts[i].type != CLI_STRING) continue;
+        if (cli_type(&opts[i]) != CLI_STRING) continue;
         const char *s = *(const char **)opts[i].dest;
         if (s && strpbrk(s, "\n\r"))
             return usage_error(err, "--%s: the value holds a line break, which config.txt cannot record (a "
@@ -232,8 +231,8 @@ static int apply_setting(const char *path, long line, char *ln, const CliOption 
     const CliOption *o = &opts[i];
     if (seen[i]) return error_set(err, "%s:%ld: '%s' is set a second time", path, line, o->name);
     seen[i] = 1;
-    if (in_list(o->name, skip) || (type_of(o) == CLI_STRING && value[0] == '\0')) return 0;
-    if (type_of(o) == CLI_FLAG) {
+    if (in_list(o->name, skip) || (cli_type(o) == CLI_STRING && value[0] == '\0')) return 0;
+    if (cli_type(o) == CLI_FLAG) {
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
             return error_set(err, "%s:%ld: %s = '%.64s': expected on or off", path, line, o->name, value);
         *(int *)o->dest = value[1] == 'n';

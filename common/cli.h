@@ -23,6 +23,11 @@ typedef struct {
                        // the one "(default: ...)", so the text never does
 } CliOption;
 
+// The option's CliType, without the CLI_REQUIRED bit.
+static inline CliType cli_type(const CliOption *o) {
+    return (CliType)(o->type & ~CLI_REQUIRED);
+}
+
 // What cli_parse returns besides 0 and ERR_USAGE (common/error.h).
 #define CLI_HELP 1    // --help was given: the caller prints cli_print_help and exits 0
 #define CLI_VERSION 2 // --version was given and printed: the caller exits 0

@@ -185,3 +185,40 @@ int file_exists(const char *path) {
     struct stat st;
     return stat(path, &st) == 0;
 }
+
+char *path_absolute(const char *path) {
+    char *real = realpath(path, NULL);
+    if (real || path[0] == '/') return real ? real : strdup(path);
+    char cwd[4096];
+    if (!getcwd(cwd, sizeof cwd)) return strdup(path);
+    size_t n = strlen(cwd) + strlen(path) + 2;
+    char *joined = malloc(n);
+    if (joined) snprintf(joined, n, "%s/%s", cwd, path);
+    return joined;
+}
+
+// Length of the leading folders two absolute paths share, ending at a '/'
+// of both (or at the end of dir), so that /a/run2 does not share /a/run.
+static size_t shared_prefix(const char *path, const char *dir) {
+    size_t shared = 0, i = 0;
+    for (; path[i] && path[i] == dir[i]; i++)
+        if (path[i] == '/') shared = i;
+    if (dir[i] == '\0' && path[i] == '/') shared = i;
+    return shared;
+}
+
+char *path_relocate(const char *recorded, const char *old_dir, const char *new_dir) {
+    if (recorded[0] != '/' || old_dir[0] != '/') return NULL;
+    size_t shared = shared_prefix(recorded, old_dir);
+    int up = 0;
+    for (const char *c = old_dir + shared; *c; c++)
+        if (*c == '/' && c[1] != '\0' && c[1] != '/') up++;
+    const char *tail = recorded + shared + 1;
+    size_t n = strlen(new_dir) + 3 * (size_t)up + strlen(tail) + 2;
+    char *out = malloc(n);
+    if (!out) return NULL;
+    size_t w = (size_t)snprintf(out, n, "%s", new_dir);
+    for (int i = 0; i < up; i++) w += (size_t)snprintf(out + w, n - w, "/..");
+    snprintf(out + w, n - w, "/%s", tail);
+    return out;
+}

@@ -54,4 +54,17 @@ int path_join(char *out, size_t n, const char *dir, const char *name, Error *err
 
 int file_exists(const char *path);
 
+// The absolute form of path, newly allocated (NULL when out of memory): its
+// realpath when it exists, else path itself when absolute, else the current
+// folder joined with it. Paths recorded this way stay valid from any folder.
+char *path_absolute(const char *path);
+
+// Where the absolute path `recorded` would be if the folder old_dir it was
+// recorded beside had moved to new_dir with everything around it: the part
+// of `recorded` below the deepest folder it shares with old_dir, put under
+// new_dir with one ".." per folder of old_dir below that one (old_dir
+// /a/run/ppo and recorded /a/run/sft/model.bin give new_dir/../sft/model.bin).
+// Newly allocated; NULL when either path is not absolute or out of memory.
+char *path_relocate(const char *recorded, const char *old_dir, const char *new_dir);
+
 #endif

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/data_dir.h"
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/fileio.h"
@@ -215,8 +216,12 @@ static int write_keywords(const Counts *c, const Options *o, Error *err) {
 }
 
 int main(int argc, char **argv) {
-    Options o = {.fortunes = "data/fortunes.jsonl", .out = "data/keywords.tsv", .top = 40,
-                 .min_fortunes = 3, .min_z = 2.0f, .prior = 1000.0f};
+    char corpus[4096], table[4096];
+    Error err;
+    if (data_dir_file(corpus, sizeof corpus, "fortunes.jsonl", &err) ||
+        data_dir_file(table, sizeof table, "keywords.tsv", &err))
+        error_exit(PROG, &err);
+    Options o = {.fortunes = corpus, .out = table, .top = 40, .min_fortunes = 3, .min_z = 2.0f, .prior = 1000.0f};
     CliOption opts[] = {
         {"fortunes", CLI_STRING, &o.fortunes, 0, 0, "corpus: {\"text\", \"category\", \"split\"} per line"},
         {"out", CLI_STRING, &o.out, 0, 0, "keyword table to write (atomically)"},
@@ -226,7 +231,6 @@ int main(int argc, char **argv) {
         {"prior", CLI_FLOAT, &o.prior, 1e-3, 1e9, "total mass of the Dirichlet prior (in word counts)"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
-    Error err;
     int rc = cli_parse(PROG, opts, n_opts, argc, argv, NULL, &err);
     if (rc == CLI_HELP) cli_print_help(stdout, PROG, "Derives category keywords from the fortune corpus.", opts, n_opts);
     if (rc > 0) return 0;

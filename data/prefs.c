@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/data_dir.h"
 #include "common/cli.h"
 #include "common/fileio.h"
 #include "common/jsonl.h"
@@ -520,14 +521,17 @@ static int check_pairs_possible(const Settings *s, Error *err) {
 }
 
 int main(int argc, char **argv) {
-    Settings s = {.prompts = "data/prompts_train.jsonl", .data_dir = "data", .pairs = 2000,
+    char train_prompts[4096];
+    Error err;
+    if (data_dir_file(train_prompts, sizeof train_prompts, "prompts_train.jsonl", &err)) error_exit("prefs", &err);
+    Settings s = {.prompts = train_prompts, .data_dir = data_dir_default(), .pairs = 2000,
                   .seed = 1337, .batch = 32, .tau = 0.2f, .val_frac = 0.1f, .temperature = 1.0f,
                   .temperature2 = -1.0f};
     CliOption opts[] = {
         {"policy", CLI_STRING | CLI_REQUIRED, &s.policy, 0, 0, "checkpoint to sample from: language model or policy"},
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin the policy was trained with"},
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "JSONL prompts: {\"prompt\", optional \"category\"}"},
-        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv and keywords.tsv"},
+        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv and keywords.tsv " DATA_DIR_HELP},
         {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "folder for prefs.jsonl, prefs_val.jsonl, config.txt"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"pairs", CLI_INT, &s.pairs, 1, 10000000, "preference pairs to write (train + validation)"},
@@ -544,7 +548,6 @@ int main(int argc, char **argv) {
         {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
     };
     int n_opts = sizeof opts / sizeof opts[0];
-    Error err;
     int rc = cli_parse(PROG, opts, n_opts, argc, argv, NULL, &err);
     if (rc == CLI_HELP)
         cli_print_help(stdout, PROG, "Samples response pairs from a policy and labels them with "

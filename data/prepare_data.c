@@ -11,6 +11,7 @@
 #include <cjson/cJSON.h>
 #include <zlib.h>
 
+#include "common/data_dir.h"
 #include "common/cli.h"
 #include "common/error.h"
 #include "common/fileio.h"
@@ -353,7 +354,7 @@ static int prepare(Corpus *c, const Options *o, Error *err) {
 }
 
 int main(int argc, char **argv) {
-    Options o = {"/usr/share/games/fortunes", "data", 1};
+    Options o = {"/usr/share/games/fortunes", data_dir_default(), 1};
     // Designated initialisers: fields added to CliOption later default to 0.
     const CliOption opts[] = {
         {.name = "fortunes-dir", .type = CLI_STRING, .dest = &o.fortunes_dir,

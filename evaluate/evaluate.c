@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/data_dir.h"
 #include "common/fileio.h"
 #include "common/jsonl.h"
 #include "model/run.h"
@@ -192,8 +193,11 @@ static int evaluate(Eval *e, const Settings *s, Error *err) {
 }
 
 int main(int argc, char **argv) {
-    Settings s = {.prompts = "data/prompts_eval.jsonl", .data_dir = "data", .seed = 1337, .batch = 32, .temperature = 1.0f};
+    char eval_prompts[4096];
     Error err;
+    if (data_dir_file(eval_prompts, sizeof eval_prompts, "prompts_eval.jsonl", &err)) error_exit("evaluate", &err);
+    Settings s = {.prompts = eval_prompts, .data_dir = data_dir_default(), .seed = 1337, .batch = 32,
+                  .temperature = 1.0f};
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small"},
@@ -202,7 +206,7 @@ int main(int argc, char **argv) {
         {"rm", CLI_STRING | CLI_REQUIRED, &s.rm, 0, 0, "reward-model checkpoint"},
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin of these checkpoints"},
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "held-out prompts, JSONL {\"prompt\", optional \"category\"}"},
-        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files"},
+        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files " DATA_DIR_HELP},
         {"out", CLI_STRING, &s.out, 0, 0, "folder for eval.json (none: print the results only)"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"samples", CLI_INT, &s.samples, 1, 1000, "samples per prompt from each model"},

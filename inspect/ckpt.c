@@ -284,8 +284,11 @@ static int cmd_lineage(int argc, char **argv) {
     Error err;
     int rc = ckpt_parse_args("ckpt lineage", "ckpt lineage FILE",
                              "The chain of checkpoints back to pretraining, newest first: stage, step,\n"
-                             "kind, fingerprint, path. Relative parent paths are read from the current\n"
-                             "folder, as the stage that recorded them saw them. Exit status 1 if the\n"
+                             "kind, fingerprint, path. Parent paths are recorded absolute (older\n"
+                             "relative ones are read from the current folder); a parent whose path is\n"
+                             "gone is looked for beside the child (the recorded path's last components\n"
+                             "under the child's folder and its parents) and accepted only with the\n"
+                             "recorded fingerprint; such a line says so. Exit status 1 if the\n"
                              "chain breaks (a parent missing or replaced); 0 when it ends at a parent\n"
                              "whose path was too long to record (known by fingerprint only).",
                              opts, 1, argc, argv, &path, 1, 1, NULL, &err);

@@ -132,8 +132,10 @@ void print_lineage(const Lineage *l, const char *indent) {
         const CkptHeader *h = &l->links[i].h;
         char step[32];
         snprintf(step, sizeof step, "step %" PRIu64, h->step);
-        printf("%s%-9s %-11s %-15s %08" PRIx32 "  %s\n", indent, h->stage, step,
+        printf("%s%-9s %-11s %-15s %08" PRIx32 "  %s", indent, h->stage, step,
                ckpt_kind_name((CkptKind)h->kind), h->fingerprint, l->links[i].path);
+        if (l->links[i].recorded) printf("  (found beside the child; recorded as %s)", l->links[i].recorded);
+        printf("\n");
     }
 }
 
@@ -148,6 +150,9 @@ cJSON *lineage_json(const Lineage *l) {
         json_add_hex(link, "fingerprint", h->fingerprint);
         json_add_hex(link, "parent_fp", h->parent_fp);
         cJSON_AddStringToObject(link, "path", l->links[i].path);
+        // Where the child's header said the parent was, when it was found beside the child instead.
+        if (l->links[i].recorded) cJSON_AddStringToObject(link, "recorded_path", l->links[i].recorded);
+        else cJSON_AddNullToObject(link, "recorded_path");
         cJSON_AddItemToArray(chain, link);
     }
     cJSON_AddItemToObject(o, "chain", chain);

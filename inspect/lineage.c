@@ -19,23 +19,66 @@ const char *lineage_end_name(LineageEnd end) {
     return "unknown";
 }
 
-// path may point into l->links (a parent_path), so it is copied before the
-// array moves.
-static int add_link(Lineage *l, const char *path, const CkptHeader *h, Error *err) {
-    char *copy = strdup(path);
-    LineageLink *grown = copy ? realloc(l->links, (size_t)(l->n + 1) * sizeof *grown) : NULL;
+// path and recorded (NULL: found where recorded) may point into l->links (a
+// parent_path), so they are copied before the array moves.
+static int add_link(Lineage *l, const char *path, const char *recorded, const CkptHeader *h, Error *err) {
+    char *copy = strdup(path), *recorded_copy = recorded ? strdup(recorded) : NULL;
+    LineageLink *grown = copy && (recorded_copy || !recorded) ? realloc(l->links, (size_t)(l->n + 1) * sizeof *grown)
+                                                              : NULL;
     if (!grown) {
         free(copy);
+        free(recorded_copy);
         return error_set(err, "out of memory");
     }
     l->links = grown;
-    l->links[l->n++] = (LineageLink){*h, copy};
+    l->links[l->n++] = (LineageLink){*h, copy, recorded_copy};
+    return 0;
+}
+
+// The last k '/'-separated components of path, or NULL when it has fewer.
+static const char *trailing_components(const char *path, int k) {
+    const char *at = path + strlen(path);
+    while (at > path) {
+        at--;
+        if (*at == '/' && --k == 0) return at + 1;
+    }
+    return k == 1 && *path != '/' ? path : NULL;
+}
+
+// Looks for the parent recorded at h->parent_path (gone) beside the child at
+// child_path; on success, found (size n) holds its absolute path and *parent
+// its header. Returns 1 when found, 0 otherwise.
+static int find_beside(const char *child_path, const CkptHeader *h, char *found, size_t n, CkptHeader *parent) {
+    char folder[4096];
+    snprintf(folder, sizeof folder, "%s", child_path);
+    char *slash = strrchr(folder, '/');
+    if (slash) *slash = '\0';
+    else snprintf(folder, sizeof folder, ".");
+    for (int up = 0; up < LINEAGE_BESIDE_DEPTH; up++) {
+        for (int k = 1; k <= LINEAGE_BESIDE_DEPTH; k++) {
+            const char *tail = trailing_components(h->parent_path, k);
+            char candidate[8192];
+            Error e;
+            if (!tail) break;
+            snprintf(candidate, sizeof candidate, "%s/%s", folder, tail);
+            if (!file_exists(candidate) || ckpt_read_header(candidate, parent, &e) ||
+                parent->fingerprint != h->parent_fp)
+                continue;
+            char *absolute = path_absolute(candidate);
+            snprintf(found, n, "%s", absolute ? absolute : candidate);
+            free(absolute);
+            return 1;
+        }
+        if (strlen(folder) + 4 >= sizeof folder) break;
+        strcat(folder, "/..");
+    }
     return 0;
 }
 
 // Reads the parent of `child` into *parent, or records why it cannot.
-// Returns 1 when a parent was read, 0 when the chain stops here.
-static int read_parent(Lineage *l, const LineageLink *child, CkptHeader *parent) {
+// Returns 1 when a parent was read, 0 when the chain stops here; *beside is
+// filled (size n) when the parent was found beside the child, else emptied.
+static int read_parent(Lineage *l, const LineageLink *child, CkptHeader *parent, char *beside, size_t n) {
     const CkptHeader *h = &child->h;
     Error e;
     if (h->parent_fp == 0) {
@@ -50,10 +93,12 @@ static int read_parent(Lineage *l, const LineageLink *child, CkptHeader *parent)
                  sizeof h->parent_path - 1);
         return 0;
     }
+    beside[0] = '\0';
+    if (!file_exists(h->parent_path) && find_beside(child->path, h, beside, n, parent)) return 1;
     if (!file_exists(h->parent_path)) {
         l->end = LINEAGE_MISSING;
         snprintf(l->problem, sizeof l->problem,
-                 "parent of %s is missing: no file at %s (it had fingerprint %08" PRIx32 ")",
+                 "parent of %s is missing: no file at %s, nor beside it (it had fingerprint %08" PRIx32 ")",
                  child->path, h->parent_path[0] ? h->parent_path : "(no path recorded)", h->parent_fp);
         return 0;
     }
@@ -76,19 +121,21 @@ static int read_parent(Lineage *l, const LineageLink *child, CkptHeader *parent)
 int lineage_follow(const char *path, Lineage *out, Error *err) {
     memset(out, 0, sizeof *out);
     CkptHeader h;
-    if (ckpt_read_header(path, &h, err) || add_link(out, path, &h, err)) {
+    if (ckpt_read_header(path, &h, err) || add_link(out, path, NULL, &h, err)) {
         lineage_free(out);
         return -1;
     }
     for (;;) {
         const LineageLink *child = &out->links[out->n - 1];
-        if (!read_parent(out, child, &h)) return 0;
+        char beside[8192];
+        if (!read_parent(out, child, &h, beside, sizeof beside)) return 0;
         if (out->n == LINEAGE_MAX_LINKS) {
             out->end = LINEAGE_TOO_LONG;
             snprintf(out->problem, sizeof out->problem, "stopped after %d checkpoints", out->n);
             return 0;
         }
-        if (add_link(out, child->h.parent_path, &h, err)) {
+        const char *recorded = child->h.parent_path;
+        if (add_link(out, beside[0] ? beside : recorded, beside[0] ? recorded : NULL, &h, err)) {
             lineage_free(out);
             return -1;
         }
@@ -96,7 +143,7 @@ int lineage_follow(const char *path, Lineage *out, Error *err) {
 }
 
 void lineage_free(Lineage *l) {
-    for (int i = 0; i < l->n; i++) free(l->links[i].path);
+    for (int i = 0; i < l->n; i++) free(l->links[i].path), free(l->links[i].recorded);
     free(l->links);
     l->links = NULL;
     l->n = 0;

@@ -98,11 +98,15 @@ int ckpt_set_parent(CkptHeader *h, const char *parent_path, uint32_t parent_fp, 
     (void)err;
     // The path is a hint and the fingerprint the identity: a path that does
     // not fit is left out (a cut one would point somewhere else), and a valid
-    // --init under a deep folder is not refused for it.
-    if (strlen(parent_path) < sizeof h->parent_path)
-        snprintf(h->parent_path, sizeof h->parent_path, "%s", parent_path);
+    // --init under a deep folder is not refused for it. It is recorded
+    // absolute, so that lineage can follow it from any folder.
+    char *absolute = path_absolute(parent_path);
+    const char *recorded = absolute ? absolute : parent_path;
+    if (strlen(recorded) < sizeof h->parent_path)
+        snprintf(h->parent_path, sizeof h->parent_path, "%s", recorded);
     else
         memset(h->parent_path, 0, sizeof h->parent_path);
+    free(absolute);
     h->parent_fp = parent_fp;
     return 0;
 }

@@ -47,7 +47,8 @@ typedef struct {
 int ckpt_header_init(CkptHeader *h, CkptKind kind, const GPTConfig *config, const char *stage,
                      Error *err);
 // Records the checkpoint a run was initialised from: its fingerprint, and its
-// path as a hint when the path fits in parent_path (255 bytes); a longer path
+// absolute path (path_absolute) as a hint when that fits in parent_path (255
+// bytes); a longer path
 // is not recorded (a cut path would point somewhere else) and parent_path is
 // left empty. Returns 0.
 int ckpt_set_parent(CkptHeader *h, const char *parent_path, uint32_t parent_fp, Error *err);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/data_dir.h"
 #include "common/csv.h"
 #include "common/fileio.h"
 #include "common/jsonl.h"
@@ -284,9 +285,10 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
 }
 
 int main(int argc, char **argv) {
-    Settings s = {.data = "data/fortunes.jsonl", .seed = 1337, .weight_decay = 0.1f,
-                  .grad_clip = 1.0f, .min_lr_frac = 0.1f};
+    char corpus[4096];
     Error err;
+    if (data_dir_file(corpus, sizeof corpus, "fortunes.jsonl", &err)) error_exit("pretrain", &err);
+    Settings s = {.data = corpus, .seed = 1337, .weight_decay = 0.1f, .grad_clip = 1.0f, .min_lr_frac = 0.1f};
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults and model shape: smoke, tiny or small"},

@@ -28,6 +28,90 @@ static void resume_sets_out(const CliOption *opts, int n_opts, const char *resum
         if (!strcmp(opts[i].name, "out")) *(const char **)opts[i].dest = resume_dir;
 }
 
+// The string options of a run that are not paths; every other one names a
+// file or folder, recorded in config.txt as an absolute path.
+static int is_path_option(const CliOption *o) {
+    return cli_type(o) == CLI_STRING && strcmp(o->name, "config") != 0;
+}
+
+// The recorded inputs of a run whose folder has moved since config.txt was
+// written: where each gone one would be now (path_relocate from the recorded
+// --out to the folder resumed), when a file is there.
+typedef struct {
+    char *candidate[RUN_MAX_OPTIONS];
+    size_t total; // bytes of the candidates with their NULs
+} MovedInputs;
+
+static void moved_inputs_find(MovedInputs *mv, const CliOption *opts, int n_opts, const char *resume_dir) {
+    memset(mv, 0, sizeof *mv);
+    const char *old_out = NULL;
+    for (int i = 0; i < n_opts; i++)
+        if (!strcmp(opts[i].name, "out")) old_out = *(const char **)opts[i].dest;
+    if (!old_out || !file_exists(resume_dir)) return;
+    for (int i = 0; i < n_opts && i < RUN_MAX_OPTIONS; i++) {
+        if (!is_path_option(&opts[i]) || !strcmp(opts[i].name, "out") || !strcmp(opts[i].name, "resume")) continue;
+        const char *recorded = *(const char **)opts[i].dest;
+        if (!recorded || !recorded[0] || file_exists(recorded)) continue;
+        char *candidate = path_relocate(recorded, old_out, resume_dir);
+        char *absolute = candidate && file_exists(candidate) ? path_absolute(candidate) : NULL;
+        free(candidate);
+        candidate = absolute; // without the ".." of path_relocate
+        if (candidate) {
+            mv->candidate[i] = candidate;
+            mv->total += strlen(candidate) + 1;
+        } else {
+            free(candidate);
+        }
+    }
+}
+
+static void moved_inputs_free(MovedInputs *mv) {
+    for (int i = 0; i < RUN_MAX_OPTIONS; i++) free(mv->candidate[i]);
+}
+
+// Applies DIR/config.txt like cli_load_settings, then points every recorded
+// input that is gone, and found where it would be had it moved with the run
+// folder, at that place. The candidates are kept in the same storage as the
+// settings; recorded[i] is the path they replace (NULL: none replaced).
+static int load_run_settings(const char *resume_dir, const CliOption *opts, int n_opts, char **storage,
+                             const char **recorded, Error *err) {
+    static const char *const per_invocation[] = {"resume", "threads", "stop-after", "force", NULL};
+    char path[4096];
+    unsigned char *text;
+    size_t len;
+    *storage = NULL;
+    if (n_opts > RUN_MAX_OPTIONS) return error_set(err, "more than %d options", RUN_MAX_OPTIONS);
+    if (path_join(path, sizeof path, resume_dir, "config.txt", err) || read_file(path, 1 << 20, &text, &len, err))
+        return -1;
+    // First on a copy, to learn which inputs moved and how much room they need.
+    char *block = malloc(len + 1);
+    if (block) memcpy(block, text, len + 1);
+    MovedInputs mv = {0};
+    int rc = block ? cli_apply_settings(path, block, len, opts, n_opts, per_invocation, err)
+                   : error_set(err, "out of memory");
+    if (rc == 0) moved_inputs_find(&mv, opts, n_opts, resume_dir);
+    free(block);
+    block = rc == 0 ? malloc(len + 1 + mv.total) : NULL;
+    if (rc == 0 && !block) rc = error_set(err, "out of memory");
+    if (rc == 0) {
+        memcpy(block, text, len + 1);
+        rc = cli_apply_settings(path, block, len, opts, n_opts, per_invocation, err);
+        char *at = block + len + 1;
+        for (int i = 0; rc == 0 && i < n_opts; i++) {
+            recorded[i] = mv.candidate[i] ? *(const char **)opts[i].dest : NULL;
+            if (!mv.candidate[i]) continue;
+            strcpy(at, mv.candidate[i]);
+            *(const char **)opts[i].dest = at;
+            at += strlen(at) + 1;
+        }
+    }
+    moved_inputs_free(&mv);
+    free(text);
+    if (rc) free(block);
+    else *storage = block;
+    return rc;
+}
+
 int run_parse_options(const char *prog, const char *summary, const CliOption *opts, int n_opts,
                       int argc, char **argv, const char *resume_dir,
                       int (*apply_config)(void *ctx, const char *name, Error *err), void *ctx,
@@ -36,17 +120,22 @@ int run_parse_options(const char *prog, const char *summary, const CliOption *op
     *settings_storage = NULL;
     const char *config = cli_peek(argc, argv, "config");
     if (config && apply_config(ctx, config, err)) return ERR_USAGE; // a bad --config value
+    const char *recorded[RUN_MAX_OPTIONS] = {0};
+    const char *relocated[RUN_MAX_OPTIONS] = {0};
     if (resume_dir) {
-        char path[4096];
-        if (path_join(path, sizeof path, resume_dir, "config.txt", err)) return -1;
-        // Settings that belong to one invocation, not to the run.
-        static const char *const per_invocation[] = {"resume", "threads", "stop-after", "force", NULL};
-        if (cli_load_settings(path, opts, n_opts, per_invocation, settings_storage, err)) return -1;
+        if (load_run_settings(resume_dir, opts, n_opts, settings_storage, recorded, err)) return -1;
+        for (int i = 0; i < n_opts; i++)
+            if (recorded[i]) relocated[i] = *(const char **)opts[i].dest;
         resume_sets_out(opts, n_opts, resume_dir);
     }
     int rc = cli_parse(prog, opts, n_opts, argc, argv, NULL, err);
     if (rc == CLI_HELP) cli_print_help(stdout, prog, summary, opts, n_opts);
     if (rc == 0) rc = cli_check_recordable(opts, n_opts, err);
+    // Said only for the inputs the command line did not name again.
+    for (int i = 0; rc == 0 && i < n_opts; i++)
+        if (relocated[i] && *(const char **)opts[i].dest == relocated[i])
+            printf("%s: --%s %s is gone; using %s, at the same place relative to the moved run folder\n", prog,
+                   opts[i].name, recorded[i], relocated[i]);
     return rc;
 }
 
@@ -64,10 +153,28 @@ int run_write_config(const char *out_dir, const CliOption *opts, int n_opts, Err
         return -1;
     }
     // --force belongs to one invocation: a resumed run must not inherit it.
-    for (int i = 0; i < n_opts; i++)
-        if (strcmp(opts[i].name, "force")) cli_write_settings(mem, &opts[i], 1);
+    // Paths are recorded absolute, so that --resume works from any folder.
+    int rc = 0;
+    for (int i = 0; i < n_opts && rc == 0; i++) {
+        if (!strcmp(opts[i].name, "force")) continue;
+        const char *value = cli_type(&opts[i]) == CLI_STRING ? *(const char **)opts[i].dest : NULL;
+        if (!is_path_option(&opts[i]) || !value || !value[0]) {
+            cli_write_settings(mem, &opts[i], 1);
+            continue;
+        }
+        char *absolute = path_absolute(value);
+        CliOption as_recorded = opts[i];
+        as_recorded.dest = &absolute;
+        if (absolute) cli_write_settings(mem, &as_recorded, 1);
+        else rc = error_set(err, "out of memory");
+        free(absolute);
+    }
     fclose(mem);
-    int rc = write_file_atomic(path, text, len, err);
+    if (rc) {
+        free(text);
+        return -1;
+    }
+    rc = write_file_atomic(path, text, len, err);
     free(text);
     return rc;
 }
@@ -270,8 +377,12 @@ int run_after_step(const RunLoop *loop, GPT *m, CkptHeader *h, uint64_t step, co
     if ((s % loop->save_every == 0 || last || asked || signalled) && run_save(loop, m, h, step, rng, stage, err))
         return -1;
     if (!signalled && !asked) return 0;
+    // The folder absolute, so that the command works from any folder.
+    char *folder = path_absolute(loop->out);
+    const char *shown = folder ? folder : loop->out;
     printf("\n%s: %s after step %ld; checkpoint in %s (continue with --resume %s)\n", loop->prog,
-           signalled ? "interrupted" : "stopped as asked", s, loop->out, loop->out);
+           signalled ? "interrupted" : "stopped as asked", s, shown, shown);
+    free(folder);
     return 1;
 }
 

@@ -22,12 +22,19 @@
 // it was given.
 int run_set_threads(int n);
 
+// The most options a stage's table may have.
+#define RUN_MAX_OPTIONS 128
+
 // Options every training stage has, parsed in two passes: --config (defaults
 // first), then --resume DIR (settings from DIR/config.txt, except --resume, --force,
 // --threads and --stop-after, which belong to one invocation), then the rest of
-// the command line on top; --resume DIR also stands for --out DIR. Returns
-// CLI_HELP after printing the help, CLI_VERSION after --version, ERR_USAGE
-// for a usage error (a bad --config too), -1 for another error (the
+// the command line on top; --resume DIR also stands for --out DIR. An input
+// recorded in config.txt that is gone is looked for where it would be had it
+// moved with the run folder (a pipeline's whole run folder moved), and used
+// from there when a file is there, with a line on stdout saying so; the
+// fingerprints recorded in the training state still decide (run_resume).
+// Returns CLI_HELP after printing the help, CLI_VERSION after --version,
+// ERR_USAGE for a usage error (a bad --config too), -1 for another error (the
 // config.txt of --resume unreadable or refused), 0 otherwise.
 // *settings_storage must be freed after the options are no longer used.
 int run_parse_options(const char *prog, const char *summary, const CliOption *opts, int n_opts,
@@ -36,7 +43,8 @@ int run_parse_options(const char *prog, const char *summary, const CliOption *op
                       char **settings_storage,
                       Error *err);
 
-// Creates out_dir and writes out_dir/config.txt (atomically).
+// Creates out_dir and writes out_dir/config.txt (atomically), with every path
+// (every string option but --config) made absolute (path_absolute).
 int run_write_config(const char *out_dir, const CliOption *opts, int n_opts, Error *err);
 
 // Loads a checkpoint into a new model after checking its kind (one of the

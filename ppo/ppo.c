@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "common/data_dir.h"
 #include "common/csv.h"
 #include "common/fileio.h"
 #include "common/jsonl.h"
@@ -324,11 +325,15 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
 }
 
 int main(int argc, char **argv) {
-    Settings s = {.prompts = "data/prompts_train.jsonl", .eval_prompts = "data/prompts_eval.jsonl", .data_dir = "data",
+    char train_prompts[4096], eval_prompts[4096];
+    Error err;
+    if (data_dir_file(train_prompts, sizeof train_prompts, "prompts_train.jsonl", &err) ||
+        data_dir_file(eval_prompts, sizeof eval_prompts, "prompts_eval.jsonl", &err))
+        error_exit("ppo", &err);
+    Settings s = {.prompts = train_prompts, .eval_prompts = eval_prompts, .data_dir = data_dir_default(),
                   .seed = 1337, .kl_coef = 0.05f, .horizon = 10000,
                   .hp = {.gamma = 1.0f, .lambda = 0.95f, .clip = 0.2f, .value_clip = 0.2f, .vf_coef = 0.1f,
                          .grad_clip = 1.0f, .temperature = 1.0f, .missing_eos_penalty = 1.0f}};
-    Error err;
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --policy)"},
@@ -338,7 +343,7 @@ int main(int argc, char **argv) {
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin of these checkpoints"},
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "training prompts, JSONL {\"prompt\", optional \"category\"}"},
         {"eval-prompts", CLI_STRING, &s.eval_prompts, 0, 0, "held-out prompts for the final evaluation"},
-        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files (gold scores are logged only)"},
+        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files (gold scores are logged only) " DATA_DIR_HELP},
         {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)"},
         {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},

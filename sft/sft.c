@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/data_dir.h"
 #include "common/csv.h"
 #include "common/fileio.h"
 #include "common/progress.h"
@@ -250,9 +251,13 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
 }
 
 int main(int argc, char **argv) {
-    Settings s = {.data = "data/sft.jsonl", .val = "data/sft_val.jsonl", .seed = 1337, .weight_decay = 0.1f,
-                  .grad_clip = 1.0f, .min_lr_frac = 0.1f};
+    char pairs[4096], val_pairs[4096];
     Error err;
+    if (data_dir_file(pairs, sizeof pairs, "sft.jsonl", &err) ||
+        data_dir_file(val_pairs, sizeof val_pairs, "sft_val.jsonl", &err))
+        error_exit("sft", &err);
+    Settings s = {.data = pairs, .val = val_pairs, .seed = 1337, .weight_decay = 0.1f,
+                  .grad_clip = 1.0f, .min_lr_frac = 0.1f};
     apply_config(&s, "tiny", &err);
     CliOption opts[] = {
         {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --init)"},

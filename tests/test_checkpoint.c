@@ -74,7 +74,7 @@ static int setup(void **state) {
     f->h.step = 0x0123456789ABCDEFull;
     f->h.reward_mean = -0.25f;
     f->h.reward_std = 3.5f;
-    if (ckpt_set_parent(&f->h, "runs/x/sft/model.bin", 0xCAFEF00Du, &err) != 0) return -1;
+    if (ckpt_set_parent(&f->h, "/runs/x/sft/model.bin", 0xCAFEF00Du, &err) != 0) return -1;
     f->params = malloc(SMALL_NUM_PARAMS * sizeof *f->params);
     if (!f->params) return -1;
     fill_bit_patterns(f->params, SMALL_NUM_PARAMS, 1);
@@ -225,7 +225,7 @@ static void test_round_trip_bit_exact(void **state) {
     assert_int_equal(h.kind, CKPT_RM);
     assert_true(h.num_params == SMALL_NUM_PARAMS);
     assert_string_equal(h.stage, "train_rm");
-    assert_string_equal(h.parent_path, "runs/x/sft/model.bin");
+    assert_string_equal(h.parent_path, "/runs/x/sft/model.bin");
     assert_true(h.step == 0x0123456789ABCDEFull);
     assert_true(h.reward_mean == -0.25f && h.reward_std == 3.5f);
     assert_memory_equal(params, f->params, PAYLOAD_BYTES); // -0.0, denormals, NaN bits
@@ -262,7 +262,7 @@ static void test_layout_on_disk_matches_docs(void **state) {
     assert_true(get_f32(b + 64) == -0.25f);
     assert_true(get_f32(b + 68) == 3.5f);
     assert_string_equal((char *)b + 72, "train_rm");
-    assert_string_equal((char *)b + 88, "runs/x/sft/model.bin");
+    assert_string_equal((char *)b + 88, "/runs/x/sft/model.bin");
     for (int i = 344; i < 504; i++) assert_int_equal(b[i], 0);
     assert_int_equal(get_u32(b + 504), (uint32_t)crc32(0, b + 512, PAYLOAD_BYTES));
     assert_int_equal(get_u32(b + 508), (uint32_t)crc32(0, b, 508));

@@ -273,7 +273,8 @@ static void test_cli_settings_record_long_strings_whole(void **state) {
     for (int i = 0; i < 5000; i++) long_path[i] = i % 100 == 99 ? '/' : (char)('a' + i % 26);
     long_path[5000] = '\0';
     const char *out = long_path, *back = NULL;
-    CliOption opts[] = {{"out", CLI_STRING, &out, 0, 0, ""}};
+    // Required, as --out is: the CLI_REQUIRED bit must not hide that it is a string.
+    CliOption opts[] = {{"out", CLI_STRING | CLI_REQUIRED, &out, 0, 0, ""}};
     char *text = NULL;
     size_t len = 0;
     FILE *mem = open_memstream(&text, &len);
@@ -285,7 +286,7 @@ static void test_cli_settings_record_long_strings_whole(void **state) {
     assert_string_equal(back, long_path);
     assert_int_equal(cli_check_recordable(opts, 1, &err), 0);
     const char *broken = "runs/a\nb";
-    CliOption bad[] = {{"out", CLI_STRING, &broken, 0, 0, ""}};
+    CliOption bad[] = {{"out", CLI_STRING | CLI_REQUIRED, &broken, 0, 0, ""}};
     assert_int_equal(cli_check_recordable(bad, 1, &err), ERR_USAGE);
     assert_non_null(strstr(err.msg, "--out: the value holds a line break"));
     free(text);

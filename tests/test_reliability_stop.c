@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,14 +91,16 @@ static void test_stop_after_exits_3_in_every_stage(void **state) {
              "--prompts %s/prompts_train.jsonl --eval-prompts %s/prompts_eval.jsonl --data-dir %s --out stop_ppo "
              "--stop-after 2", f->bin, d, d, d);
     const char *dirs[4] = {"stop_pre", "stop_sft", "stop_rm", "stop_ppo"};
+    char real[PATH_MAX];
+    assert_non_null(realpath(f->dir, real));
     for (int i = 0; i < 4; i++) {
         int rc = run_in(f, o, 120, "%s", cmds[i]);
         if (rc != EXIT_STOPPED) printf("%s: exit %d\n%s%s", dirs[i], rc, o->out, o->err);
         assert_int_equal(rc, EXIT_STOPPED);
         assert_string_equal(o->err, "");
         assert_non_null(strstr(o->out, "stopped as asked after step 2"));
-        char resume[300], model[300];
-        snprintf(resume, sizeof resume, "--resume %s", dirs[i]);
+        char resume[PATH_MAX + 64], model[300];
+        snprintf(resume, sizeof resume, "--resume %s/%s)", real, dirs[i]); // absolute: works from any folder
         assert_non_null(strstr(o->out, resume));
         snprintf(model, sizeof model, "%s/model.bin", dirs[i]);
         assert_step(f, model, 2);
@@ -118,7 +121,10 @@ static void test_sigterm_exits_3(void **state) {
     assert_int_equal(rc, EXIT_STOPPED);
     assert_string_equal(o->err, "");
     assert_non_null(strstr(o->out, "interrupted after step"));
-    assert_non_null(strstr(o->out, "--resume term_pre"));
+    char real[PATH_MAX], resume[PATH_MAX + 64];
+    assert_non_null(realpath(f->dir, real));
+    snprintf(resume, sizeof resume, "--resume %s/term_pre)", real); // absolute: works from any folder
+    assert_non_null(strstr(o->out, resume));
     char path[600];
     snprintf(path, sizeof path, "%s/term_pre/model.bin", f->dir);
     CkptHeader h;
