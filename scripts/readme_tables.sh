@@ -46,12 +46,17 @@ trap 'rm -rf "$tmp"' EXIT
 folder() { case "$1" in train_rm) echo rm ;; evaluate) echo eval ;; *) echo "$1" ;; esac; }
 need() { [ -f "$run/$1" ] || fail "$run/$1: no such file (is $run a whole pipeline run?)"; }
 
+for s in $STAGES; do need "$(folder "$s")/log.txt"; done
+need summary.md; need pretrain/config.txt; need ppo/config.txt; need pretrain/samples.txt
+
 # The commit the figures are said to come from, as 7 hex digits.
 is_git() { git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; }
+told=1 # 0: the commit README names (not said again)
 if [ -z "$commit" ] && [ "$check" = 1 ]; then
   # --check compares figures: the commit README names is the drift test's business.
   commit=$(awk '/^<!-- readme_tables:run-table begin/ { on = 1 } on && match($0, /commit `[0-9a-f]+`/) {
                   print substr($0, RSTART + 8, RLENGTH - 9); exit }' "$readme")
+  told=0
 fi
 if [ -z "$commit" ]; then
   is_git || usage_error "not a git checkout: give the run's commit with --commit"
@@ -61,14 +66,11 @@ fi
 if is_git && sha=$(git -C "$ROOT" rev-parse -q --verify "$commit^{commit}" 2>/dev/null); then
   commit=${sha:0:7}
 elif [[ "$commit" =~ ^[0-9a-f]{7,40}$ ]]; then
-  echo "$PROG: commit $commit is not in this checkout's history; written as given" >&2
+  [ "$told" = 0 ] || echo "$PROG: commit $commit is not in this checkout's history; written as given" >&2
   commit=${commit:0:7}
 else
   usage_error "--commit '$commit' is not a commit of this repository"
 fi
-
-for s in $STAGES; do need "$(folder "$s")/log.txt"; done
-need summary.md; need pretrain/config.txt; need ppo/config.txt; need pretrain/samples.txt
 
 # The run's config and seed, from summary.md's title; a mixed run is refused.
 read -r config seed <<< "$(sed -n '1s/^# minirlhf run: \([a-z]*\) config, seed \([0-9]*\)$/\1 \2/p' "$run/summary.md")"
