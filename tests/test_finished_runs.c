@@ -34,13 +34,11 @@ typedef struct {
 
 // Runs `cd DIR && exec ...`, formatted, with run_split and a timeout.
 static int run_in(const Fixture *f, Output *o, int timeout_s, const char *fmt, ...) {
-    char body[8192], cmd[8704];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(body, sizeof body, fmt, ap);
+    int rc = vrun_in_dir(f->dir, timeout_s, o->out, sizeof o->out, o->err, sizeof o->err, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s", f->dir, body);
-    return run_split(cmd, timeout_s, o->out, sizeof o->out, o->err, sizeof o->err);
+    return rc;
 }
 
 // The smoke chain, a finished 2-step ppo run in ppo/, and a smoke pipeline
@@ -73,11 +71,6 @@ static int teardown(void **state) {
     return 0;
 }
 
-static char *snapshot(const Fixture *f, const char *rel) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", f->dir, rel);
-    return dir_snapshot(path);
-}
 
 static uint64_t step_of(const Fixture *f, const char *rel) {
     char path[600];
@@ -93,7 +86,7 @@ static uint64_t step_of(const Fixture *f, const char *rel) {
 // evaluation (nan), and DIR byte-identical.
 static void assert_resume_says_complete(const Fixture *f, Output *o, const char *prog, const char *dir) {
     uint64_t step = step_of(f, dir);
-    char *before = snapshot(f, dir), expected[512];
+    char *before = dir_snapshot_at(f->dir, dir), expected[512];
     int rc = run_in(f, o, 120, "%s%s --resume %s", f->bin, prog, dir);
     if (rc) printf("%s --resume %s: exit %d\n%s%s", prog, dir, rc, o->out, o->err);
     assert_int_equal(rc, 0);
@@ -109,7 +102,7 @@ static void assert_resume_says_complete(const Fixture *f, Output *o, const char 
     assert_true(at == line + strlen(prog) + 2 || at[-1] == '/');
     assert_null(strstr(o->out, "nan"));
     assert_null(strstr(o->out, "resuming"));
-    char *after = snapshot(f, dir);
+    char *after = dir_snapshot_at(f->dir, dir);
     assert_string_equal(before, after);
     free(before);
     free(after);
@@ -272,7 +265,7 @@ static void test_pipeline_refuses_from_over_another_seed_or_config(void **state)
     const char *named[] = {"would reuse pretrain, made with seed 1337 (smoke config), in a run of seed 7 (smoke config)",
                            "would reuse bpe, made with the smoke config, in a run of seed 1337 (tiny config)"};
     for (int i = 0; i < 2; i++) {
-        char *before = snapshot(f, "pipe");
+        char *before = dir_snapshot_at(f->dir, "pipe");
         int rc = run_in(f, o, 60, "env MINIRLHF_BIN=%s %sscripts/pipeline.sh %s --out pipe --from sft --until sft",
                         f->bin, f->root, args[i]);
         assert_int_equal(rc, 2);
@@ -280,7 +273,7 @@ static void test_pipeline_refuses_from_over_another_seed_or_config(void **state)
         assert_non_null(strstr(o->err, named[i]));
         assert_non_null(strstr(o->err, "--mixed"));
         assert_string_equal(o->out, "");
-        char *after = snapshot(f, "pipe");
+        char *after = dir_snapshot_at(f->dir, "pipe");
         assert_string_equal(before, after);
         free(before);
         free(after);

@@ -49,13 +49,11 @@ typedef struct {
 
 // Runs `cd DIR && exec ...`, formatted, with run_split and a timeout.
 static int run_in(const Fixture *f, Output *o, int timeout_s, const char *fmt, ...) {
-    char body[8192], cmd[8704];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(body, sizeof body, fmt, ap);
+    int rc = vrun_in_dir(f->dir, timeout_s, o->out, sizeof o->out, o->err, sizeof o->err, fmt, ap);
     va_end(ap);
-    snprintf(cmd, sizeof cmd, "cd %s && exec %s", f->dir, body);
-    return run_split(cmd, timeout_s, o->out, sizeof o->out, o->err, sizeof o->err);
+    return rc;
 }
 
 static void assert_step(const Fixture *f, const char *rel, uint64_t step) {
@@ -67,11 +65,6 @@ static void assert_step(const Fixture *f, const char *rel, uint64_t step) {
     assert_int_equal(h.step, step);
 }
 
-static char *snapshot(const Fixture *f, const char *rel) {
-    char path[600];
-    snprintf(path, sizeof path, "%s/%s", f->dir, rel);
-    return dir_snapshot(path);
-}
 
 // --stop-after N in each training stage: a checkpoint at step N, the message
 // that says how to resume, nothing on stderr, and exit 3 (0 before: a script
@@ -191,9 +184,9 @@ static void test_prefs_sigint_leaves_folder_as_it_was(void **state) {
     interrupt_prefs(f, o, "prefs_new", "");
     assert_int_not_equal(run_in(f, o, 10, "sh -c 'ls -A prefs_new 2>/dev/null | grep -v \"^\\.lock$\"'"), 0);
     assert_int_equal(run_in(f, o, 60, "sh -c 'rm -rf prefs_int && cp -r prefs prefs_int'"), 0);
-    char *before = snapshot(f, "prefs_int");
+    char *before = dir_snapshot_at(f->dir, "prefs_int");
     interrupt_prefs(f, o, "prefs_int", "--force");
-    char *after = snapshot(f, "prefs_int");
+    char *after = dir_snapshot_at(f->dir, "prefs_int");
     assert_string_equal(before, after);
     free(before);
     free(after);

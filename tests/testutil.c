@@ -134,6 +134,29 @@ int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err
     return run_split_signal(cmd, NULL, 0, timeout_s, out, n_out, err, n_err, NULL);
 }
 
+int vrun_in_dir(const char *dir, int timeout_s, char *out, size_t n_out, char *err, size_t n_err, const char *fmt,
+                va_list ap) {
+    char body[8192], cmd[8704];
+    vsnprintf(body, sizeof body, fmt, ap);
+    snprintf(cmd, sizeof cmd, "cd %s && exec %s", dir, body);
+    return run_split(cmd, timeout_s, out, n_out, err, n_err);
+}
+
+int run_in_dir(const char *dir, int timeout_s, char *out, size_t n_out, char *err, size_t n_err, const char *fmt,
+               ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = vrun_in_dir(dir, timeout_s, out, n_out, err, n_err, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+char *dir_snapshot_at(const char *dir, const char *rel) {
+    char path[4608];
+    snprintf(path, sizeof path, "%s/%s", dir, rel);
+    return dir_snapshot(path);
+}
+
 char *dir_snapshot(const char *dir) {
     char cmd[4608];
     snprintf(cmd, sizeof cmd,

@@ -2,6 +2,7 @@
 #ifndef TESTS_TESTUTIL_H
 #define TESTS_TESTUTIL_H
 
+#include <stdarg.h>
 #include <stddef.h>
 
 // Runs a shell command built from fmt, capturing stdout and stderr together
@@ -29,6 +30,16 @@ int run_split(const char *cmd, int timeout_s, char *out, size_t n_out, char *err
 // `exec` so that the status is the program's, not the shell's.
 int run_split_signal(const char *cmd, const char *marker, int sig, int timeout_s, char *out, size_t n_out,
                      char *err, size_t n_err, int *sent);
+
+// Runs the formatted command in folder dir (`cd DIR && exec COMMAND`) with
+// run_split: stdout and stderr apart, killed after timeout_s seconds (-2).
+int run_in_dir(const char *dir, int timeout_s, char *out, size_t n_out, char *err, size_t n_err, const char *fmt,
+               ...) __attribute__((format(printf, 7, 8)));
+int vrun_in_dir(const char *dir, int timeout_s, char *out, size_t n_out, char *err, size_t n_err, const char *fmt,
+                va_list ap);
+
+// dir_snapshot of dir/rel.
+char *dir_snapshot_at(const char *dir, const char *rel);
 
 // A listing of every file and folder under dir with each file's size and
 // SHA-256 (malloc'ed; the caller frees it): two listings are equal only when
