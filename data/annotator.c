@@ -21,6 +21,7 @@ struct Annotator {
     WordTable lexicon;       // words and phrases ("not good"), words joined by one space
     double *valence;         // AFINN score of lexicon entry i
     size_t cap_valence;
+    FluencyModel *fluency;   // trained on the corpus' train split
     WordTable keywords;      // "category<TAB>word"
     double *keyword_weight;  // weight of keyword entry i
     size_t cap_weight;
@@ -32,6 +33,7 @@ void annotator_free(Annotator *a) {
     if (!a) return;
     word_table_free(&a->lexicon);
     word_table_free(&a->keywords);
+    fluency_model_free(a->fluency);
     free(a->valence);
     free(a->keyword_weight);
     free(a->keywords_per_category);
@@ -166,7 +168,7 @@ static int on_keyword_line(Annotator *a, TsvLine *t, Error *err) {
 }
 
 int annotator_load_files(Annotator **out, const char *afinn_path, const char *keywords_path,
-                         Error *err) {
+                         const char *fortunes_path, Error *err) {
     *out = NULL;
     Annotator *a = calloc(1, sizeof *a);
     if (!a) return error_set(err, "out of memory");
@@ -179,6 +181,7 @@ int annotator_load_files(Annotator **out, const char *afinn_path, const char *ke
     if (rc == 0 && a->lexicon.n == 0) rc = error_set(err, "%s: no lexicon entries", afinn_path);
     if (rc == 0) rc = for_each_tsv_line(keywords_path, on_keyword_line, a, err);
     if (rc == 0 && a->keywords.n == 0) rc = error_set(err, "%s: no keywords", keywords_path);
+    if (rc == 0) rc = fluency_model_load(&a->fluency, fortunes_path, err);
     if (rc) {
         annotator_free(a);
         return -1;
@@ -188,16 +191,19 @@ int annotator_load_files(Annotator **out, const char *afinn_path, const char *ke
 }
 
 int annotator_load(Annotator **a, const char *data_dir, Error *err) {
-    char afinn[4096], keywords[4096];
+    char afinn[4096], keywords[4096], fortunes[4096];
     if (path_join(afinn, sizeof afinn, data_dir, "afinn165.tsv", err) ||
-        path_join(keywords, sizeof keywords, data_dir, "keywords.tsv", err))
+        path_join(keywords, sizeof keywords, data_dir, "keywords.tsv", err) ||
+        path_join(fortunes, sizeof fortunes, data_dir, "fortunes.jsonl", err))
         return -1;
-    return annotator_load_files(a, afinn, keywords, err);
+    return annotator_load_files(a, afinn, keywords, fortunes, err);
 }
 
 // ---------------------------------------------------------------- lookups
 
 size_t annotator_category_count(const Annotator *a) { return a->n_categories; }
+
+const FluencyModel *annotator_fluency(const Annotator *a) { return a->fluency; }
 
 const char *annotator_category_name(const Annotator *a, int category) {
     if (category < 0 || (size_t)category >= a->n_categories) return NULL;
@@ -248,11 +254,29 @@ int annotator_category_of_prompt(const Annotator *a, const char *prompt) {
 
 // ---------------------------------------------------------------- scoring
 
-// Sum of AFINN scores over the words, matching the longest lexicon phrase
-// first at each position, so "not good" scores -2 rather than good's +3.
-static double valence_sum(const Annotator *a, const WordList *w, char *key, size_t cap) {
-    double sum = 0;
+// Words that turn the sentiment of the next few words around ("not happy").
+static const char *const NEGATORS[] = {
+    "not", "no", "never", "none", "nobody", "nothing", "neither", "nor", "nowhere", "without",
+    "cannot", "can't", "don't", "doesn't", "didn't", "isn't", "aren't", "wasn't", "weren't",
+    "won't", "wouldn't", "shouldn't", "couldn't", "hasn't", "haven't", "hadn't", "ain't", "mustn't",
+};
+
+int annotator_is_negator(const char *word) {
+    for (size_t i = 0; i < sizeof NEGATORS / sizeof NEGATORS[0]; i++)
+        if (!strcmp(word, NEGATORS[i])) return 1;
+    return 0;
+}
+
+// Adds each lexicon match's AFINN score to the words it covers, matching the
+// longest phrase first at each position, so "not good" scores -2 rather than
+// good's +3; a phrase's score is shared evenly among its words. A single word
+// within ANNOTATOR_NEGATION_WINDOW words after a negator counts
+// ANNOTATOR_NEGATION_SCALE times its score ("not happy": 3 * -0.74), unless
+// clause punctuation comes between them ("not happy, I love it").
+static void word_valences(const Annotator *a, const WordList *w, AnnotatorWord *out, char *key,
+                          size_t cap) {
     size_t i = 0;
+    long last_negator = -1;
     while (i < w->n) {
         size_t longest = w->n - i < MAX_PHRASE_WORDS ? w->n - i : MAX_PHRASE_WORDS, k;
         long id = -1;
@@ -264,73 +288,163 @@ static double valence_sum(const Annotator *a, const WordList *w, char *key, size
             }
             if ((id = word_table_find(&a->lexicon, key)) >= 0) break;
         }
-        if (id >= 0) sum += a->valence[id];
-        i += k > 0 ? k : 1; // past the matched phrase, or one unmatched word
+        size_t span = k ? k : 1; // the matched phrase, or one unmatched word
+        for (size_t j = i; j < i + span; j++)
+            if (w->new_clause[j]) last_negator = -1; // a negation ends with its clause
+        int negated = k == 1 && last_negator >= 0 &&
+                      (long)i - last_negator <= ANNOTATOR_NEGATION_WINDOW;
+        double score = id >= 0 ? a->valence[id] * (negated ? ANNOTATOR_NEGATION_SCALE : 1) : 0;
+        for (size_t j = i; j < i + span; j++) out[j].valence = score / (double)span;
+        if (k <= 1 && annotator_is_negator(w->words[i])) last_negator = (long)i;
+        i += span;
     }
-    return sum;
 }
 
-// Sum of the weights of the category's keywords in the response, each
-// counted once however often it appears.
-static double topic_sum(const Annotator *a, int category, const WordList *w, char *key,
-                        size_t cap, int *oom) {
-    if (category < 0 || (size_t)category >= a->n_categories) return 0;
-    WordTable seen;
-    word_table_init(&seen);
-    double sum = 0;
+static double sigmoid(double x) { return 1 / (1 + exp(-x)); }
+
+// How far each word is used in a sentence (docs/annotator.md, "Context"):
+// it needs a function word beside it (or to be one), and the trigram
+// predictions it takes part in (its own and the next two words', the end of
+// the text included) must beat the words' own frequencies on average.
+static void word_contexts(const Annotator *a, const WordList *w, AnnotatorWord *out,
+                          double *ratio, FluencyStats *stats) {
+    fluency_word_ratios(a->fluency, w, stats, ratio);
     for (size_t i = 0; i < w->n; i++) {
-        int fresh;
-        if (word_table_add(&seen, w->words[i], &fresh) < 0) *oom = 1;
-        if (fresh) sum += keyword_weight(a, category, w->words[i], key, cap);
+        size_t last = i + 2 < w->n ? i + 2 : w->n; // ratio[w->n] is the end's
+        double sum = 0;
+        for (size_t j = i; j <= last; j++) sum += ratio[j];
+        out[i].ratio = ratio[i];
+        out[i].beside_function_word = word_is_stopword(w->words[i]) ||
+                                      (i > 0 && word_is_stopword(w->words[i - 1])) ||
+                                      (i + 1 < w->n && word_is_stopword(w->words[i + 1]));
+        out[i].context = out[i].beside_function_word
+                             ? sigmoid(sum / (double)(last - i + 1) / ANNOTATOR_CONTEXT_SCALE)
+                             : 0;
     }
-    word_table_free(&seen);
+}
+
+int annotator_words(const Annotator *a, int category, const char *response, AnnotatorWord **words,
+                    size_t *n_words, FluencyStats *stats) {
+    *words = NULL;
+    *n_words = 0;
+    WordList w;
+    if (words_split(response, &w)) return -1;
+    size_t cap = strlen(response) + 300; // a phrase of the response, or a category and a word
+    char *key = malloc(cap);
+    double *ratio = malloc((w.n + 1) * sizeof *ratio);
+    AnnotatorWord *out = calloc(w.n + 1, sizeof *out);
+    int rc = key && ratio && out ? 0 : -1;
+    if (rc == 0) {
+        word_valences(a, &w, out, key, cap);
+        word_contexts(a, &w, out, ratio, stats);
+        rc = isnan(stats->logp_trigram) ? -1 : 0;
+    }
+    if (rc == 0 && category >= 0 && (size_t)category < a->n_categories)
+        for (size_t i = 0; i < w.n; i++) out[i].keyword = keyword_weight(a, category, w.words[i], key, cap);
+    // The words are copied after the array, so one free releases both.
+    size_t text_bytes = 0;
+    for (size_t i = 0; rc == 0 && i < w.n; i++) text_bytes += strlen(w.words[i]) + 1;
+    AnnotatorWord *grown = rc == 0 ? realloc(out, (w.n + 1) * sizeof *out + text_bytes) : NULL;
+    if (rc == 0 && !grown) rc = -1;
+    if (rc == 0) {
+        out = grown;
+        char *text = (char *)(out + w.n + 1);
+        for (size_t i = 0; i < w.n; i++) {
+            out[i].word = strcpy(text, w.words[i]);
+            text += strlen(text) + 1;
+        }
+        *words = out, *n_words = w.n;
+        out = NULL;
+    }
+    free(out);
+    free(ratio);
+    free(key);
+    words_free(&w);
+    return rc;
+}
+
+// The valence density: context-weighted AFINN scores per word.
+static double valence_mean(const AnnotatorWord *w, size_t n) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += w[i].valence * w[i].context;
+    return n ? sum / (double)n : 0;
+}
+
+// Sum over the category's distinct keywords in the response of the keyword's
+// weight times its best context: a keyword counts once however often it
+// appears, and only as far as it is used in a sentence.
+static double topic_sum(const AnnotatorWord *w, size_t n) {
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (w[i].keyword == 0) continue;
+        int first = 1;
+        for (size_t j = 0; j < i && first; j++) first = strcmp(w[j].word, w[i].word) != 0;
+        if (!first) continue;
+        double best = w[i].context;
+        for (size_t j = i + 1; j < n; j++)
+            if (!strcmp(w[j].word, w[i].word) && w[j].context > best) best = w[j].context;
+        sum += w[i].keyword * best;
+    }
     return sum;
 }
 
 // Fraction of word bigrams that repeat an earlier bigram of the response:
 // 0 for ordinary prose, 2/3 for "the the the the".
-static double repetition(const WordList *w, char *key, size_t cap, int *oom) {
-    if (w->n < 3) return 0;
+static double repetition(const AnnotatorWord *w, size_t n, int *oom) {
+    if (n < 3) return 0;
+    size_t cap = 0;
+    for (size_t i = 0; i < n; i++) cap = strlen(w[i].word) > cap ? strlen(w[i].word) : cap;
+    char *key = malloc(2 * cap + 2);
+    if (!key) {
+        *oom = 1;
+        return 0;
+    }
     WordTable seen;
     word_table_init(&seen);
-    for (size_t i = 0; i + 1 < w->n; i++) {
-        snprintf(key, cap, "%s %s", w->words[i], w->words[i + 1]);
+    for (size_t i = 0; i + 1 < n; i++) {
+        snprintf(key, 2 * cap + 2, "%s %s", w[i].word, w[i + 1].word);
         if (word_table_add(&seen, key, NULL) < 0) *oom = 1;
     }
-    double n_bigrams = (double)(w->n - 1), repeats = n_bigrams - (double)seen.n;
+    double n_bigrams = (double)(n - 1), repeats = n_bigrams - (double)seen.n;
     word_table_free(&seen);
+    free(key);
     return repeats / n_bigrams;
 }
 
-static double length_credit(size_t n) {
-    if (n < ANNOTATOR_LENGTH_MIN) return (double)n / ANNOTATOR_LENGTH_MIN;
+// Length credit of n words (a weighted count, so not always whole).
+static double length_credit(double n) {
+    if (n < ANNOTATOR_LENGTH_MIN) return n / ANNOTATOR_LENGTH_MIN;
     if (n <= ANNOTATOR_LENGTH_MAX) return 1;
     if (n >= ANNOTATOR_LENGTH_ZERO) return 0;
-    return 1 - (double)(n - ANNOTATOR_LENGTH_MAX) / (ANNOTATOR_LENGTH_ZERO - ANNOTATOR_LENGTH_MAX);
+    return 1 - (n - ANNOTATOR_LENGTH_MAX) / (ANNOTATOR_LENGTH_ZERO - ANNOTATOR_LENGTH_MAX);
 }
 
 double annotator_gold_category(const Annotator *a, int category, const char *response, int ended,
                                AnnotatorParts *parts) {
     AnnotatorParts p = {.category = category, .ended = ended != 0};
-    WordList w;
-    // Keys: a phrase of words of the response, or a category and a word.
-    size_t cap = strlen(response) + 300;
-    char *key = malloc(cap);
-    int oom = !key || words_split(response, &w) != 0;
+    AnnotatorWord *w;
+    size_t n;
+    FluencyStats fs;
+    int oom = annotator_words(a, category, response, &w, &n, &fs) != 0;
     if (!oom) {
-        p.n_words = w.n;
-        p.valence_mean = w.n ? valence_sum(a, &w, key, cap) / (double)w.n : 0;
-        p.topic_raw = topic_sum(a, category, &w, key, cap, &oom);
-        p.repetition = repetition(&w, key, cap, &oom);
-        words_free(&w);
+        p.n_words = n;
+        for (size_t i = 0; i < n; i++) p.context_words += w[i].context;
+        p.valence_mean = valence_mean(w, n);
+        p.topic_raw = topic_sum(w, n);
+        p.slor = (fs.logp_trigram - fs.logp_unigram) / (double)fs.n_predicted;
+        p.unseen_words = fs.n_unseen;
+        p.repetition = repetition(w, n, &oom);
+        free(w);
     }
-    free(key);
+    double share = p.n_words ? p.context_words / (double)p.n_words : 0;
     p.valence = tanh(p.valence_mean / ANNOTATOR_VALENCE_SCALE);
     p.topic = 1 - exp(-p.topic_raw);
-    p.length = length_credit(p.n_words);
+    p.length = length_credit(p.context_words);
+    p.fluency = sigmoid(p.slor / ANNOTATOR_SLOR_SCALE) *
+                (ANNOTATOR_FLUENCY_FLOOR + (1 - ANNOTATOR_FLUENCY_FLOOR) * share);
     p.gold = ANNOTATOR_W_VALENCE * p.valence + ANNOTATOR_W_TOPIC * p.topic -
-             ANNOTATOR_W_LENGTH * (1 - p.length) - ANNOTATOR_W_REPETITION * p.repetition -
-             ANNOTATOR_W_NOT_ENDED * (1 - p.ended);
+             ANNOTATOR_W_FLUENCY * (1 - p.fluency) - ANNOTATOR_W_LENGTH * (1 - p.length) -
+             ANNOTATOR_W_REPETITION * p.repetition - ANNOTATOR_W_NOT_ENDED * (1 - p.ended);
     if (oom) p.gold = NAN; // out of memory: no score rather than a wrong one
     if (parts) *parts = p;
     return p.gold;

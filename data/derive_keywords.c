@@ -34,36 +34,6 @@ typedef struct {
     float min_z, prior;
 } Options;
 
-// English function words and fortune-file boilerplate: frequent everywhere,
-// so they say nothing about a topic.
-static const char *const STOPWORDS[] = {
-    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
-    "are", "aren't", "as", "at", "be", "because", "been", "before", "being", "below", "between",
-    "both", "but", "by", "can", "can't", "cannot", "could", "couldn't", "did", "didn't", "do",
-    "does", "doesn't", "doing", "don't", "down", "during", "each", "even", "ever", "every", "few",
-    "for", "from", "further", "get", "gets", "got", "had", "hadn't", "has", "hasn't", "have",
-    "haven't", "having", "he", "he'd", "he'll", "he's", "her", "here", "here's", "hers", "herself",
-    "him", "himself", "his", "how", "how's", "i", "i'd", "i'll", "i'm", "i've", "if", "in", "into",
-    "is", "isn't", "it", "it's", "its", "itself", "just", "let's", "like", "made", "make", "many",
-    "may", "me", "might", "more", "most", "much", "must", "mustn't", "my", "myself", "never", "no",
-    "nor", "not", "now", "of", "off", "on", "once", "one", "only", "or", "other", "ought", "our",
-    "ours", "ourselves", "out", "over", "own", "really", "said", "same", "say", "says", "shall",
-    "shan't", "she", "she'd", "she'll", "she's", "should", "shouldn't", "so", "some", "such",
-    "than", "that", "that's", "the", "their", "theirs", "them", "themselves", "then", "there",
-    "there's", "these", "they", "they'd", "they'll", "they're", "they've", "this", "those",
-    "through", "to", "too", "two", "under", "until", "up", "upon", "us", "very", "was", "wasn't",
-    "we", "we'd", "we'll", "we're", "we've", "well", "were", "weren't", "what", "what's", "when",
-    "when's", "where", "where's", "which", "while", "who", "who's", "whom", "why", "why's", "will",
-    "with", "won't", "would", "wouldn't", "yet", "you", "you'd", "you'll", "you're", "you've",
-    "your", "yours", "yourself", "yourselves",
-};
-
-static int is_stopword(const char *w) {
-    for (size_t i = 0; i < sizeof STOPWORDS / sizeof STOPWORDS[0]; i++)
-        if (!strcmp(STOPWORDS[i], w)) return 1;
-    return 0;
-}
-
 // Per category and word: in how many fortunes of the category the word occurs.
 typedef struct {
     WordTable vocab;
@@ -113,7 +83,7 @@ static int count_fortune(Counts *c, size_t category, const char *text, Error *er
     int rc = 0;
     for (size_t i = 0; i < words.n && rc == 0; i++) {
         const char *w = words.words[i];
-        if (strlen(w) < 3 || is_stopword(w)) continue;
+        if (strlen(w) < 3 || word_is_stopword(w)) continue;
         int fresh;
         if (word_table_add(&seen, w, &fresh) < 0) rc = error_set(err, "out of memory");
         if (rc || !fresh) continue;

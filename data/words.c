@@ -13,12 +13,17 @@ static size_t apostrophe_len(const unsigned char *s) {
     return 0;
 }
 
+// Punctuation that ends a clause, for the scope of a negation.
+static int is_clause_mark(unsigned char c) { return c && strchr(".,;:!?()\"", c) != NULL; }
+
 // Copies the next word of s (from *pos) into out as lowercase letters and
 // "'"; returns its length (0 at the end of s). Edge apostrophes are trimmed.
-static size_t next_word(const unsigned char *s, size_t *pos, char *out) {
+// *clause is set to 1 when clause punctuation precedes the word.
+static size_t next_word(const unsigned char *s, size_t *pos, char *out, unsigned char *clause) {
+    *clause = 0;
     for (;;) {
         size_t i = *pos, len = 0;
-        while (s[i] && !is_letter(s[i]) && !apostrophe_len(s + i)) i++;
+        while (s[i] && !is_letter(s[i]) && !apostrophe_len(s + i)) *clause |= is_clause_mark(s[i++]);
         if (!s[i]) {
             *pos = i;
             return 0;
@@ -55,12 +60,15 @@ int words_split(const char *text, WordList *out) {
     // with a separator after it, so len + 1 bytes and len / 2 + 1 pointers do.
     out->text = malloc(len + 1);
     out->words = malloc((len / 2 + 1) * sizeof *out->words);
-    if (!out->text || !out->words) {
+    out->new_clause = malloc(len / 2 + 1);
+    if (!out->text || !out->words || !out->new_clause) {
         words_free(out);
         return -1;
     }
     size_t pos = 0, used = 0, n;
-    while ((n = next_word((const unsigned char *)text, &pos, out->text + used)) > 0) {
+    unsigned char clause;
+    while ((n = next_word((const unsigned char *)text, &pos, out->text + used, &clause)) > 0) {
+        out->new_clause[out->n] = clause;
         out->words[out->n++] = out->text + used;
         used += n + 1;
     }
@@ -69,6 +77,7 @@ int words_split(const char *text, WordList *out) {
 
 void words_free(WordList *w) {
     free(w->words);
+    free(w->new_clause);
     free(w->text);
     memset(w, 0, sizeof *w);
 }
@@ -131,4 +140,35 @@ long word_table_add(WordTable *t, const char *key, int *added) {
     t->slots[slot_for(t, key)] = t->n + 1;
     if (added) *added = 1;
     return (long)t->n++;
+}
+
+// English function words and fortune-file boilerplate: frequent everywhere,
+// so they say nothing about a topic (derive_keywords leaves them out), and a
+// word of a sentence is seldom far from one (the annotator's context).
+static const char *const STOPWORDS[] = {
+    "a", "about", "above", "after", "again", "against", "all", "also", "am", "an", "and", "any",
+    "are", "aren't", "as", "at", "be", "because", "been", "before", "being", "below", "between",
+    "both", "but", "by", "can", "can't", "cannot", "could", "couldn't", "did", "didn't", "do",
+    "does", "doesn't", "doing", "don't", "down", "during", "each", "even", "ever", "every", "few",
+    "for", "from", "further", "get", "gets", "got", "had", "hadn't", "has", "hasn't", "have",
+    "haven't", "having", "he", "he'd", "he'll", "he's", "her", "here", "here's", "hers", "herself",
+    "him", "himself", "his", "how", "how's", "i", "i'd", "i'll", "i'm", "i've", "if", "in", "into",
+    "is", "isn't", "it", "it's", "its", "itself", "just", "let's", "like", "made", "make", "many",
+    "may", "me", "might", "more", "most", "much", "must", "mustn't", "my", "myself", "never", "no",
+    "nor", "not", "now", "of", "off", "on", "once", "one", "only", "or", "other", "ought", "our",
+    "ours", "ourselves", "out", "over", "own", "really", "said", "same", "say", "says", "shall",
+    "shan't", "she", "she'd", "she'll", "she's", "should", "shouldn't", "so", "some", "such",
+    "than", "that", "that's", "the", "their", "theirs", "them", "themselves", "then", "there",
+    "there's", "these", "they", "they'd", "they'll", "they're", "they've", "this", "those",
+    "through", "to", "too", "two", "under", "until", "up", "upon", "us", "very", "was", "wasn't",
+    "we", "we'd", "we'll", "we're", "we've", "well", "were", "weren't", "what", "what's", "when",
+    "when's", "where", "where's", "which", "while", "who", "who's", "whom", "why", "why's", "will",
+    "with", "won't", "would", "wouldn't", "yet", "you", "you'd", "you'll", "you're", "you've",
+    "your", "yours", "yourself", "yourselves",
+};
+
+int word_is_stopword(const char *w) {
+    for (size_t i = 0; i < sizeof STOPWORDS / sizeof STOPWORDS[0]; i++)
+        if (!strcmp(STOPWORDS[i], w)) return 1;
+    return 0;
 }

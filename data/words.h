@@ -13,6 +13,7 @@
 // included, separates words.
 typedef struct {
     char **words;  // n pointers into text
+    unsigned char *new_clause; // 1 where clause punctuation (.,;:!?()") precedes word i
     size_t n;
     char *text;    // the words, NUL-separated
 } WordList;
@@ -20,6 +21,11 @@ typedef struct {
 // Returns 0, or -1 when out of memory. Free with words_free.
 int words_split(const char *text, WordList *out);
 void words_free(WordList *w);
+
+// 1 if w (lowercase) is one of the function words ("the", "of", "you",
+// "will", ... 205 of them) that derive_keywords leaves out and the annotator
+// looks for next to a word that should count as part of a sentence.
+int word_is_stopword(const char *w);
 
 // Open-addressing table from words (or any NUL-terminated keys) to indices
 // 0, 1, 2, ... in insertion order, for lookups in the lexicon, the keyword

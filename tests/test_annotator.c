@@ -56,35 +56,98 @@ static void test_words_split(void **state) {
     words_free(&w);
 }
 
-static void test_valence_is_mean_lexicon_score(void **state) {
+// The words of a response as the annotator sees them; the end's log-ratio in *end_ratio.
+static AnnotatorWord *words_of(const Annotator *a, int category, const char *text, size_t *n,
+                               double *end_ratio, FluencyStats *stats) {
+    AnnotatorWord *w;
+    assert_int_equal(annotator_words(a, category, text, &w, n, stats), 0);
+    double sum = 0;
+    for (size_t i = 0; i < *n; i++) sum += w[i].ratio;
+    *end_ratio = stats->logp_trigram - stats->logp_unigram - sum;
+    return w;
+}
+
+static double sigmoid(double x) { return 1 / (1 + exp(-x)); }
+
+// Each word's context, recomputed from its log-ratios and its neighbours.
+static void check_contexts(const AnnotatorWord *w, size_t n, double end_ratio) {
+    for (size_t i = 0; i < n; i++) {
+        double sum = 0;
+        int k = 0;
+        for (size_t j = i; j <= i + 2 && j <= n; j++, k++) sum += j < n ? w[j].ratio : end_ratio;
+        int beside = word_is_stopword(w[i].word) || (i > 0 && word_is_stopword(w[i - 1].word)) ||
+                     (i + 1 < n && word_is_stopword(w[i + 1].word));
+        assert_int_equal(w[i].beside_function_word, beside);
+        assert_near(w[i].context, beside ? sigmoid(sum / k / ANNOTATOR_CONTEXT_SCALE) : 0, 1e-12);
+    }
+}
+
+static void test_valence_is_context_weighted_lexicon_score(void **state) {
     const Annotator *a = *state;
     int found;
-    // The hand computation: love 3, wonderful 4; i, this, day are not listed.
+    // love 3, wonderful 4; i, this, day are not listed.
     assert_int_equal(annotator_lexicon_score(a, "love", &found), 3);
     assert_true(found);
     assert_int_equal(annotator_lexicon_score(a, "wonderful", &found), 4);
-    assert_true(found);
     annotator_lexicon_score(a, "day", &found);
     assert_false(found);
-    annotator_lexicon_score(a, "this", &found);
-    assert_false(found);
+    size_t n;
+    double end;
+    FluencyStats fs;
+    AnnotatorWord *w = words_of(a, -1, "I love this wonderful day", &n, &end, &fs);
+    assert_int_equal(n, 5);
+    const double want[] = {0, 3, 0, 4, 0};
+    for (size_t i = 0; i < n; i++) assert_near(w[i].valence, want[i], 0);
+    check_contexts(w, n, end);
     AnnotatorParts p;
     annotator_gold_category(a, -1, "I love this wonderful day", 1, &p);
     assert_int_equal(p.n_words, 5);
-    assert_near(p.valence_mean, (3.0 + 4.0) / 5, 1e-12);
-    assert_near(p.valence, tanh(1.4 / ANNOTATOR_VALENCE_SCALE), 1e-12);
-    // A lexicon phrase wins over its words: "not good" is -2, not good's +3.
+    assert_near(p.valence_mean, (3 * w[1].context + 4 * w[3].context) / 5, 1e-12);
+    assert_near(p.valence, tanh(p.valence_mean / ANNOTATOR_VALENCE_SCALE), 1e-12);
+    assert_true(p.valence > 0.9);
+    free(w);
+    // A lexicon phrase wins over its words and is shared among them: "not
+    // good" is -2 (-1 a word), not good's +3.
     assert_int_equal(annotator_lexicon_score(a, "not good", &found), -2);
-    annotator_gold_category(a, -1, "this is not good", 1, &p);
-    assert_near(p.valence_mean, -2.0 / 4, 1e-12);
+    w = words_of(a, -1, "this is not good", &n, &end, &fs);
+    assert_near(w[2].valence, -1, 0);
+    assert_near(w[3].valence, -1, 0);
+    free(w);
     // Hyphenated entries match split words: well-being is +2.
-    annotator_gold_category(a, -1, "Well-being.", 1, &p);
-    assert_near(p.valence_mean, 2.0 / 2, 1e-12);
-    annotator_gold_category(a, -1, "a terrible, awful day", 1, &p);
+    w = words_of(a, -1, "Well-being.", &n, &end, &fs);
+    assert_near(w[0].valence + w[1].valence, 2, 0);
+    free(w);
+    annotator_gold_category(a, -1, "It was a terrible, awful day.", 1, &p);
     assert_true(p.valence < -0.9);
     annotator_gold_category(a, -1, "", 1, &p);
     assert_int_equal(p.n_words, 0);
     assert_near(p.valence, 0, 0);
+}
+
+static void test_negation_turns_sentiment(void **state) {
+    const Annotator *a = *state;
+    size_t n;
+    double end;
+    FluencyStats fs;
+    // "not" negates happy three words on: happy counts 3 * -0.74.
+    AnnotatorWord *w = words_of(a, -1, "I am not so very happy", &n, &end, &fs);
+    assert_near(w[5].valence, 3 * ANNOTATOR_NEGATION_SCALE, 1e-12);
+    free(w);
+    // Four words on it does not.
+    w = words_of(a, -1, "I am not at all so happy", &n, &end, &fs);
+    assert_near(w[6].valence, 3, 0);
+    free(w);
+    // A clause mark ends the negation: "not happy, I love it".
+    w = words_of(a, -1, "I am not happy, I love it", &n, &end, &fs);
+    assert_near(w[3].valence, 3 * ANNOTATOR_NEGATION_SCALE, 1e-12);
+    assert_near(w[5].valence, 3, 0);
+    free(w);
+    // Contractions negate too; a negated negative word turns mildly positive.
+    w = words_of(a, -1, "You won't be lonely", &n, &end, &fs);
+    assert_near(w[3].valence, -2 * ANNOTATOR_NEGATION_SCALE, 1e-12);
+    free(w);
+    assert_true(annotator_is_negator("never") && annotator_is_negator("don't"));
+    assert_false(annotator_is_negator("note"));
 }
 
 static void test_on_topic_beats_off_topic(void **state) {
@@ -93,22 +156,32 @@ static void test_on_topic_beats_off_topic(void **state) {
     assert_true(food >= 0);
     assert_true(annotator_keyword_count(a, food) > 10);
     const char *prompt = "Tell me a fortune about food.";
-    AnnotatorParts on, off, twice;
-    annotator_gold(a, prompt, "Eat your breakfast before the coffee gets cold.", 1, &on);
-    annotator_gold(a, prompt, "The computer program crashed before the deadline.", 1, &off);
+    const char *text = "Eat your breakfast before the coffee gets cold.";
+    AnnotatorParts on, off;
+    annotator_gold(a, prompt, text, 1, &on);
+    annotator_gold(a, "Tell me a fortune about computers.", text, 1, &off);
     assert_int_equal(on.category, food);
     assert_true(on.topic > 0.5);
-    assert_near(off.topic, 0, 0);
+    assert_true(off.topic < 0.1);
     assert_true(on.gold > off.gold);
     assert_near(on.topic, 1 - exp(-on.topic_raw), 1e-12);
-    // A keyword counts once: repeating it earns no more topic credit.
-    annotator_gold(a, prompt, "Eat eat eat eat.", 1, &twice);
-    AnnotatorParts once;
-    annotator_gold(a, prompt, "Eat.", 1, &once);
-    assert_near(twice.topic_raw, once.topic_raw, 1e-12);
-    assert_near(once.topic_raw, 1.0, 1e-12); // eat is food's top keyword
+    // topic_raw is the sum of the keywords' weights times their contexts.
+    size_t n;
+    double end, sum = 0;
+    FluencyStats fs;
+    AnnotatorWord *w = words_of(a, food, text, &n, &end, &fs);
+    for (size_t i = 0; i < n; i++) sum += w[i].keyword * w[i].context;
+    assert_near(on.topic_raw, sum, 1e-12);
+    assert_near(w[0].keyword, 1, 1e-12); // eat is food's top keyword
+    free(w);
+    // A keyword counts once, at its best context: repeating it earns nothing.
+    AnnotatorParts twice, once;
+    annotator_gold(a, prompt, "You eat and you eat.", 1, &twice);
+    w = words_of(a, food, "You eat and you eat.", &n, &end, &fs);
+    assert_near(twice.topic_raw, fmax(w[1].context, w[4].context), 1e-12);
+    free(w);
     // With no category there is no topic credit.
-    annotator_gold_category(a, -1, "Eat your breakfast.", 1, &once);
+    annotator_gold_category(a, -1, text, 1, &once);
     assert_near(once.topic, 0, 0);
 }
 
@@ -125,27 +198,52 @@ static void test_repetition_penalty(void **state) {
     assert_near(p.repetition, 3.0 / 5, 1e-12); // love you, you love, then 3 repeats
     double repeated = p.gold;
     annotator_gold_category(a, -1, "love you", 1, &p);
-    assert_true(repeated < p.gold + 1e-9 || p.length < 1);
+    assert_true(repeated < p.gold);
 }
 
-static void test_length_credit(void **state) {
+// The length credit of n words in context, as docs/annotator.md defines it.
+static double length_credit(double n) {
+    if (n < ANNOTATOR_LENGTH_MIN) return n / ANNOTATOR_LENGTH_MIN;
+    if (n <= ANNOTATOR_LENGTH_MAX) return 1;
+    if (n >= ANNOTATOR_LENGTH_ZERO) return 0;
+    return 1 - (n - ANNOTATOR_LENGTH_MAX) / (ANNOTATOR_LENGTH_ZERO - ANNOTATOR_LENGTH_MAX);
+}
+
+static void test_length_counts_words_in_context(void **state) {
     const Annotator *a = *state;
-    char text[2048];
-    const int counts[] = {0, 3, 8, 20, 40, 60, 80, 120};
-    const double credit[] = {0, 3.0 / 8, 1, 1, 1, 0.5, 0, 0};
-    for (int i = 0; i < 8; i++) {
-        text[0] = '\0';
-        for (int k = 0; k < counts[i]; k++) { // distinct words: no repetition
-            char word[16];
-            snprintf(word, sizeof word, "zq%c%c ", 'a' + k / 26, 'a' + k % 26);
-            strcat(text, word);
-        }
-        AnnotatorParts p;
-        double gold = annotator_gold_category(a, -1, text, 1, &p);
-        assert_int_equal(p.n_words, counts[i]);
-        assert_near(p.length, credit[i], 1e-12);
-        assert_near(gold, -ANNOTATOR_W_LENGTH * (1 - credit[i]), 1e-12);
+    // Made-up words with no function word beside them are in no sentence:
+    // no length credit however many there are.
+    char text[4096] = "";
+    for (int k = 0; k < 20; k++) {
+        char word[16];
+        snprintf(word, sizeof word, "zq%c%c ", 'a' + k / 26, 'a' + k % 26);
+        strcat(text, word);
     }
+    AnnotatorParts p;
+    annotator_gold_category(a, -1, text, 1, &p);
+    assert_int_equal(p.n_words, 20);
+    assert_near(p.context_words, 0, 0);
+    assert_near(p.length, 0, 0);
+    // A sentence repeated k times (no repetition penalty matters here): the
+    // credit follows the sum of the contexts through all its pieces.
+    const char *sentence = "You will find a new friend in the old town. ";
+    double seen[4] = {0};
+    for (int k = 1; k <= 12; k++) {
+        text[0] = '\0';
+        for (int i = 0; i < k; i++) strcat(text, sentence);
+        annotator_gold_category(a, -1, text, 1, &p);
+        size_t n;
+        double end, sum = 0;
+        FluencyStats fs;
+        AnnotatorWord *w = words_of(a, -1, text, &n, &end, &fs);
+        for (size_t i = 0; i < n; i++) sum += w[i].context;
+        free(w);
+        assert_near(p.context_words, sum, 1e-12);
+        assert_near(p.length, length_credit(sum), 1e-12);
+        int piece = sum < ANNOTATOR_LENGTH_MIN ? 0 : sum <= ANNOTATOR_LENGTH_MAX ? 1 : sum < ANNOTATOR_LENGTH_ZERO ? 2 : 3;
+        seen[piece] = 1;
+    }
+    for (int i = 0; i < 4; i++) assert_true(seen[i]); // every piece of the credit was used
 }
 
 static void test_not_ended_is_penalised_and_parts_combine(void **state) {
@@ -159,10 +257,24 @@ static void test_not_ended_is_penalised_and_parts_combine(void **state) {
     assert_int_equal(ended.ended, 1);
     assert_int_equal(cut.ended, 0);
     double want = ANNOTATOR_W_VALENCE * ended.valence + ANNOTATOR_W_TOPIC * ended.topic -
-                  ANNOTATOR_W_LENGTH * (1 - ended.length) -
+                  ANNOTATOR_W_FLUENCY * (1 - ended.fluency) - ANNOTATOR_W_LENGTH * (1 - ended.length) -
                   ANNOTATOR_W_REPETITION * ended.repetition;
     assert_near(g1, want, 1e-12);
     assert_near(ended.gold, g1, 0);
+    // Fluency from SLOR and the share of words in context.
+    size_t n;
+    double end;
+    FluencyStats fs;
+    AnnotatorWord *w = words_of(a, ended.category, response, &n, &end, &fs);
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) sum += w[i].context;
+    free(w);
+    assert_near(ended.slor, (fs.logp_trigram - fs.logp_unigram) / (double)(n + 1), 1e-12);
+    assert_near(ended.fluency,
+                sigmoid(ended.slor / ANNOTATOR_SLOR_SCALE) *
+                    (ANNOTATOR_FLUENCY_FLOOR + (1 - ANNOTATOR_FLUENCY_FLOOR) * sum / (double)n), 1e-12);
+    assert_true(ended.fluency > 0.5);
+    assert_int_equal(ended.unseen_words, 0);
 }
 
 static void check_prompt_file(const Annotator *a, const char *name) {
@@ -218,7 +330,9 @@ static int load_tables(const char *afinn, const char *keywords, char *msg, size_
     assert_int_equal(write_file_atomic(afinn_path, afinn, strlen(afinn), &err), 0);
     assert_int_equal(write_file_atomic(keywords_path, keywords, strlen(keywords), &err), 0);
     Annotator *a = NULL;
-    int rc = annotator_load_files(&a, afinn_path, keywords_path, &err);
+    char fortunes[4096];
+    src_path(fortunes, sizeof fortunes, "data/fortunes.jsonl");
+    int rc = annotator_load_files(&a, afinn_path, keywords_path, fortunes, &err);
     snprintf(msg, n, "%s", rc ? err.msg : "");
     annotator_free(a);
     remove(afinn_path), remove(keywords_path), remove(dir);
@@ -293,10 +407,11 @@ static void test_derive_keywords_regenerates_shipped_file(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_words_split),
-        cmocka_unit_test(test_valence_is_mean_lexicon_score),
+        cmocka_unit_test(test_valence_is_context_weighted_lexicon_score),
+        cmocka_unit_test(test_negation_turns_sentiment),
         cmocka_unit_test(test_on_topic_beats_off_topic),
         cmocka_unit_test(test_repetition_penalty),
-        cmocka_unit_test(test_length_credit),
+        cmocka_unit_test(test_length_counts_words_in_context),
         cmocka_unit_test(test_not_ended_is_penalised_and_parts_combine),
         cmocka_unit_test(test_category_of_prompt),
         cmocka_unit_test(test_malformed_tables_are_refused),
