@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "common/error.h"
+#include "common/jsonl.h"
 
 typedef struct {
     char *prompt, *chosen, *rejected; // malloc'ed
@@ -22,5 +23,11 @@ typedef struct {
 // error naming the file and line; nothing is returned then.
 int prefs_load(const char *path, PrefPair **pairs, size_t *n, Error *err);
 void prefs_free(PrefPair *pairs, size_t n);
+
+// One parsed line o of r (line r->line) as a pair, checked as prefs_load
+// checks each line, into *p (its strings malloc'ed: prefs_pair_clear frees
+// them). On an error p holds no strings.
+int prefs_pair_read(const JsonlReader *r, const cJSON *o, PrefPair *p, Error *err);
+void prefs_pair_clear(PrefPair *p);
 
 #endif
