@@ -1,6 +1,7 @@
 // Tests of preference pairs: the reader of preference files on good and
 // malformed input, and an end-to-end smoke run of `prefs` on a smoke-config
-// language model: output that parses, gold scores the annotator reproduces,
+// language model: output that parses, gold scores the annotator reproduces
+// exactly from the fields each line records,
 // labels that agree with the gold order about as often as tau predicts, and
 // bad input refused with clear messages.
 #include <setjmp.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "common/fileio.h"
+#include "common/jsonl.h"
 #include "data/annotator.h"
 #include "data/prefs_io.h"
 #include "tests/testutil.h"
@@ -135,6 +137,38 @@ static int run_prefs(const Fixture *f, char *out, size_t n, const char *run, con
                    f->dir, run, extra);
 }
 
+// What a line of prefs' output records beside the pair that prefs_load
+// skips: whether each response ended, and the category it was scored
+// against (-1 when the line has none).
+typedef struct {
+    int ended[2];
+    int category;
+} PairExtras;
+
+static PairExtras *read_extras(const Annotator *a, const char *path, size_t n) {
+    PairExtras *x = calloc(n ? n : 1, sizeof *x);
+    JsonlReader r;
+    Error err;
+    cJSON *o;
+    assert_non_null(x);
+    if (jsonl_open(&r, path, &err)) fail_msg("%s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jsonl_next(&r, &o, &err), 1);
+        assert_int_equal(jsonl_bool(&r, o, "ended_chosen", 0, &x[i].ended[0], &err), 0);
+        assert_int_equal(jsonl_bool(&r, o, "ended_rejected", 0, &x[i].ended[1], &err), 0);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "category");
+        x[i].category = c ? annotator_category_index(a, cJSON_GetStringValue(c)) : -1;
+        if (c) assert_true(x[i].category >= 0);
+        // Its category is the prompt file's, which prompts_train.jsonl gives
+        // for every prompt.
+        assert_non_null(c);
+        cJSON_Delete(o);
+    }
+    assert_int_equal(jsonl_next(&r, &o, &err), 0);
+    jsonl_close(&r);
+    return x;
+}
+
 // Checks one output file; adds to the count of pairs whose label follows the
 // gold order and to the count that tau predicts (sum of sigmoid(|dg| / tau)).
 static size_t check_pairs(const Fixture *f, const Annotator *a, const char *run, const char *name,
@@ -145,19 +179,20 @@ static size_t check_pairs(const Fixture *f, const Annotator *a, const char *run,
     size_t n;
     Error err;
     if (prefs_load(path, &pairs, &n, &err)) fail_msg("%s", err.msg);
+    PairExtras *extras = read_extras(a, path, n);
     for (size_t i = 0; i < n; i++) {
         const PrefPair *p = &pairs[i];
         assert_true(p->has_gold);
         assert_string_not_equal(p->chosen, p->rejected);
-        // The annotator reproduces both gold scores (ended or not, which the
-        // file does not record).
+        // The annotator reproduces both gold scores exactly from what the
+        // line records: the texts, ended_chosen/ended_rejected and category.
         const char *texts[2] = {p->chosen, p->rejected};
         double golds[2] = {p->gold_chosen, p->gold_rejected};
         for (int k = 0; k < 2; k++) {
-            double g1 = annotator_gold(a, p->prompt, texts[k], 1, NULL);
-            double g0 = annotator_gold(a, p->prompt, texts[k], 0, NULL);
-            if (fabs(g1 - golds[k]) > 1e-9 && fabs(g0 - golds[k]) > 1e-9)
-                fail_msg("%s:%zu: gold %.17g is neither %.17g nor %.17g", path, i + 1, golds[k], g1, g0);
+            double g = annotator_gold_category(a, extras[i].category, texts[k], extras[i].ended[k], NULL);
+            if (g != golds[k])
+                fail_msg("%s:%zu: gold %.17g, recomputed %.17g (ended %d, category %d)", path, i + 1, golds[k], g,
+                         extras[i].ended[k], extras[i].category);
         }
         double d = fabs(p->gold_chosen - p->gold_rejected);
         if (d == 0) continue;
@@ -167,6 +202,7 @@ static size_t check_pairs(const Fixture *f, const Annotator *a, const char *run,
         *variance += q * (1 - q);
     }
     prefs_free(pairs, n);
+    free(extras);
     return n;
 }
 
