@@ -1,7 +1,7 @@
 // Tests of preference pairs: the reader of preference files on good and
 // malformed input, and an end-to-end smoke run of `prefs` on a smoke-config
-// language model: output that parses, gold scores the annotator reproduces
-// exactly from the fields each line records,
+// language model: output that parses, gold scores the annotator (and score
+// --gold) reproduces exactly from the fields each line records,
 // labels that agree with the gold order about as often as tau predicts, and
 // bad input refused with clear messages.
 #include <setjmp.h>
@@ -22,7 +22,7 @@
 #include "tests/testutil.h"
 
 typedef struct {
-    char dir[256], bpe[512], pretrain[512], prefs[512], fortunes[512], prompts[512], data[512];
+    char dir[256], bpe[512], pretrain[512], prefs[512], score[512], fortunes[512], prompts[512], data[512];
     char tok[600], policy[600];
 } Fixture;
 
@@ -108,6 +108,7 @@ static int setup(void **state) {
     bin_path(f->bpe, sizeof f->bpe, "bpe");
     bin_path(f->pretrain, sizeof f->pretrain, "pretrain");
     bin_path(f->prefs, sizeof f->prefs, "prefs");
+    bin_path(f->score, sizeof f->score, "score");
     src_path(f->fortunes, sizeof f->fortunes, "data/fortunes.jsonl");
     src_path(f->prompts, sizeof f->prompts, "data/prompts_train.jsonl");
     src_path(f->data, sizeof f->data, "data");
@@ -156,12 +157,12 @@ static PairExtras *read_extras(const Annotator *a, const char *path, size_t n) {
         assert_int_equal(jsonl_next(&r, &o, &err), 1);
         assert_int_equal(jsonl_bool(&r, o, "ended_chosen", 0, &x[i].ended[0], &err), 0);
         assert_int_equal(jsonl_bool(&r, o, "ended_rejected", 0, &x[i].ended[1], &err), 0);
-        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "category");
-        x[i].category = c ? annotator_category_index(a, cJSON_GetStringValue(c)) : -1;
-        if (c) assert_true(x[i].category >= 0);
-        // Its category is the prompt file's, which prompts_train.jsonl gives
+        // The category: the prompt file's, which prompts_train.jsonl gives
         // for every prompt.
-        assert_non_null(c);
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "category");
+        assert_true(cJSON_IsString(c));
+        x[i].category = annotator_category_index(a, c->valuestring);
+        assert_true(x[i].category >= 0);
         cJSON_Delete(o);
     }
     assert_int_equal(jsonl_next(&r, &o, &err), 0);
@@ -250,6 +251,17 @@ static void test_prefs_writes_labelled_pairs(void **state) {
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "label noise"));
     check_run(f, "run", 0.2);
+    // score --gold recomputes every gold score of the file exactly.
+    for (int v = 0; v < 2; v++) {
+        char cmd[2048], sout[1 << 16], serr[4096], want[128];
+        snprintf(cmd, sizeof cmd, "%s --gold --data-dir %s --input %s/run/%s", f->score, f->data, f->dir,
+                 v ? "prefs_val.jsonl" : "prefs.jsonl");
+        assert_int_equal(run_split(cmd, 60, sout, sizeof sout, serr, sizeof serr), 0);
+        long pairs = 0;
+        assert_int_equal(sscanf(serr, "score: %ld pairs", &pairs), 1);
+        snprintf(want, sizeof want, "recomputed gold equals the file's on %ld/%ld;", pairs, pairs);
+        if (!strstr(serr, want)) fail_msg("%s: stderr '%s' lacks '%s'", cmd, serr, want);
+    }
     char path[600];
     snprintf(path, sizeof path, "%s/run/config.txt", f->dir);
     unsigned char *config;
