@@ -1,7 +1,9 @@
 // Reading preference-pair files: JSON Lines of {"prompt", "chosen",
 // "rejected"} with optional "gold_chosen" and "gold_rejected" numbers, as
 // written by prefs or brought by a user (the field names of the common public
-// preference sets). Other fields are ignored.
+// preference sets). Other fields are ignored: among them the ones prefs also
+// writes, "ended_chosen", "ended_rejected" (booleans) and "category", which
+// score --gold reads to recompute the gold scores.
 #ifndef DATA_PREFS_IO_H
 #define DATA_PREFS_IO_H
 

@@ -214,7 +214,7 @@ static const char *share(char *buf, size_t n, long a, long b) {
 static void print_summary(const Scorer *s, const Tally *t) {
     char a[64], b[64];
     const char *order = s->annotator ? "the recomputed gold order" : "the file's gold order";
-    fprintf(stderr, "%s: %ld pairs", PROG, t->pairs);
+    fprintf(stderr, "%s: %ld pair%s", PROG, t->pairs, t->pairs == 1 ? "" : "s");
     if (s->has_rm) {
         fprintf(stderr, "; reward model agrees with the labels on %s", share(a, sizeof a, t->rm_labels, t->rm_labels_n));
         if (t->with_gold) fprintf(stderr, ", with %s on %s", order, share(b, sizeof b, t->rm_gold, t->rm_gold_n));
