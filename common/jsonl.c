@@ -174,6 +174,19 @@ int jsonl_number(const JsonlReader *r, const cJSON *obj, const char *name, int o
     return 0;
 }
 
+int jsonl_bool(const JsonlReader *r, const cJSON *obj, const char *name, int optional, int *out,
+               Error *err) {
+    const cJSON *f = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!f || cJSON_IsNull(f)) {
+        if (optional) return 1;
+        return error_set(err, "%s:%ld: missing field \"%s\"", r->path, r->line, name);
+    }
+    if (!cJSON_IsBool(f))
+        return error_set(err, "%s:%ld: field \"%s\" must be true or false", r->path, r->line, name);
+    *out = cJSON_IsTrue(f) ? 1 : 0;
+    return 0;
+}
+
 int jsonl_write(FILE *fp, const cJSON *obj) {
     char *s = cJSON_PrintUnformatted(obj);
     if (!s) return -1;

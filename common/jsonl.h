@@ -36,6 +36,11 @@ const char *jsonl_string(const JsonlReader *r, const cJSON *obj, const char *nam
 // optional), -1 with a message if it has the wrong type or is required and absent.
 int jsonl_number(const JsonlReader *r, const cJSON *obj, const char *name, int optional,
                  double *out, Error *err);
+// The boolean field `name` of obj into *out (1 or 0), the same way: 0 if
+// present, 1 if absent or null (when optional), -1 with a message naming file
+// and line if it is not true or false, or is required and absent.
+int jsonl_bool(const JsonlReader *r, const cJSON *obj, const char *name, int optional, int *out,
+               Error *err);
 
 // A JSON number that reads back bit for bit (cJSON's own printing keeps 15
 // digits when they are "close enough", so about one double in ten comes back

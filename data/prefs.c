@@ -369,15 +369,24 @@ static int sample_all(Prefs *p, const Settings *s, Error *err) {
 
 // ---------------------------------------------------------------- output
 
-static cJSON *pair_json(const Slot *s) {
+// One pair: prompt, chosen, rejected, gold_chosen, gold_rejected, then what
+// the gold scores were computed from besides the texts, so that `score --gold`
+// recomputes them exactly: ended_chosen, ended_rejected (whether each response
+// ended with the end token) and category (the category the responses were
+// scored against; absent when the prompt names none).
+static cJSON *pair_json(const Slot *s, const Annotator *a) {
     int c = s->chosen, r = 1 - c;
+    const char *category = annotator_category_name(a, s->prompt->category);
     cJSON *o = cJSON_CreateObject();
     if (!o) return NULL;
     int ok = cJSON_AddStringToObject(o, "prompt", s->prompt->text) &&
              cJSON_AddStringToObject(o, "chosen", s->response[c]) &&
              cJSON_AddStringToObject(o, "rejected", s->response[r]) &&
              jsonl_add_number(o, "gold_chosen", s->gold[c]) &&
-             jsonl_add_number(o, "gold_rejected", s->gold[r]);
+             jsonl_add_number(o, "gold_rejected", s->gold[r]) &&
+             cJSON_AddBoolToObject(o, "ended_chosen", s->ended[c]) &&
+             cJSON_AddBoolToObject(o, "ended_rejected", s->ended[r]) &&
+             (!category || cJSON_AddStringToObject(o, "category", category));
     if (!ok) cJSON_Delete(o);
     return ok ? o : NULL;
 }
@@ -396,7 +405,7 @@ static int write_pairs(const Prefs *p, const char *out_dir, const char *name, in
     for (size_t i = 0; i < p->n_slots && rc == 0; i++) {
         const Slot *s = &p->slots[i];
         if (!s->done || s->is_val != is_val) continue;
-        cJSON *o = pair_json(s);
+        cJSON *o = pair_json(s, p->annotator);
         if (!o || jsonl_write(mem, o)) rc = error_set(err, "out of memory writing %s", path);
         cJSON_Delete(o);
         (*count)++;

@@ -3,19 +3,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "common/jsonl.h"
+void prefs_pair_clear(PrefPair *p) {
+    free(p->prompt), free(p->chosen), free(p->rejected);
+    p->prompt = p->chosen = p->rejected = NULL;
+}
 
 void prefs_free(PrefPair *pairs, size_t n) {
-    for (size_t i = 0; pairs && i < n; i++) {
-        free(pairs[i].prompt);
-        free(pairs[i].chosen);
-        free(pairs[i].rejected);
-    }
+    for (size_t i = 0; pairs && i < n; i++) prefs_pair_clear(&pairs[i]);
     free(pairs);
 }
 
-// Fills p from one parsed line; p's strings are set only on success.
-static int read_pair(const JsonlReader *r, const cJSON *o, PrefPair *p, Error *err) {
+int prefs_pair_read(const JsonlReader *r, const cJSON *o, PrefPair *p, Error *err) {
+    p->prompt = p->chosen = p->rejected = NULL;
+    p->line = r->line;
     const char *prompt = jsonl_string(r, o, "prompt", err);
     const char *chosen = prompt ? jsonl_string(r, o, "chosen", err) : NULL;
     const char *rejected = chosen ? jsonl_string(r, o, "rejected", err) : NULL;
@@ -33,7 +33,7 @@ static int read_pair(const JsonlReader *r, const cJSON *o, PrefPair *p, Error *e
     p->chosen = strdup(chosen);
     p->rejected = strdup(rejected);
     if (!p->prompt || !p->chosen || !p->rejected) {
-        free(p->prompt), free(p->chosen), free(p->rejected);
+        prefs_pair_clear(p);
         return error_set(err, "out of memory reading %s", r->path);
     }
     return 0;
@@ -56,8 +56,7 @@ int prefs_load(const char *path, PrefPair **pairs, size_t *n, Error *err) {
             else out = grown, cap = grown_cap;
         }
         PrefPair p = {0};
-        p.line = r.line;
-        if (rc == 1) rc = read_pair(&r, o, &p, err) ? -1 : 1;
+        if (rc == 1) rc = prefs_pair_read(&r, o, &p, err) ? -1 : 1;
         cJSON_Delete(o);
         if (rc < 0) break;
         out[count++] = p;

@@ -166,7 +166,7 @@ static void write_text(const char *path, const char *text) {
 static void test_jsonl_errors_name_file_and_line(void **state) {
     (void)state;
     const char *path = "/tmp/minirlhf_test_jsonl.jsonl";
-    write_text(path, "{\"prompt\": \"a\", \"n\": 2}\n\n{\"prompt\": 3}\n{bad json\n");
+    write_text(path, "{\"prompt\": \"a\", \"n\": 2, \"t\": true, \"f\": false}\n\n{\"prompt\": 3}\n{bad json\n");
     JsonlReader r;
     Error err;
     cJSON *o;
@@ -177,6 +177,17 @@ static void test_jsonl_errors_name_file_and_line(void **state) {
     assert_int_equal(jsonl_number(&r, o, "n", 0, &n, &err), 0);
     assert_true(n == 2.0);
     assert_int_equal(jsonl_number(&r, o, "gold", 1, &n, &err), 1);
+    int b = 7;
+    assert_int_equal(jsonl_bool(&r, o, "ended", 1, &b, &err), 1);
+    assert_int_equal(b, 7); // absent: left as it was
+    assert_int_equal(jsonl_bool(&r, o, "ended", 0, &b, &err), -1);
+    assert_non_null(strstr(err.msg, "jsonl.jsonl:1: missing field \"ended\""));
+    assert_int_equal(jsonl_bool(&r, o, "n", 1, &b, &err), -1);
+    assert_non_null(strstr(err.msg, "jsonl.jsonl:1: field \"n\" must be true or false"));
+    assert_int_equal(jsonl_bool(&r, o, "t", 1, &b, &err), 0);
+    assert_int_equal(b, 1);
+    assert_int_equal(jsonl_bool(&r, o, "f", 0, &b, &err), 0);
+    assert_int_equal(b, 0);
     cJSON_Delete(o);
     assert_int_equal(jsonl_next(&r, &o, &err), 1);
     assert_null(jsonl_string(&r, o, "prompt", &err));

@@ -84,7 +84,7 @@ static const Program PROGRAMS[] = {
     {"ppo", "ppo", "policy rm tokenizer out "},
     {"evaluate", "evaluate", "policy ref rm tokenizer "},
     {"sample", "sample", "model tokenizer "},
-    {"score", "score", "rm tokenizer "},
+    {"score", "score", ""}, // --rm or --gold: checked apart (test_usage_errors_exit_2)
     {"bpe train", "bpe train", "input "},
     {"bpe encode", "bpe encode", ""},
     {"bpe decode", "bpe decode", ""},
@@ -235,6 +235,9 @@ static void test_usage_errors_exit_2(void **state) {
     assert_usage_error(f, "pretrain", "--lr: 'fast' is not a number", "pretrain --tokenizer t.bin --out x --lr fast");
     assert_usage_error(f, "pretrain", "unknown config 'huge'", "pretrain --config huge --tokenizer t.bin --out x");
     assert_usage_error(f, "score", "--rm needs a value", "score --tokenizer t.bin --rm");
+    assert_usage_error(f, "score", "--rm or --gold is required (see score --help)", "score");
+    assert_usage_error(f, "score", "--rm needs --tokenizer", "score --rm r.bin --input x.jsonl");
+    assert_usage_error(f, "score", "--tokenizer is only used with --rm", "score --gold --tokenizer t.bin");
     assert_usage_error(f, "ppo", "did you mean --tokenizer?", "ppo --tok t.bin");
     assert_usage_error(f, "sample", "exactly one of --prompt and --prompts", "sample --model m.bin --tokenizer t.bin");
     assert_usage_error(f, "bpe", "no command", "bpe");
@@ -293,7 +296,7 @@ static void test_dash_is_standard_input(void **state) {
     free(from_file), free(from_dash), free(no_file), free(one), free(text);
 
     // score --input -: the same rewards as from the file, one per pair.
-    assert_int_equal(run_in(f, 10, "head -n 5 prefs/prefs_val.jsonl | sed 's/\"chosen\"/\"response\"/' > pairs.jsonl"), 0);
+    assert_int_equal(run_in(f, 10, "head -n 5 prefs/prefs_val.jsonl | sed 's/\"chosen\"/\"response\"/; s/\"rejected\"/\"other\"/' > pairs.jsonl"), 0);
     char *scored_file = output_of(f, "%sscore --rm rm/model.bin --tokenizer tok.bin --input pairs.jsonl", b);
     char *scored_dash = output_of(f, "%sscore --rm rm/model.bin --tokenizer tok.bin --input - < pairs.jsonl", b);
     char *scored_default = output_of(f, "%sscore --rm rm/model.bin --tokenizer tok.bin < pairs.jsonl", b);

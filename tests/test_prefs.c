@@ -1,6 +1,7 @@
 // Tests of preference pairs: the reader of preference files on good and
 // malformed input, and an end-to-end smoke run of `prefs` on a smoke-config
-// language model: output that parses, gold scores the annotator reproduces,
+// language model: output that parses, gold scores the annotator (and score
+// --gold) reproduces exactly from the fields each line records,
 // labels that agree with the gold order about as often as tau predicts, and
 // bad input refused with clear messages.
 #include <setjmp.h>
@@ -15,12 +16,13 @@
 #include <string.h>
 
 #include "common/fileio.h"
+#include "common/jsonl.h"
 #include "data/annotator.h"
 #include "data/prefs_io.h"
 #include "tests/testutil.h"
 
 typedef struct {
-    char dir[256], bpe[512], pretrain[512], prefs[512], fortunes[512], prompts[512], data[512];
+    char dir[256], bpe[512], pretrain[512], prefs[512], score[512], fortunes[512], prompts[512], data[512];
     char tok[600], policy[600];
 } Fixture;
 
@@ -106,6 +108,7 @@ static int setup(void **state) {
     bin_path(f->bpe, sizeof f->bpe, "bpe");
     bin_path(f->pretrain, sizeof f->pretrain, "pretrain");
     bin_path(f->prefs, sizeof f->prefs, "prefs");
+    bin_path(f->score, sizeof f->score, "score");
     src_path(f->fortunes, sizeof f->fortunes, "data/fortunes.jsonl");
     src_path(f->prompts, sizeof f->prompts, "data/prompts_train.jsonl");
     src_path(f->data, sizeof f->data, "data");
@@ -135,6 +138,38 @@ static int run_prefs(const Fixture *f, char *out, size_t n, const char *run, con
                    f->dir, run, extra);
 }
 
+// What a line of prefs' output records beside the pair that prefs_load
+// skips: whether each response ended, and the category it was scored
+// against (-1 when the line has none).
+typedef struct {
+    int ended[2];
+    int category;
+} PairExtras;
+
+static PairExtras *read_extras(const Annotator *a, const char *path, size_t n) {
+    PairExtras *x = calloc(n ? n : 1, sizeof *x);
+    JsonlReader r;
+    Error err;
+    cJSON *o;
+    assert_non_null(x);
+    if (jsonl_open(&r, path, &err)) fail_msg("%s", err.msg);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(jsonl_next(&r, &o, &err), 1);
+        assert_int_equal(jsonl_bool(&r, o, "ended_chosen", 0, &x[i].ended[0], &err), 0);
+        assert_int_equal(jsonl_bool(&r, o, "ended_rejected", 0, &x[i].ended[1], &err), 0);
+        // The category: the prompt file's, which prompts_train.jsonl gives
+        // for every prompt.
+        const cJSON *c = cJSON_GetObjectItemCaseSensitive(o, "category");
+        assert_true(cJSON_IsString(c));
+        x[i].category = annotator_category_index(a, c->valuestring);
+        assert_true(x[i].category >= 0);
+        cJSON_Delete(o);
+    }
+    assert_int_equal(jsonl_next(&r, &o, &err), 0);
+    jsonl_close(&r);
+    return x;
+}
+
 // Checks one output file; adds to the count of pairs whose label follows the
 // gold order and to the count that tau predicts (sum of sigmoid(|dg| / tau)).
 static size_t check_pairs(const Fixture *f, const Annotator *a, const char *run, const char *name,
@@ -145,19 +180,20 @@ static size_t check_pairs(const Fixture *f, const Annotator *a, const char *run,
     size_t n;
     Error err;
     if (prefs_load(path, &pairs, &n, &err)) fail_msg("%s", err.msg);
+    PairExtras *extras = read_extras(a, path, n);
     for (size_t i = 0; i < n; i++) {
         const PrefPair *p = &pairs[i];
         assert_true(p->has_gold);
         assert_string_not_equal(p->chosen, p->rejected);
-        // The annotator reproduces both gold scores (ended or not, which the
-        // file does not record).
+        // The annotator reproduces both gold scores exactly from what the
+        // line records: the texts, ended_chosen/ended_rejected and category.
         const char *texts[2] = {p->chosen, p->rejected};
         double golds[2] = {p->gold_chosen, p->gold_rejected};
         for (int k = 0; k < 2; k++) {
-            double g1 = annotator_gold(a, p->prompt, texts[k], 1, NULL);
-            double g0 = annotator_gold(a, p->prompt, texts[k], 0, NULL);
-            if (fabs(g1 - golds[k]) > 1e-9 && fabs(g0 - golds[k]) > 1e-9)
-                fail_msg("%s:%zu: gold %.17g is neither %.17g nor %.17g", path, i + 1, golds[k], g1, g0);
+            double g = annotator_gold_category(a, extras[i].category, texts[k], extras[i].ended[k], NULL);
+            if (g != golds[k])
+                fail_msg("%s:%zu: gold %.17g, recomputed %.17g (ended %d, category %d)", path, i + 1, golds[k], g,
+                         extras[i].ended[k], extras[i].category);
         }
         double d = fabs(p->gold_chosen - p->gold_rejected);
         if (d == 0) continue;
@@ -167,6 +203,7 @@ static size_t check_pairs(const Fixture *f, const Annotator *a, const char *run,
         *variance += q * (1 - q);
     }
     prefs_free(pairs, n);
+    free(extras);
     return n;
 }
 
@@ -214,6 +251,17 @@ static void test_prefs_writes_labelled_pairs(void **state) {
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "label noise"));
     check_run(f, "run", 0.2);
+    // score --gold recomputes every gold score of the file exactly.
+    for (int v = 0; v < 2; v++) {
+        char cmd[2048], sout[1 << 16], serr[4096], want[128];
+        snprintf(cmd, sizeof cmd, "%s --gold --data-dir %s --input %s/run/%s", f->score, f->data, f->dir,
+                 v ? "prefs_val.jsonl" : "prefs.jsonl");
+        assert_int_equal(run_split(cmd, 60, sout, sizeof sout, serr, sizeof serr), 0);
+        long pairs = 0;
+        assert_int_equal(sscanf(serr, "score: %ld pairs", &pairs), 1);
+        snprintf(want, sizeof want, "recomputed gold equals the file's on %ld/%ld;", pairs, pairs);
+        if (!strstr(serr, want)) fail_msg("%s: stderr '%s' lacks '%s'", cmd, serr, want);
+    }
     char path[600];
     snprintf(path, sizeof path, "%s/run/config.txt", f->dir);
     unsigned char *config;
