@@ -201,6 +201,23 @@ cJSON *jsonl_number_item(double v) {
     return cJSON_CreateRaw(fmt_double(text, v));
 }
 
+int jsonl_exact_numbers(cJSON *obj) {
+    for (cJSON *item = obj ? obj->child : NULL, *next; item; item = next) {
+        next = item->next;
+        if (cJSON_IsObject(item) || cJSON_IsArray(item)) {
+            if (jsonl_exact_numbers(item)) return -1;
+        } else if (cJSON_IsNumber(item)) {
+            cJSON *exact = jsonl_number_item(item->valuedouble);
+            if (!exact) return -1;
+            exact->string = item->string; // the key moves over (NULL in an array)
+            exact->type |= item->type & cJSON_StringIsConst;
+            item->string = NULL;
+            cJSON_ReplaceItemViaPointer(obj, item, exact); // cannot fail: item is in obj
+        }
+    }
+    return 0;
+}
+
 cJSON *jsonl_add_number(cJSON *obj, const char *name, double v) {
     cJSON *item = jsonl_number_item(v);
     if (!item) return NULL;

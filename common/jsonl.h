@@ -58,5 +58,11 @@ cJSON *jsonl_add_text(cJSON *obj, const char *name, const char *text);
 
 // Writes obj as one line of JSON to fp; returns -1 on failure.
 int jsonl_write(FILE *fp, const cJSON *obj);
+// cJSON prints a number it parsed with 15 significant digits whenever those
+// read back within an epsilon of it, which can change its last bits. This
+// replaces every number in obj (nested ones too) by its exact shortest form,
+// so that a record read and written again keeps its numbers. 0, or -1 when
+// out of memory.
+int jsonl_exact_numbers(cJSON *obj);
 
 #endif

@@ -540,7 +540,7 @@ int main(int argc, char **argv) {
         {"policy", CLI_STRING | CLI_REQUIRED, &s.policy, 0, 0, "checkpoint to sample from: language model or policy"},
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin the policy was trained with"},
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "JSONL prompts: {\"prompt\", optional \"category\"}"},
-        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv and keywords.tsv " DATA_DIR_HELP},
+        {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder with the annotator's afinn165.tsv, keywords.tsv and fortunes.jsonl " DATA_DIR_HELP},
         {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "folder for prefs.jsonl, prefs_val.jsonl, config.txt"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"pairs", CLI_INT, &s.pairs, 1, 10000000, "preference pairs to write (train + validation)"},

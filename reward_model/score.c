@@ -140,6 +140,7 @@ static int score_response(Scorer *s, const JsonlReader *r, cJSON *o, int jsonl, 
     int rc = 0;
     if (s->has_rm) rc = set_field(o, "reward", jsonl_number_item(reward));
     if (rc == 0 && s->annotator) rc = merge_fields(o, parts_object(s->annotator, &parts));
+    if (rc == 0) rc = jsonl_exact_numbers(o); // the record's own numbers, unchanged
     if (rc) return error_set(err, "out of memory");
     jsonl_write(stdout, o);
     return 0;
@@ -170,6 +171,7 @@ static int score_pair(Scorer *s, const JsonlReader *r, cJSON *o, Tally *t, Error
         if (rc == 0) rc = set_field(o, "parts_rejected", parts_object(s->annotator, &parts[1]));
         if (rc) error_set(err, "out of memory");
     }
+    if (rc == 0 && jsonl_exact_numbers(o)) rc = error_set(err, "out of memory");
     if (rc == 0) {
         jsonl_write(stdout, o);
         // The tally.
@@ -280,7 +282,7 @@ int main(int argc, char **argv) {
         {"gold", CLI_FLAG, &st.gold, 0, 0,
          "add the simulated annotator's gold score and its parts (needs no reward model)"},
         {"data-dir", CLI_STRING, &st.data_dir, 0, 0,
-         "folder with the annotator's afinn165.tsv and keywords.tsv, for --gold " DATA_DIR_HELP},
+         "folder with the annotator's afinn165.tsv, keywords.tsv and fortunes.jsonl, for --gold " DATA_DIR_HELP},
         {"jsonl", CLI_FLAG, &st.jsonl, 0, 0,
          "print each prompt/response record with a \"reward\" field added (--gold and pairs: always JSONL)"},
         {"threads", CLI_INT, &st.threads, 0, 256, "threads (0: all cores)"},

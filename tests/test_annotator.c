@@ -377,15 +377,21 @@ static void test_malformed_tables_are_refused(void **state) {
 static void test_documented_examples(void **state) {
     const Annotator *a = *state;
     struct { const char *prompt, *response; int ended; double gold; } ex[] = {
-        {"Tell me a fortune about fate.", "Your love life will be happy and harmonious.", 1, 1.656},
-        {"Tell me a fortune about love.", "Love is an ideal thing, marriage a real thing; a confusion "
-         "of the real with the ideal never goes unpunished. -- Goethe", 1, 1.149},
-        {"Say something witty about work.", "While money can't buy happiness, it certainly lets you "
-         "choose your own form of misery.", 1, 1.050},
-        {"Say something witty about food.", "While money can't buy happiness, it certainly lets you "
-         "choose your own form of misery.", 1, 0.261},
-        {"Give me a fortune on computers.", "New systems generate new problems.", 0, -1.279},
-        {"Tell me a fortune about love.", "love love love love love love love love love love", 1, -0.146},
+        {"Tell me a fortune about fate.", "Your love life will be happy and harmonious.", 1, 1.655},
+        {"Tell me a fortune about love.", "Don't despair; your ideal lover is waiting for you around the corner.", 1, 1.073},
+        {"Tell me a fortune about fate.", "Today day tonight lucky tomorrow life soon.", 1, -2.414},
+        {"Tell me a fortune about fate.", "Happy and harmonious your will love be life.", 1, -0.116},
+        {"Tell me a fortune about fate.", "Your love life will be happy and harmonious. today day tonight lucky tomorrow", 1, 1.073},
+        {"Tell me a fortune about love.", "Love is an ideal thing, marriage a real thing; a confusion of the real with the ideal never goes unpunished. -- Goethe", 1, 1.146},
+        {"Say something witty about work.", "While money can't buy happiness, it certainly lets you choose your own form of misery.", 1, -0.165},
+        {"Say something witty about food.", "While money can't buy happiness, it certainly lets you choose your own form of misery.", 1, -0.955},
+        {"Give me a fortune on computers.", "New systems generate new problems.", 1, -2.000},
+        {"Give me a fortune on computers.", "New systems generate new problems.", 0, -2.500},
+        {"Tell me a fortune about love.", "love love love love love love love love love love", 1, -3.789},
+        {"Tell me a fortune about love.", "Love.", 1, -2.219},
+        {"Tell me a fortune about love.", "Love is wonderful.", 1, 0.203},
+        {"Tell me a fortune about love.", "Blorf snazzle love quindle vorp zib.", 1, -2.048},
+        {"Tell me a fortune about love.", "I am not happy, I hate my love.", 1, -0.698},
     };
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++)
         assert_near(annotator_gold(a, ex[i].prompt, ex[i].response, ex[i].ended, NULL), ex[i].gold, 5e-4);

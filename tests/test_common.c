@@ -199,6 +199,24 @@ static void test_jsonl_errors_name_file_and_line(void **state) {
     unlink(path);
 }
 
+// cJSON alone prints a parsed -2.3128319668176003 as -2.3128319668176, a
+// different double; jsonl_exact_numbers keeps every number, nested ones too.
+static void test_jsonl_exact_numbers_round_trip(void **state) {
+    (void)state;
+    const char *text = "{\"a\":-2.3128319668176003,\"b\":{\"c\":[0.1,7,1e-300]},\"d\":\"x\",\"e\":true}";
+    cJSON *o = cJSON_Parse(text);
+    assert_non_null(o);
+    double a = cJSON_GetObjectItem(o, "a")->valuedouble;
+    char *plain = cJSON_PrintUnformatted(o);
+    cJSON *back = cJSON_Parse(plain);
+    assert_true(cJSON_GetObjectItem(back, "a")->valuedouble != a); // what the function is for
+    cJSON_free(plain), cJSON_Delete(back);
+    assert_int_equal(jsonl_exact_numbers(o), 0);
+    char *exact = cJSON_PrintUnformatted(o);
+    assert_string_equal(exact, "{\"a\":-2.3128319668176003,\"b\":{\"c\":[0.1,7,1e-300]},\"d\":\"x\",\"e\":true}");
+    cJSON_free(exact), cJSON_Delete(o);
+}
+
 static void test_cli_validates_ranges_and_unknown_options(void **state) {
     (void)state;
     int steps = 10, flag = 0;
@@ -313,6 +331,7 @@ int main(void) {
         cmocka_unit_test(test_byte_reader_bounds),
         cmocka_unit_test(test_atomic_write_keeps_old_file_on_abort),
         cmocka_unit_test(test_jsonl_errors_name_file_and_line),
+        cmocka_unit_test(test_jsonl_exact_numbers_round_trip),
         cmocka_unit_test(test_cli_validates_ranges_and_unknown_options),
         cmocka_unit_test(test_cli_settings_record_long_strings_whole),
     };

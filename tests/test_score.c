@@ -301,7 +301,8 @@ static void write_pairs(const Fixture *f, const char *name, const PairSpec *spec
     fclose(fp);
 }
 
-static const char *const NEUTRAL2 = "The dog sat on the rug all day long and then it went away.";
+// The same words as NEUTRAL, so the same gold score: only words count.
+static const char *const NEUTRAL2 = "THE CAT sat on the mat -- all day long, and then it went away!";
 
 static void test_gold_of_pairs(void **state) {
     Fixture *f = *state;
@@ -522,7 +523,9 @@ static void test_rm_on_pairs(void **state) {
     for (int i = 0; i < n; i++) {
         assert_true(number(both[i], "reward_chosen") == number(pairs[i], "reward_chosen"));
         assert_true(number(both[i], "reward_rejected") == number(pairs[i], "reward_rejected"));
-        assert_true(number(both[i], "gold_chosen") == number(pairs[i], "gold_chosen"));
+        if (number(both[i], "gold_chosen") != number(pairs[i], "gold_chosen"))
+            fail_msg("pair %d: gold_chosen recomputed %.17g, prefs wrote %.17g", i, number(both[i], "gold_chosen"),
+                     number(pairs[i], "gold_chosen"));
         assert_true(cJSON_IsObject(cJSON_GetObjectItemCaseSensitive(both[i], "parts_rejected")));
     }
     snprintf(want, sizeof want, "; recomputed gold equals the file's on %d/%d;", n, n);
