@@ -36,6 +36,8 @@ static int apply_config(void *settings, const char *name, Error *err) {
 
 typedef struct {
     double gold, gold_se, score, score_se, kl, kl_k3, ppl_ref, distinct1, distinct2, length, end_rate;
+    // Means of the gold's parts (docs/annotator.md): what the gold score is made of.
+    double valence, topic, fluency, length_credit, repetition;
 } Figures;
 
 static int compare_u64(const void *a, const void *b) {
@@ -63,8 +65,13 @@ static double distinct_ngrams(const Rollout *r, int n) {
     return count ? (double)distinct / count : NAN;
 }
 
-static Figures figures_of(const Rollout *r) {
-    Figures f;
+static Figures figures_of(const Rollout *r, const AnnotatorParts *parts) {
+    Figures f = {0};
+    for (int i = 0; i < r->n; i++) {
+        f.valence += parts[i].valence / r->n, f.topic += parts[i].topic / r->n;
+        f.fluency += parts[i].fluency / r->n, f.length_credit += parts[i].length / r->n;
+        f.repetition += parts[i].repetition / r->n;
+    }
     mean_se(r->gold, r->n, &f.gold, &f.gold_se);
     mean_se(r->score, r->n, &f.score, &f.score_se);
     kl_estimates(r->logp, r->ref_logp, r->resp_len, r->n, r->max_new, &f.kl, &f.kl_k3);
@@ -86,6 +93,7 @@ typedef struct {
     CkptHeader rm_h;
     PromptSet ps;
     Rollout a, b; // samples of the policy, of the reference
+    AnnotatorParts *parts_a, *parts_b; // the gold's parts of each sample
     KVCache kv;
     ScoreScratch sc;
 } Eval;
@@ -96,6 +104,7 @@ static void eval_free(Eval *e) {
     gpt_free(&e->policy), gpt_free(&e->ref), gpt_free(&e->rm);
     prompts_free(&e->ps);
     rollout_free(&e->a), rollout_free(&e->b);
+    free(e->parts_a), free(e->parts_b);
     kvcache_free(&e->kv);
     free(e->sc.inputs), free(e->sc.lens), free(e->sc.order);
 }
@@ -117,6 +126,8 @@ static int eval_setup(Eval *e, const Settings *s, Error *err) {
     int n_prompts = s->n_prompts > 0 && s->n_prompts < (int)e->ps.n ? s->n_prompts : (int)e->ps.n;
     int n = n_prompts * s->samples;
     if (rollout_alloc(&e->a, n, s->max_new, err) || rollout_alloc(&e->b, n, s->max_new, err)) return -1;
+    e->parts_a = calloc((size_t)n, sizeof *e->parts_a), e->parts_b = calloc((size_t)n, sizeof *e->parts_b);
+    if (!e->parts_a || !e->parts_b) return error_set(err, "out of memory");
     if (gpt_alloc_activations(&e->policy, rows, ctx, err) || gpt_alloc_activations(&e->ref, rows, ctx, err) ||
         gpt_alloc_activations(&e->rm, rows, ctx, err) || kvcache_create(&e->kv, &e->policy.config, s->batch, err))
         return -1;
@@ -127,12 +138,13 @@ static int eval_setup(Eval *e, const Settings *s, Error *err) {
 
 // Samples from `from` into r, then scores: log-probabilities under the policy
 // and the reference, the reward model's score, the annotator's gold score.
-static int sample_and_score(Eval *e, const Settings *s, Rollout *r, GPT *from, Error *err) {
+static int sample_and_score(Eval *e, const Settings *s, Rollout *r, GPT *from, AnnotatorParts *parts,
+                            Error *err) {
     int pad = tokenizer_special(e->tok, TOK_PAD), eot = tokenizer_special(e->tok, TOK_ENDOFTEXT);
     rollout_sample_heldout(r, r->n / s->samples, s->samples, from, &e->kv, &e->ps, s->temperature, eot,
                            (uint64_t)s->seed);
     rollout_score(r, &e->ps, &e->policy, &e->ref, &e->rm, &e->rm_h, s->temperature, pad, eot, &e->sc);
-    return rollout_gold(r, &e->ps, e->ann, e->tok, err);
+    return rollout_gold(r, &e->ps, e->ann, e->tok, parts, err);
 }
 
 static cJSON *figures_json(const Figures *f) {
@@ -142,6 +154,10 @@ static cJSON *figures_json(const Figures *f) {
     double v[] = {f->gold, f->gold_se, f->score, f->score_se, f->kl, f->kl_k3, f->ppl_ref, f->distinct1,
                   f->distinct2, f->length, f->end_rate};
     for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) jsonl_add_number(o, names[i], v[i]);
+    cJSON *parts = cJSON_AddObjectToObject(o, "gold_parts");
+    const char *part_names[] = {"valence", "topic", "fluency", "length", "repetition"};
+    double pv[] = {f->valence, f->topic, f->fluency, f->length_credit, f->repetition};
+    for (size_t i = 0; parts && i < sizeof pv / sizeof pv[0]; i++) jsonl_add_number(parts, part_names[i], pv[i]);
     return o;
 }
 
@@ -159,6 +175,12 @@ static void print_table(const Settings *s, const Figures *p, const Figures *r, d
     printf("  %-28s %18.3f %18.3f\n", "distinct-2", p->distinct2, r->distinct2);
     printf("  %-28s %18.1f %18.1f\n", "mean length (tokens)", p->length, r->length);
     printf("  %-28s %17.1f%% %17.1f%%\n", "end-token rate", 100 * p->end_rate, 100 * r->end_rate);
+    printf("  gold parts (means; docs/annotator.md)\n");
+    printf("  %-28s %18.3f %18.3f\n", "  valence", p->valence, r->valence);
+    printf("  %-28s %18.3f %18.3f\n", "  topic", p->topic, r->topic);
+    printf("  %-28s %18.3f %18.3f\n", "  fluency", p->fluency, r->fluency);
+    printf("  %-28s %18.3f %18.3f\n", "  length credit", p->length_credit, r->length_credit);
+    printf("  %-28s %18.3f %18.3f\n", "  repetition", p->repetition, r->repetition);
     printf("evaluate: gold win rate of the policy against the reference: %.1f%%\n", 100 * win);
 }
 
@@ -180,8 +202,10 @@ static int write_json(const Settings *s, const Figures *p, const Figures *r, dou
 }
 
 static int evaluate(Eval *e, const Settings *s, Error *err) {
-    if (sample_and_score(e, s, &e->a, &e->policy, err) || sample_and_score(e, s, &e->b, &e->ref, err)) return -1;
-    Figures p = figures_of(&e->a), r = figures_of(&e->b);
+    if (sample_and_score(e, s, &e->a, &e->policy, e->parts_a, err) ||
+        sample_and_score(e, s, &e->b, &e->ref, e->parts_b, err))
+        return -1;
+    Figures p = figures_of(&e->a, e->parts_a), r = figures_of(&e->b, e->parts_b);
     r.kl = r.kl_k3 = 0; // KL(reference || reference); its samples' policy log-probs say nothing of it
     double win = 0;
     for (int i = 0; i < e->a.n; i++) win += e->a.gold[i] > e->b.gold[i] ? 1.0 : e->a.gold[i] == e->b.gold[i] ? 0.5 : 0.0;

@@ -133,7 +133,7 @@ static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, Ite
         r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->seed, step * B + i, p->perm, &p->perm_epoch);
     rollout_generate(r, &p->policy, &p->kv, &p->train, s->hp.temperature, p->eot, rng);
     score_rollout(p, s, &p->train);
-    if (rollout_gold(r, &p->train, p->ann, p->tok, err)) return -1;
+    if (rollout_gold(r, &p->train, p->ann, p->tok, NULL, err)) return -1;
     ppo_advantages(r, B, &s->hp, (float)p->kl.beta, it);
     ppo_epochs(&p->policy, r, &p->train, &p->buf, &s->hp, B, step, rng, &it->up);
     kl_controller_update(&p->kl, it->kl, B);
@@ -172,7 +172,7 @@ static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, EvalFigures
         return 1;
     }
     score_rollout(p, s, &p->eval); // the policy's log-probabilities give the KL
-    int rc = rollout_gold(r, &p->eval, p->ann, p->tok, err);
+    int rc = rollout_gold(r, &p->eval, p->ann, p->tok, NULL, err);
     double k1, k3, end = 0;
     kl_estimates(r->logp, r->ref_logp, r->resp_len, n, r->max_new, &k1, &k3);
     for (int i = 0; i < n; i++) end += r->ended[i];

@@ -181,11 +181,13 @@ void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *
     }
 }
 
-int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok, Error *err) {
+int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok,
+                 AnnotatorParts *parts, Error *err) {
     for (int i = 0; i < r->n; i++) {
         char *text = NULL;
         if (chat_response_text(tok, r->resp + (size_t)i * r->max_new, r->resp_len[i], &text, err)) return -1;
-        r->gold[i] = (float)annotator_gold_category(ann, ps->category[r->prompt[i]], text, r->ended[i], NULL);
+        r->gold[i] = (float)annotator_gold_category(ann, ps->category[r->prompt[i]], text, r->ended[i],
+                                                    parts ? &parts[i] : NULL);
         free(text);
     }
     return 0;

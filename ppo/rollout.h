@@ -88,8 +88,10 @@ typedef struct {
 void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *rm, const CkptHeader *rm_header,
                    float temperature, int pad, int eot, ScoreScratch *sc);
 
-// The annotator's gold score of every row into r->gold (never used for training).
-int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok, Error *err);
+// The annotator's gold score of every row into r->gold (never used for
+// training), and its parts into parts[0..n) unless parts is NULL.
+int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok,
+                 AnnotatorParts *parts, Error *err);
 
 // Mean and standard error of x over n values.
 void mean_se(const float *x, int n, double *mean, double *se);

@@ -426,6 +426,11 @@ static void test_bad_input(void **state) {
     char out[1024];
     assert_int_equal(run_cmd(out, sizeof out, "mkdir -p '%s/nodata'", f->dir), 0);
     assert_refused(f, 1, "nodata/afinn165.tsv", "--gold --data-dir nodata --input kinds.jsonl");
+    // The tables, and a corpus for the fluency model with a bad second line.
+    assert_int_equal(run_cmd(out, sizeof out, "cp '%s/afinn165.tsv' '%s/keywords.tsv' '%s/nodata/' && "
+                             "printf '%%s\\n' '{\"text\":\"a b\",\"split\":\"train\"}' '{\"text\":\"c\"}' "
+                             "> '%s/nodata/fortunes.jsonl'", f->data, f->data, f->dir, f->dir), 0);
+    assert_refused(f, 1, "nodata/fortunes.jsonl:2", "--gold --data-dir nodata --input kinds.jsonl");
     assert_refused(f, 1, "absent.jsonl", "--gold --input absent.jsonl");
     // Usage errors: exit 2.
     assert_refused(f, 2, "--rm or --gold is required", "--input kinds.jsonl");
