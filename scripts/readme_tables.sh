@@ -183,7 +183,7 @@ prefs_bullet() {
   [ "${BASH_REMATCH[2]}" = kept ] && ties="$(group "${BASH_REMATCH[1]}") pairs whose two responses score the same were kept"
   expect prefs "label noise" 'label noise ([0-9.]+%) .*; tau ([0-9.]+)\)'
   echo "- **prefs**: $pairs; $ties; ${BASH_REMATCH[1]} of the pairs whose responses score differently are" \
-    "labelled against the gold order (tau ${BASH_REMATCH[2]}), as noisy labellers do (docs/annotator.md)."
+    "labelled against the gold order (tau ${BASH_REMATCH[2]}; docs/annotator.md compares this with human labellers)."
 }
 
 train_rm_bullet() {
