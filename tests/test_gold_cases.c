@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fileio.h"
 #include "common/jsonl.h"
 #include "data/annotator.h"
 #include "data/topics.h"
@@ -34,17 +35,13 @@ typedef struct {
     size_t n_positive;
 } Fixture;
 
+// The whole file as a string: read_file ends its buffer with a NUL.
 static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    if (fread(s, 1, (size_t)n, f) != (size_t)n) fail_msg("cannot read %s", path);
-    s[n] = '\0';
-    fclose(f);
-    return s;
+    unsigned char *data;
+    size_t len;
+    Error err;
+    if (read_file(path, (size_t)64 << 20, &data, &len, &err)) fail_msg("%s", err.msg);
+    return (char *)data;
 }
 
 static void push(char ***list, size_t *n, const char *word) {
