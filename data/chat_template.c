@@ -63,6 +63,5 @@ size_t chat_response_length(const Tokenizer *tok, const int *ids, size_t n) {
 }
 
 int chat_response_text(const Tokenizer *tok, const int *ids, size_t n, char **text, Error *err) {
-    size_t len;
-    return tokenizer_decode(tok, ids, chat_response_length(tok, ids, n), text, &len, err);
+    return tokenizer_decode_text(tok, ids, chat_response_length(tok, ids, n), text, err);
 }

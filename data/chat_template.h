@@ -29,7 +29,10 @@ int chat_format(const Tokenizer *tok, const char *prompt, const char *response, 
 size_t chat_response_length(const Tokenizer *tok, const int *ids, size_t n);
 
 // The text of a generated response: ids (those after TOK_ASSISTANT) decoded
-// up to the token that ends the turn. *text is malloc'ed and NUL-terminated.
+// up to the token that ends the turn, invalid UTF-8 replaced by U+FFFD
+// (tokenizer_decode_text). *text is malloc'ed and NUL-terminated. This text is
+// the response, for every stage: the annotator judges it, and the reward
+// model reads it encoded again (rm_encode_generated), whichever ids were drawn.
 int chat_response_text(const Tokenizer *tok, const int *ids, size_t n, char **text, Error *err);
 
 #endif

@@ -213,38 +213,12 @@ static int plan_slots(Prefs *p, const Settings *s, Error *err) {
 
 // ---------------------------------------------------------------- sampling
 
-// Replaces bytes that are not valid UTF-8 (a response cut inside a
-// character) with U+FFFD, so the written JSON and later encodes are valid.
-static char *utf8_sanitize(const char *s) {
-    size_t len = strlen(s), pos = 0, o = 0;
-    char *out = malloc(3 * len + 1);
-    if (!out) return NULL;
-    while (pos < len) {
-        size_t start = pos;
-        uint32_t cp;
-        if (utf8_decode((const unsigned char *)s, len, &pos, &cp) == 0) {
-            memcpy(out + o, s + start, pos - start);
-            o += pos - start;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            pos = start + 1;
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 // The response text of one generated row, and whether it ended with the end
 // token (not at the context limit, and not by starting a new user turn).
 static int row_response(const Prefs *p, const int *ids, int n, char **text, int *ended, Error *err) {
     size_t k = chat_response_length(p->tok, ids, (size_t)n);
     *ended = k < (size_t)n && ids[k] == tokenizer_special(p->tok, TOK_ENDOFTEXT);
-    char *raw = NULL;
-    if (chat_response_text(p->tok, ids, (size_t)n, &raw, err)) return -1;
-    *text = utf8_sanitize(raw);
-    free(raw);
-    return *text ? 0 : error_set(err, "out of memory");
+    return chat_response_text(p->tok, ids, (size_t)n, text, err); // valid UTF-8: U+FFFD for bad bytes
 }
 
 // Scores a slot's two responses and draws the label: A is chosen with

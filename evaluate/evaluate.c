@@ -125,7 +125,8 @@ static int eval_setup(Eval *e, const Settings *s, Error *err) {
     if (prompts_load(&e->ps, e->tok, e->ann, s->prompts, ctx, 1, err)) return -1;
     int n_prompts = s->n_prompts > 0 && s->n_prompts < (int)e->ps.n ? s->n_prompts : (int)e->ps.n;
     int n = n_prompts * s->samples;
-    if (rollout_alloc(&e->a, n, s->max_new, err) || rollout_alloc(&e->b, n, s->max_new, err)) return -1;
+    int rm_ctx = e->rm.config.max_seq_len;
+    if (rollout_alloc(&e->a, n, s->max_new, rm_ctx, err) || rollout_alloc(&e->b, n, s->max_new, rm_ctx, err)) return -1;
     e->parts_a = calloc((size_t)n, sizeof *e->parts_a), e->parts_b = calloc((size_t)n, sizeof *e->parts_b);
     if (!e->parts_a || !e->parts_b) return error_set(err, "out of memory");
     if (gpt_alloc_activations(&e->policy, rows, ctx, err) || gpt_alloc_activations(&e->ref, rows, ctx, err) ||
@@ -143,8 +144,9 @@ static int sample_and_score(Eval *e, const Settings *s, Rollout *r, GPT *from, A
     int pad = tokenizer_special(e->tok, TOK_PAD), eot = tokenizer_special(e->tok, TOK_ENDOFTEXT);
     rollout_sample_heldout(r, r->n / s->samples, s->samples, from, &e->kv, &e->ps, s->temperature, eot,
                            (uint64_t)s->seed);
-    rollout_score(r, &e->ps, &e->policy, &e->ref, &e->rm, &e->rm_h, s->temperature, pad, eot, &e->sc);
-    return rollout_gold(r, &e->ps, e->ann, e->tok, parts, err);
+    if (rollout_decode(r, &e->ps, e->tok, e->ann, parts, err)) return -1;
+    rollout_score(r, &e->ps, &e->policy, &e->ref, &e->rm, &e->rm_h, s->temperature, pad, &e->sc);
+    return 0;
 }
 
 static cJSON *figures_json(const Figures *f) {

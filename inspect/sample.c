@@ -121,39 +121,6 @@ static size_t response_length(const Sampler *s, const Settings *st, const int *i
     return n;
 }
 
-// The reward of a response given as the ids the policy generated (up to the
-// end of its turn): the reward model reads <|user|> prompt <|assistant|> response
-// <|endoftext|>. Ids rather than text because a sampled response need not be
-// valid UTF-8, and re-encoding its text need not give the same ids. A pair
-// longer than the reward model's context loses the end of the response, as
-// rm_encode does, so the end token stays last.
-static int score_response(Sampler *s, const char *prompt, const int *response, size_t n_response,
-                          float *reward, Error *err) {
-    int *ids = NULL;
-    size_t n = 0;
-    if (chat_format(s->tok, prompt, NULL, &ids, &n, NULL, err)) return -1;
-    size_t ctx = (size_t)s->rm.config.max_seq_len;
-    if (n + 1 > ctx) {
-        free(ids);
-        return error_set(err, "prompt of %zu tokens leaves no room for a response in a context of %zu", n, ctx);
-    }
-    size_t keep = n + n_response + 1 > ctx ? ctx - n - 1 : n_response;
-    int *grown = realloc(ids, (n + keep + 1) * sizeof *grown);
-    if (!grown) {
-        free(ids);
-        return error_set(err, "out of memory");
-    }
-    ids = grown;
-    if (keep) memcpy(ids + n, response, keep * sizeof *ids);
-    ids[n + keep] = tokenizer_special(s->tok, TOK_ENDOFTEXT);
-    int len = (int)(n + keep + 1);
-    float raw;
-    rm_forward(&s->rm, ids, &len, 1, len, &raw);
-    free(ids);
-    *reward = (raw - s->rm_h.reward_mean) / s->rm_h.reward_std;
-    return 0;
-}
-
 // The ids of prompt pi, refused (naming its file and line) when they leave
 // no room for a response in the model's context.
 static int encode_prompt(const Sampler *s, const Settings *st, size_t pi, int **ids, size_t *n,
@@ -232,10 +199,12 @@ static int draw_sample(Sampler *s, const Settings *st, Rng *rng, size_t pi, Samp
     out->stop_reason = out->ended ? "" : len == st->max_new ? "--max-new reached" : "context full";
     out->logprob_sum = 0;
     for (int i = 0; i < len; i++) out->logprob_sum += s->out_logprobs[i];
-    size_t text_len;
-    if (tokenizer_decode(s->tok, s->out_tokens, kept, &out->response, &text_len, err)) return -1;
+    // The response is its text (invalid UTF-8 as U+FFFD), and the reward is
+    // that text's, read as score and train_rm read a response from a file
+    // (rm_encode_generated in reward_model.h: one reward per text).
+    if (tokenizer_decode_text(s->tok, s->out_tokens, kept, &out->response, err)) return -1;
     out->have_reward = s->have_rm;
-    if (s->have_rm && score_response(s, s->prompts[pi], s->out_tokens, kept, &out->reward, &inner)) {
+    if (s->have_rm && rm_score_text(&s->rm, &s->rm_h, s->tok, s->prompts[pi], out->response, &out->reward, &inner)) {
         free(out->response);
         return error_set(err, "%s: %s (reward model %s)", s->prompt_where[pi], inner.msg, st->rm);
     }

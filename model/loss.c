@@ -166,6 +166,31 @@ void masked_nll_grad(const float *weights, int N, float *dlogp) {
     }
 }
 
+// log sum_v exp(row[v] * inv_temp), in double.
+static double row_logsumexp_double(const float *row, int V, double inv_temp) {
+    double maxv = -INFINITY, sum = 0;
+    for (int v = 0; v < V; v++) maxv = row[v] * inv_temp > maxv ? row[v] * inv_temp : maxv;
+    for (int v = 0; v < V; v++) sum += exp(row[v] * inv_temp - maxv);
+    return maxv + log(sum);
+}
+
+void kl_full_forward(float *kl, const float *logits_p, const float *logits_q, int N, int V, float temperature) {
+    double inv_temp = 1.0 / temperature;
+    // In double with exp, not fast_expf: the KL of close distributions is a
+    // sum of tiny differences of logs, which float rounding would swamp.
+#pragma omp parallel for
+    for (int i = 0; i < N; i++) {
+        const float *rp = logits_p + (size_t)i * V, *rq = logits_q + (size_t)i * V;
+        double lse_p = row_logsumexp_double(rp, V, inv_temp), lse_q = row_logsumexp_double(rq, V, inv_temp);
+        double sum = 0;
+        for (int v = 0; v < V; v++) {
+            double lp = rp[v] * inv_temp - lse_p, lq = rq[v] * inv_temp - lse_q;
+            sum += exp(lp) * (lp - lq);
+        }
+        kl[i] = sum > 0 ? (float)sum : 0.0f; // rounding can leave -1e-17 where p = q
+    }
+}
+
 void entropy_forward(float *ent, const float *logits, int N, int V, float temperature) {
     float inv_temp = 1.0f / temperature;
 #pragma omp parallel for

@@ -29,6 +29,13 @@ void masked_nll_grad(const float *weights, int N, float *dlogp);
 // Entropy (nats) of softmax(logits[i] / temperature) for each row.
 void entropy_forward(float *ent, const float *logits, int N, int V, float temperature);
 // dlogits (N,V) += dent[i] * d ent[i] / d logits[i].
+// Full-vocabulary KL(p || q) of each of N rows: p and q the softmax of
+// logits_p and logits_q (N, V) at the temperature, kl[i] = sum_v p_v (log p_v
+// - log q_v) >= 0. Summed along a sampled response it estimates the
+// sequence KL without bias and with less variance than the sampled-token
+// log-ratio (the chain rule: E[sum_t KL(p_t || q_t)] = KL(P || Q)).
+void kl_full_forward(float *kl, const float *logits_p, const float *logits_q, int N, int V, float temperature);
+
 void entropy_backward_accumulate(float *dlogits, const float *logits, const float *dent, int N,
                                  int V, float temperature);
 

@@ -106,7 +106,7 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
         gpt_alloc_activations(&p->rm, mb, ctx, err) || kvcache_create(&p->kv, &p->policy.config, s->batch, err))
         return -1;
     int n_roll = s->batch > s->eval_n ? s->batch : s->eval_n;
-    if (rollout_alloc(&p->r, n_roll, s->max_new, err) ||
+    if (rollout_alloc(&p->r, n_roll, s->max_new, p->rm.config.max_seq_len, err) ||
         ppo_buffers_alloc(&p->buf, mb, ctx, n_roll, s->max_new, tokenizer_special(p->tok, TOK_PAD), err))
         return -1;
     p->perm = malloc(p->train.n * sizeof(size_t));
@@ -120,7 +120,7 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
 
 static void score_rollout(Ppo *p, const Settings *s, const PromptSet *ps) {
     ScoreScratch sc = {s->hp.minibatch, p->buf.inputs, p->buf.lens, p->buf.order};
-    rollout_score(&p->r, ps, &p->policy, &p->ref, &p->rm, &p->rm_h, s->hp.temperature, p->buf.pad, p->eot, &sc);
+    rollout_score(&p->r, ps, &p->policy, &p->ref, &p->rm, &p->rm_h, s->hp.temperature, p->buf.pad, &sc);
 }
 
 // One PPO iteration: a batch of rollouts, their rewards and advantages, then
@@ -132,8 +132,8 @@ static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, Ite
     for (int i = 0; i < B; i++)
         r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->seed, step * B + i, p->perm, &p->perm_epoch);
     rollout_generate(r, &p->policy, &p->kv, &p->train, s->hp.temperature, p->eot, rng);
+    if (rollout_decode(r, &p->train, p->tok, p->ann, NULL, err)) return -1;
     score_rollout(p, s, &p->train);
-    if (rollout_gold(r, &p->train, p->ann, p->tok, NULL, err)) return -1;
     ppo_advantages(r, B, &s->hp, (float)p->kl.beta, it);
     ppo_epochs(&p->policy, r, &p->train, &p->buf, &s->hp, B, step, rng, &it->up);
     kl_controller_update(&p->kl, it->kl, B);
@@ -171,8 +171,8 @@ static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, EvalFigures
         r->n = saved;
         return 1;
     }
-    score_rollout(p, s, &p->eval); // the policy's log-probabilities give the KL
-    int rc = rollout_gold(r, &p->eval, p->ann, p->tok, NULL, err);
+    int rc = rollout_decode(r, &p->eval, p->tok, p->ann, NULL, err);
+    if (rc == 0) score_rollout(p, s, &p->eval); // the policy's log-probabilities give the KL
     double k1, k3, end = 0;
     kl_estimates(r->logp, r->ref_logp, r->resp_len, n, r->max_new, &k1, &k3);
     for (int i = 0; i < n; i++) end += r->ended[i];
@@ -207,12 +207,12 @@ static void write_samples(Ppo *p, const Settings *s, long step) {
 }
 
 static const char *METRICS_HEADER =
-    "step,score,rlhf_reward,kl,kl_k3,kl_coef,entropy,policy_loss,value_loss,approxkl,clipfrac,value_clipfrac,"
+    "step,score,rlhf_reward,kl,kl_k3,kl_full,kl_coef,entropy,policy_loss,value_loss,approxkl,clipfrac,value_clipfrac,"
     "explained_var,response_length,end_rate,gold,tok_per_s,elapsed_s";
 
 static void log_iteration(Ppo *p, long step, double beta, const IterStats *it, double tps, double elapsed) {
     double u = it->up.updates ? it->up.updates : 1;
-    double row[18] = {(double)step, it->score, it->rlhf_reward, it->kl, it->kl_k3, beta, it->entropy,
+    double row[19] = {(double)step, it->score, it->rlhf_reward, it->kl, it->kl_k3, it->kl_full, beta, it->entropy,
                       it->up.policy_loss / u, it->up.value_loss / u, it->up.approxkl / u, it->up.clipfrac / u,
                       it->up.value_clipfrac / u, it->explained_var, it->length, it->end_rate, it->gold, tps, elapsed};
     csv_row(&p->csv, row);

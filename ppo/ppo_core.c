@@ -28,6 +28,13 @@ void kl_estimates(const float *logp, const float *ref_logp, const int *len, int 
     *k3 = n ? s3 / n : 0;
 }
 
+double mean_sequence_sum(const float *x, const int *len, int n, int stride) {
+    double s = 0;
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < len[i]; k++) s += x[i * stride + k];
+    return n ? s / n : 0;
+}
+
 void gae_advantages(float *adv, float *returns, const float *rewards, const float *values,
                     const int *len, int n, int stride, float gamma, float lambda) {
     for (int i = 0; i < n; i++) {

@@ -17,6 +17,10 @@ void kl_penalty_rewards(float *rewards, const float *score, const float *logp,
 void kl_estimates(const float *logp, const float *ref_logp, const int *len, int n, int stride,
                   double *k1, double *k3);
 
+// Mean over the n sequences of the sum of x along each (the full-vocabulary
+// KL of a response from its per-token terms).
+double mean_sequence_sum(const float *x, const int *len, int n, int stride);
+
 // Generalised advantage estimation (Schulman et al. 2016) per sequence, with
 // the value after the last token taken as 0 (the episode ends):
 // delta_k = r_k + gamma V_{k+1} - V_k, A_k = delta_k + gamma lambda A_{k+1},

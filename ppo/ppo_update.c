@@ -33,6 +33,7 @@ void ppo_advantages(Rollout *r, int B, const PpoHyper *hp, float beta, IterStats
         it->length += (double)r->resp_len[i] / B, it->end_rate += (double)r->ended[i] / B;
     }
     kl_estimates(r->logp, r->ref_logp, r->resp_len, B, stride, &it->kl, &it->kl_k3);
+    it->kl_full = mean_sequence_sum(r->kl_full, r->resp_len, B, stride);
     kl_penalty_rewards(r->rewards, r->score, r->logp, r->ref_logp, r->resp_len, B, stride, beta);
     it->rlhf_reward = it->score - beta * it->kl;
     gae_advantages(r->adv, r->returns, r->rewards, r->values, r->resp_len, B, stride, hp->gamma, hp->lambda);
@@ -47,7 +48,7 @@ void ppo_advantages(Rollout *r, int B, const PpoHyper *hp, float beta, IterStats
 void ppo_update(GPT *m, const Rollout *r, const PromptSet *ps, PpoBuffers *buf, const PpoHyper *hp, const int *idx,
                 int rows, long adam_step, UpdateStats *st) {
     int V = m->config.vocab_size, ctx = m->config.max_seq_len, cap = hp->minibatch * r->max_new;
-    int T = rollout_rows(buf->inputs, buf->lens, r, ps, idx, rows, buf->pad, buf->pad, 0, ctx);
+    int T = rollout_rows(buf->inputs, buf->lens, r, ps, idx, rows, buf->pad, ctx);
     gpt_forward(m, buf->inputs, rows, T, 1);
     float *new_lp = buf->flat, *old_lp = new_lp + cap, *adv = old_lp + cap, *value = adv + cap;
     float *old_value = value + cap, *ret = old_value + cap, *dlogp = ret + cap, *dvalue = dlogp + cap;

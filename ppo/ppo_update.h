@@ -43,7 +43,7 @@ typedef struct {
 } UpdateStats;
 
 typedef struct {
-    double score, rlhf_reward, kl, kl_k3, entropy, length, end_rate, gold, explained_var; // batch means
+    double score, rlhf_reward, kl, kl_k3, kl_full, entropy, length, end_rate, gold, explained_var; // batch means
     UpdateStats up;
 } IterStats;
 

@@ -8,6 +8,7 @@
 #include "data/chat_template.h"
 #include "data/prompt_record.h"
 #include "model/loss.h"
+#include "reward_model/reward_model.h"
 
 void prompts_free(PromptSet *ps) {
     for (size_t i = 0; i < ps->n; i++) free(ps->text[i]), free(ps->ids[i]);
@@ -69,17 +70,18 @@ int prompts_load(PromptSet *ps, const Tokenizer *tok, const Annotator *ann, cons
     return rc;
 }
 
-int rollout_alloc(Rollout *r, int n, int max_new, Error *err) {
+int rollout_alloc(Rollout *r, int n, int max_new, int rm_ctx, Error *err) {
     memset(r, 0, sizeof *r);
-    r->n = n, r->max_new = max_new;
+    r->n = n, r->max_new = max_new, r->rm_ctx = rm_ctx;
     size_t nk = (size_t)n * max_new;
     r->prompt = calloc(n, sizeof(int)), r->resp = calloc(nk, sizeof(int));
     r->resp_len = calloc(n, sizeof(int)), r->ended = calloc(n, sizeof(int));
     float **per_token[] = {&r->sample_logp, &r->logp, &r->ref_logp, &r->values, &r->entropy,
-                           &r->rewards, &r->adv, &r->returns};
+                           &r->kl_full, &r->rewards, &r->adv, &r->returns};
     int ok = r->prompt && r->resp && r->resp_len && r->ended;
     for (size_t i = 0; i < sizeof per_token / sizeof per_token[0]; i++) ok &= (*per_token[i] = calloc(nk, sizeof(float))) != NULL;
-    ok &= (r->score = calloc(n, sizeof(float))) && (r->gold = calloc(n, sizeof(float))) && (r->kl = calloc(n, sizeof(float)));
+    ok &= (r->score = calloc(n, sizeof(float))) && (r->gold = calloc(n, sizeof(float)));
+    ok &= (r->rm_ids = calloc((size_t)n * rm_ctx, sizeof(int))) && (r->rm_len = calloc(n, sizeof(int)));
     if (!ok) {
         rollout_free(r);
         return error_set(err, "out of memory for a rollout of %d x %d", n, max_new);
@@ -89,8 +91,9 @@ int rollout_alloc(Rollout *r, int n, int max_new, Error *err) {
 
 void rollout_free(Rollout *r) {
     free(r->prompt), free(r->resp), free(r->resp_len), free(r->ended);
-    free(r->sample_logp), free(r->logp), free(r->ref_logp), free(r->values), free(r->entropy);
-    free(r->rewards), free(r->adv), free(r->returns), free(r->score), free(r->gold), free(r->kl);
+    free(r->sample_logp), free(r->logp), free(r->ref_logp), free(r->values), free(r->entropy), free(r->kl_full);
+    free(r->rewards), free(r->adv), free(r->returns), free(r->score), free(r->gold);
+    free(r->rm_ids), free(r->rm_len);
     memset(r, 0, sizeof *r);
 }
 
@@ -119,32 +122,27 @@ void rollout_sample_heldout(Rollout *r, int n_prompts, int samples, const GPT *f
 }
 
 int rollout_rows(int *inputs, int *lens, const Rollout *r, const PromptSet *ps, const int *idx, int rows, int pad,
-                 int eot, int close_turn, int ctx) {
+                 int ctx) {
     int T = 1;
     for (int i = 0; i < rows; i++) {
         int s = idx[i], q = ps->len[r->prompt[s]];
-        lens[i] = q + r->resp_len[s] + (close_turn && !r->ended[s]);
+        lens[i] = q + r->resp_len[s];
         if (lens[i] > ctx) lens[i] = ctx;
         T = lens[i] > T ? lens[i] : T;
     }
     for (int i = 0; i < rows; i++) {
         int s = idx[i], q = ps->len[r->prompt[s]];
-        int *row = inputs + (size_t)i * T, L = r->resp_len[s];
+        int *row = inputs + (size_t)i * T;
         for (int t = 0; t < T; t++)
-            row[t] = t >= lens[i] ? pad
-                     : t < q      ? ps->ids[r->prompt[s]][t]
-                     : t - q < L  ? r->resp[(size_t)s * r->max_new + t - q]
-                                  : eot; // the end token appended to a response that had none
-        // Cut at the context, the reward model still reads at an end token.
-        if (close_turn && !r->ended[s]) row[lens[i] - 1] = eot;
+            row[t] = t >= lens[i] ? pad : t < q ? ps->ids[r->prompt[s]][t] : r->resp[(size_t)s * r->max_new + t - q];
     }
     return T;
 }
 
-void rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const int *idx, int rows, float temperature,
+int rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const int *idx, int rows, float temperature,
                          int pad, int *inputs, int *lens, float *logp, float *values, float *entropy) {
     int ctx = m->config.max_seq_len, V = m->config.vocab_size;
-    int T = rollout_rows(inputs, lens, r, ps, idx, rows, pad, pad, 0, ctx);
+    int T = rollout_rows(inputs, lens, r, ps, idx, rows, pad, ctx);
     gpt_forward(m, inputs, rows, T, 1);
     for (int i = 0; i < rows; i++) {
         int s = idx[i], q = ps->len[r->prompt[s]], L = r->resp_len[s];
@@ -157,38 +155,59 @@ void rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const in
             for (int k = 0; k < L; k++) values[at + k] = m->head[i * T + q - 1 + k];
         if (entropy) entropy_forward(entropy + at, logits, L, V, temperature);
     }
+    return T;
 }
 
-void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const PromptSet *ps, const int *idx,
-                       int rows, int pad, int eot, int *inputs, int *lens) {
-    int T = rollout_rows(inputs, lens, r, ps, idx, rows, pad, eot, 1, rm->config.max_seq_len);
+void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const int *idx, int rows, int pad,
+                       int *inputs) {
+    int T = 1;
+    for (int i = 0; i < rows; i++) T = r->rm_len[idx[i]] > T ? r->rm_len[idx[i]] : T;
+    for (int i = 0; i < rows; i++) {
+        const int *ids = r->rm_ids + (size_t)idx[i] * r->rm_ctx;
+        for (int t = 0; t < T; t++) inputs[(size_t)i * T + t] = t < r->rm_len[idx[i]] ? ids[t] : pad;
+    }
     gpt_forward(rm, inputs, rows, T, 0);
     for (int i = 0; i < rows; i++)
-        r->score[idx[i]] = (rm->head[i * T + lens[i] - 1] - rm_header->reward_mean) / rm_header->reward_std;
+        r->score[idx[i]] = (rm->head[i * T + r->rm_len[idx[i]] - 1] - rm_header->reward_mean) / rm_header->reward_std;
 }
 
 void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *rm, const CkptHeader *rm_header,
-                   float temperature, int pad, int eot, ScoreScratch *sc) {
+                   float temperature, int pad, ScoreScratch *sc) {
     for (int i = 0; i < r->n; i++) sc->order[i] = i;
     for (int at = 0; at < r->n; at += sc->rows) {
         int rows = r->n - at < sc->rows ? r->n - at : sc->rows;
         const int *idx = sc->order + at;
+        int T = 0;
         if (policy)
-            rollout_token_stats(policy, r, ps, idx, rows, temperature, pad, sc->inputs, sc->lens, r->logp, r->values,
-                                r->entropy);
+            T = rollout_token_stats(policy, r, ps, idx, rows, temperature, pad, sc->inputs, sc->lens, r->logp,
+                                    r->values, r->entropy);
         rollout_token_stats(ref, r, ps, idx, rows, temperature, pad, sc->inputs, sc->lens, r->ref_logp, NULL, NULL);
-        rollout_rm_scores(rm, rm_header, r, ps, idx, rows, pad, eot, sc->inputs, sc->lens);
+        // Both models hold their logits of the same rows now.
+        for (int i = 0; policy && i < rows; i++) {
+            int s = idx[i], q = ps->len[r->prompt[s]], V = ref->config.vocab_size;
+            size_t first = ((size_t)i * T + q - 1) * V;
+            kl_full_forward(r->kl_full + (size_t)s * r->max_new, policy->acts.logits + first, ref->acts.logits + first,
+                            r->resp_len[s], V, temperature);
+        }
+        rollout_rm_scores(rm, rm_header, r, idx, rows, pad, sc->inputs);
     }
 }
 
-int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok,
-                 AnnotatorParts *parts, Error *err) {
+int rollout_decode(Rollout *r, const PromptSet *ps, const Tokenizer *tok, const Annotator *ann,
+                   AnnotatorParts *parts, Error *err) {
     for (int i = 0; i < r->n; i++) {
+        const char *prompt = ps->text[r->prompt[i]];
         char *text = NULL;
-        if (chat_response_text(tok, r->resp + (size_t)i * r->max_new, r->resp_len[i], &text, err)) return -1;
-        r->gold[i] = (float)annotator_gold_category(ann, ps->category[r->prompt[i]], text, r->ended[i],
-                                                    parts ? &parts[i] : NULL);
-        free(text);
+        int *ids = NULL, n = 0;
+        if (rm_encode_generated(tok, prompt, r->resp + (size_t)i * r->max_new, r->resp_len[i], r->rm_ctx, &ids, &n,
+                                &text, err))
+            return -1;
+        memcpy(r->rm_ids + (size_t)i * r->rm_ctx, ids, (size_t)n * sizeof *ids);
+        r->rm_len[i] = n;
+        if (ann)
+            r->gold[i] = (float)annotator_gold_category(ann, ps->category[r->prompt[i]], text, r->ended[i],
+                                                        parts ? &parts[i] : NULL);
+        free(ids), free(text);
     }
     return 0;
 }

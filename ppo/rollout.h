@@ -35,11 +35,21 @@ typedef struct {
     // ratio of every update is exactly 1 (the two agree within 1e-4:
     // test_generation_reproducible in tests/test_model.c).
     float *sample_logp, *logp, *ref_logp, *values, *entropy; // (n, max_new)
+    // KL(policy || reference) over the whole vocabulary at the position that
+    // drew each token, at the sampling temperature (kl_full_forward).
+    float *kl_full;                                           // (n, max_new)
     float *rewards, *adv, *returns;                           // (n, max_new)
-    float *score, *gold, *kl;                                 // (n): reward model, annotator, sum of logp - ref_logp
+    float *score, *gold;                                      // (n): reward model, annotator
+    // What the reward model reads for each response (rm_encode_generated):
+    // the chat template around the response's text encoded again, end token
+    // last, at most rm_ctx ids. rollout_decode fills them.
+    int rm_ctx;
+    int *rm_ids; // (n, rm_ctx)
+    int *rm_len; // (n)
 } Rollout;
 
-int rollout_alloc(Rollout *r, int n, int max_new, Error *err);
+// rm_ctx: the reward model's context (its max_seq_len).
+int rollout_alloc(Rollout *r, int n, int max_new, int rm_ctx, Error *err);
 void rollout_free(Rollout *r);
 
 // Samples one response per rollout row (r->prompt must be set) from policy at
@@ -57,22 +67,23 @@ void rollout_sample_heldout(Rollout *r, int n_prompts, int samples, const GPT *f
                             const PromptSet *ps, float temperature, int eot, uint64_t seed);
 
 // Rows are named by an index list idx (rows entries) into the rollout.
-// Lays out the rows as prompt + response into inputs (rows, T),
-// right-padded; with close_turn, a response that did not end gets the end
-// token appended (what the reward model reads). Returns T; lens gets lengths.
+// Lays out the rows as prompt + sampled response into inputs (rows, T),
+// right-padded and cut at ctx. Returns T; lens gets lengths.
 int rollout_rows(int *inputs, int *lens, const Rollout *r, const PromptSet *ps, const int *idx, int rows, int pad,
-                 int eot, int close_turn, int ctx);
+                 int ctx);
 
 // Forward of m over the rows: per response token, its
 // log-probability at the temperature into logp, and (when non-NULL) the
 // value head before it into values and the entropy of the distribution it
 // was drawn from into entropy. inputs holds rows * ctx ints of scratch.
-void rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const int *idx, int rows, float temperature,
+// Returns T, the length of the padded rows whose logits m->acts holds.
+int rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const int *idx, int rows, float temperature,
                          int pad, int *inputs, int *lens, float *logp, float *values, float *entropy);
 
-// Normalised reward-model scores of the rows into r->score.
-void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const PromptSet *ps, const int *idx,
-                       int rows, int pad, int eot, int *inputs, int *lens);
+// Normalised reward-model scores of the rows into r->score, read from
+// r->rm_ids (rollout_decode must have run).
+void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const int *idx, int rows, int pad,
+                       int *inputs);
 
 // Scratch for scoring a rollout a minibatch of rows at a time.
 typedef struct {
@@ -82,16 +93,22 @@ typedef struct {
     int *order;    // n: the row indices 0..n-1
 } ScoreScratch;
 
-// For the first r->n rows: per-token log-probabilities, values and entropies
-// under policy (skipped when policy is NULL), reference log-probabilities, and
-// normalised reward-model scores into r->score.
-void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *rm, const CkptHeader *rm_header,
-                   float temperature, int pad, int eot, ScoreScratch *sc);
+// Reads every response as text once (chat_response_text) and derives from
+// that text what is judged: the ids the reward model reads into r->rm_ids
+// (rm_encode_generated, the rule every stage scores by) and, when ann is
+// not NULL, the annotator's gold score into r->gold (never used for
+// training) and its parts into parts[0..n) unless parts is NULL. Text work
+// allocates: it runs between generation and scoring, outside the
+// allocation-free step of tests/test_no_alloc.c.
+int rollout_decode(Rollout *r, const PromptSet *ps, const Tokenizer *tok, const Annotator *ann,
+                   AnnotatorParts *parts, Error *err);
 
-// The annotator's gold score of every row into r->gold (never used for
-// training), and its parts into parts[0..n) unless parts is NULL.
-int rollout_gold(Rollout *r, const PromptSet *ps, const Annotator *ann, const Tokenizer *tok,
-                 AnnotatorParts *parts, Error *err);
+// For the first r->n rows: per-token log-probabilities, values, entropies and
+// full-vocabulary KL to the reference under policy (skipped when policy is
+// NULL), reference log-probabilities, and normalised reward-model scores into
+// r->score (after rollout_decode).
+void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *rm, const CkptHeader *rm_header,
+                   float temperature, int pad, ScoreScratch *sc);
 
 // Mean and standard error of x over n values.
 void mean_se(const float *x, int n, double *mean, double *se);

@@ -32,6 +32,16 @@ int rm_encode(const Tokenizer *tok, const char *prompt, const char *response, in
     return 0;
 }
 
+int rm_encode_generated(const Tokenizer *tok, const char *prompt, const int *response, size_t n_response,
+                        int max_len, int **ids, int *n, char **text, Error *err) {
+    char *decoded = NULL;
+    if (chat_response_text(tok, response, n_response, &decoded, err)) return -1;
+    int rc = rm_encode(tok, prompt, decoded, max_len, ids, n, err);
+    if (rc == 0 && text) *text = decoded;
+    else free(decoded);
+    return rc;
+}
+
 int rm_fill_rows(int *inputs, int *const *ids, const int *lens, int B, int pad_id) {
     int T = 1;
     for (int i = 0; i < B; i++) T = lens[i] > T ? lens[i] : T;

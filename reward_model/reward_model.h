@@ -21,6 +21,17 @@ double bt_loss(double r_chosen, double r_rejected, double margin, double *d_chos
 int rm_encode(const Tokenizer *tok, const char *prompt, const char *response, int max_len,
               int **ids, int *n, Error *err);
 
+// The one rule by which a generated response is scored (ppo, evaluate,
+// sample --rm): its ids are decoded to text (chat_response_text: up to the end
+// of the turn, invalid UTF-8 as U+FFFD) and the text is formatted again with
+// rm_encode, exactly as train_rm and score format a response read from a
+// file. A sampler can draw ids that are not the tokenizer's encoding of
+// their own text ("th" "e" for "the"); scoring the re-encoded ids gives one
+// reward per text, whichever ids produced it. *text (may be NULL) gets the
+// decoded text, malloc'ed.
+int rm_encode_generated(const Tokenizer *tok, const char *prompt, const int *response, size_t n_response,
+                        int max_len, int **ids, int *n, char **text, Error *err);
+
 // Lays out rows (ids[i], lens[i]) right-padded with pad_id into inputs (B,T)
 // where T is the longest row; returns T.
 int rm_fill_rows(int *inputs, int *const *ids, const int *lens, int B, int pad_id);

@@ -184,7 +184,7 @@ static int setup(void **state) {
     f->ps.text = calloc(N_PROMPTS, sizeof *f->ps.text);
     f->ps.category = calloc(N_PROMPTS, sizeof *f->ps.category);
     for (int i = 0; i < N_PROMPTS; i++) f->ps.len[i] = 2 + 3 * i, f->ps.ids[i] = random_ids(f->ps.len[i], &rng);
-    assert_int_equal(rollout_alloc(&f->r, N_ROLL, MAX_NEW, &err), 0);
+    assert_int_equal(rollout_alloc(&f->r, N_ROLL, MAX_NEW, T, &err), 0);
     assert_int_equal(ppo_buffers_alloc(&f->buf, MINIBATCH, T, N_ROLL, MAX_NEW, 0, &err), 0);
     f->sc = (ScoreScratch){MINIBATCH, f->buf.inputs, f->buf.lens, f->buf.order}; // as ppo.c scores
     f->rm_h.reward_mean = 0.0f, f->rm_h.reward_std = 1.0f;
@@ -344,9 +344,23 @@ static void test_generation_allocates_nothing(void **state) {
 // What ppo_iteration (ppo.c) calls, in its order: rollouts, their scores
 // under policy, reference and reward model, rewards with the KL penalty and
 // advantages (ppo_advantages), epochs of clipped updates on minibatches
-// (ppo_epochs, ppo_update), the KL controller. Left out: rollout_gold, the
-// annotator's gold score, which is logged only and decodes text (it
-// allocates).
+// (ppo_epochs, ppo_update), the KL controller. Left out: rollout_decode,
+// which reads each response as text (the annotator's gold score, logged
+// only, and the ids the reward model reads: rm_encode_generated) and
+// allocates; reward_model_rows stands in for it.
+// What rollout_decode leaves for the reward model when a response's ids are
+// the encoding of its own text: the prompt, the response, the end token.
+static void reward_model_rows(Rollout *r, const PromptSet *ps, int eot) {
+    for (int i = 0; i < r->n; i++) {
+        int q = ps->len[r->prompt[i]], L = r->resp_len[i] - r->ended[i], n = 0;
+        int *row = r->rm_ids + (size_t)i * r->rm_ctx;
+        for (int t = 0; t < q && n < r->rm_ctx - 1; t++) row[n++] = ps->ids[r->prompt[i]][t];
+        for (int k = 0; k < L && n < r->rm_ctx - 1; k++) row[n++] = r->resp[(size_t)i * r->max_new + k];
+        row[n++] = eot;
+        r->rm_len[i] = n;
+    }
+}
+
 static void test_ppo_iteration_allocates_nothing(void **state) {
     Fixture *f = *state;
     GPT *m = &f->policy;
@@ -364,7 +378,8 @@ static void test_ppo_iteration_allocates_nothing(void **state) {
         for (int i = 0; i < N_ROLL; i++)
             r->prompt[i] = (int)shuffled_index(N_PROMPTS, 5, (uint64_t)iter * N_ROLL + i, perm, &perm_epoch);
         rollout_generate(r, m, &f->kv, &f->ps, hp.temperature, 3, &rng);
-        rollout_score(r, &f->ps, m, &f->ref, &f->rm, &f->rm_h, hp.temperature, f->buf.pad, 3, &f->sc);
+        reward_model_rows(r, &f->ps, 3);
+        rollout_score(r, &f->ps, m, &f->ref, &f->rm, &f->rm_h, hp.temperature, f->buf.pad, &f->sc);
         IterStats it;
         ppo_advantages(r, N_ROLL, &hp, (float)kl.beta, &it);
         ppo_epochs(m, r, &f->ps, &f->buf, &hp, N_ROLL, (uint64_t)iter, &rng, &it.up);

@@ -48,8 +48,7 @@ size_t utf8_first_invalid(const uint8_t *s, size_t len) {
     return len;
 }
 
-// Copy of s with every maximal ill-formed subsequence replaced by U+FFFD.
-static uint8_t *replace_invalid(const uint8_t *s, size_t len, size_t *out_len) {
+uint8_t *utf8_replace_invalid(const uint8_t *s, size_t len, size_t *out_len) {
     uint8_t *out = malloc(len * 3 + 1); // each bad byte grows to at most 3
     if (!out) return NULL;
     size_t i = 0, o = 0, bad;
@@ -65,6 +64,7 @@ static uint8_t *replace_invalid(const uint8_t *s, size_t len, size_t *out_len) {
             i += bad;
         }
     }
+    out[o] = 0;
     *out_len = o;
     return out;
 }
@@ -85,7 +85,7 @@ int nfc_text_make(NfcText *out, const char *text, size_t len, int lossy, Error *
     size_t bad = utf8_first_invalid(s, len);
     if (bad < len) {
         if (!lossy) return error_set(err, "invalid UTF-8 at byte offset %zu", bad);
-        repaired = replace_invalid(s, len, &len);
+        repaired = utf8_replace_invalid(s, len, &len);
         if (!repaired) return error_set(err, "out of memory");
         s = repaired;
     }

@@ -30,6 +30,10 @@ void nfc_text_free(NfcText *t);
 // Offset of the first ill-formed UTF-8 sequence, or len if there is none.
 size_t utf8_first_invalid(const uint8_t *s, size_t len);
 
+// Malloc'ed copy of s (NUL-terminated, *out_len bytes) with every maximal
+// ill-formed subsequence replaced by U+FFFD; NULL when out of memory.
+uint8_t *utf8_replace_invalid(const uint8_t *s, size_t len, size_t *out_len);
+
 // End of the pre-token that starts at pos (pos < len) in valid UTF-8 text.
 size_t pretoken_end(const uint8_t *s, size_t len, size_t pos);
 

@@ -316,6 +316,17 @@ int tokenizer_decode(const Tokenizer *tok, const int *ids, size_t n_ids, char **
     return 0;
 }
 
+int tokenizer_decode_text(const Tokenizer *tok, const int *ids, size_t n_ids, char **text, Error *err) {
+    char *bytes;
+    size_t len;
+    if (tokenizer_decode(tok, ids, n_ids, &bytes, &len, err)) return -1;
+    for (size_t i = 0; i < len; i++)
+        if (bytes[i] == '\0') bytes[i] = (char)0xFF; // never valid UTF-8: replaced below
+    *text = (char *)utf8_replace_invalid((const uint8_t *)bytes, len, &len);
+    free(bytes);
+    return *text ? 0 : error_set(err, "out of memory decoding %zu tokens", n_ids);
+}
+
 // --- Encoding -----------------------------------------------------------------
 
 typedef struct {

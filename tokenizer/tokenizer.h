@@ -33,4 +33,10 @@ int tokenizer_encode(const Tokenizer *tok, const char *text, size_t len, int los
 int tokenizer_decode(const Tokenizer *tok, const int *ids, size_t n_ids, char **text,
                      size_t *len, Error *err);
 
+// The text of ids as every stage reads it: decoded, with each ill-formed
+// UTF-8 subsequence (a sampled response can stop or wander inside a
+// character) and each NUL byte replaced by U+FFFD, so that the result is a
+// valid C string that tokenizer_encode accepts. *text is malloc'ed.
+int tokenizer_decode_text(const Tokenizer *tok, const int *ids, size_t n_ids, char **text, Error *err);
+
 #endif
