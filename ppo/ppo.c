@@ -298,8 +298,9 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
     int begun = run_begin(&loop, &p->policy, &p->h, &step, &rng, &stage, &p->csv, err);
     if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
     p->kl.beta = stage.kl_beta; // the adaptive controller's beta carries over a resume
-    printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f%s\n", p->train.n, p->eval.n, p->kl.beta,
-           s->target_kl > 0 ? " (adaptive)" : "");
+    printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f", p->train.n, p->eval.n, p->kl.beta);
+    if (s->target_kl > 0) printf(" (adaptive: target %g, horizon %g samples)", p->kl.target, p->kl.horizon);
+    printf("\n");
     Progress prog;
     progress_init(&prog, stdout, "ppo", (long)step, s->steps, s->sample_every);
     double t_start = now_seconds();
@@ -331,7 +332,7 @@ int main(int argc, char **argv) {
         data_dir_file(eval_prompts, sizeof eval_prompts, "prompts_eval.jsonl", &err))
         error_exit("ppo", &err);
     Settings s = {.prompts = train_prompts, .eval_prompts = eval_prompts, .data_dir = data_dir_default(),
-                  .seed = 1337, .kl_coef = 0.05f, .horizon = 10000,
+                  .seed = 1337, .kl_coef = 0.05f, .horizon = 0,
                   .hp = {.gamma = 1.0f, .lambda = 0.95f, .clip = 0.2f, .value_clip = 0.2f, .vf_coef = 0.1f,
                          .grad_clip = 1.0f, .temperature = 1.0f, .missing_eos_penalty = 1.0f}};
     apply_config(&s, "tiny", &err);
@@ -357,7 +358,7 @@ int main(int argc, char **argv) {
         {"lr", CLI_FLOAT, &s.hp.lr, 1e-9, 1, "learning rate (constant)"},
         {"kl-coef", CLI_FLOAT, &s.kl_coef, 0, 100, "beta: weight of the per-token KL penalty (initial value if adaptive)"},
         {"target-kl", CLI_FLOAT, &s.target_kl, 0, 1e6, "adapt beta towards this KL per response (0: fixed beta)"},
-        {"horizon", CLI_FLOAT, &s.horizon, 1, 1e9, "horizon of the adaptive KL controller, in samples"},
+        {"horizon", CLI_FLOAT, &s.horizon, 0, 1e9, "horizon of the adaptive KL controller, in samples (0: auto, steps x batch / 30, at least one batch; config.txt records the number)"},
         {"gamma", CLI_FLOAT, &s.hp.gamma, 0, 1, "discount"},
         {"lambda", CLI_FLOAT, &s.hp.lambda, 0, 1, "GAE lambda"},
         {"clip", CLI_FLOAT, &s.hp.clip, 0, 10, "PPO clip range of the probability ratio"},
@@ -381,6 +382,12 @@ int main(int argc, char **argv) {
     if (rc == 0 && s.resume) s.out = s.resume;
     if (rc == 0 && s.hp.minibatch > s.batch)
         rc = usage_error(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.batch);
+    if (rc == 0 && s.target_kl > 0 && s.kl_coef == 0)
+        rc = usage_error(&err, "--target-kl needs a positive --kl-coef: the controller multiplies beta, and a beta "
+                         "of 0 stays 0 (give the starting beta, e.g. --kl-coef 0.05)");
+    // Resolved here, so config.txt records the number and a resumed run (even
+    // with --steps raised) continues with the same horizon.
+    if (rc == 0 && s.horizon == 0) s.horizon = (float)kl_controller_auto_horizon(s.steps, s.batch);
     if (rc) error_exit_rc("ppo", rc, &err);
     const char *inputs[7];
     RunFolderRequest folder = folder_request(&s, inputs);

@@ -126,3 +126,8 @@ void kl_controller_update(KlController *c, double kl, int n_samples) {
     if (fraction > 1) fraction = 1;
     c->beta *= 1 + error * fraction;
 }
+
+double kl_controller_auto_horizon(long steps, int batch) {
+    double h = floor((double)steps * batch / KL_AUTO_HORIZONS + 0.5);
+    return h < batch ? batch : h;
+}

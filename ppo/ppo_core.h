@@ -58,11 +58,21 @@ double explained_variance(const float *values, const float *returns, const int *
 // The adaptive KL coefficient of Ziegler et al. (2019): after a batch of
 // n_samples sequences with mean KL `kl`, beta *= 1 + clip(kl / target - 1,
 // -0.2, 0.2) * min(n_samples / horizon, 1). With target <= 0 beta stays fixed.
-// The factor lies in [0.8, 1.2]: a positive beta stays positive.
+// The factor lies in [0.8, 1.2]: a positive beta stays positive, and a beta
+// of 0 stays 0 (ppo refuses --target-kl with --kl-coef 0).
 typedef struct {
     double beta, target, horizon;
 } KlController;
 
 void kl_controller_update(KlController *c, double kl, int n_samples);
+
+// The horizon ppo uses when --horizon is 0 ("auto"): the run's samples
+// (steps x batch) over KL_AUTO_HORIZONS, rounded to a whole sample, never
+// below one batch. Each update then moves beta by up to 20% x
+// KL_AUTO_HORIZONS / steps (5% in the tiny config's 120 updates of 32,
+// horizon 128), whatever the run's length: a beta 10x off the one that
+// gives the target is within reach in under half the run (docs/ppo.md, 6).
+#define KL_AUTO_HORIZONS 30
+double kl_controller_auto_horizon(long steps, int batch);
 
 #endif

@@ -90,6 +90,7 @@ static void test_ppo_adaptive_kl_and_resume(void **state) {
     char out[16384], path[600];
     const char *adaptive = "--target-kl 0.01 --horizon 100 --kl-coef 0.1";
     assert_int_equal(run_cmd(out, sizeof out, "cd %s && %sppo %s %s --out a", f->dir, f->bin, f->common, adaptive), 0);
+    assert_non_null(strstr(out, "kl_coef 0.1000 (adaptive: target 0.01, horizon 100 samples)"));
     assert_int_equal(run_cmd(out, sizeof out, "cd %s && %sppo %s %s --out b --stop-after 2", f->dir, f->bin, f->common, adaptive),
                      EXIT_STOPPED);
     assert_non_null(strstr(out, "stopped as asked after step 2"));
@@ -105,6 +106,28 @@ static void test_ppo_adaptive_kl_and_resume(void **state) {
         double expect = coef[i - 1] * (1 + fmax(-0.2, fmin(0.2, kl[i - 1] / 0.01 - 1)) * 8 / 100.0);
         assert_float_equal(coef[i], expect, 1e-4 * coef[i]);
     }
+    // Without --horizon: auto, steps x batch / 30 = 60 x 8 / 30 = 16 samples,
+    // recorded in config.txt, and kept by a resume that raises --steps (90
+    // would make it 24). The first batch's KL is 0 (policy = reference): the
+    // error clips to -0.2 and beta becomes 0.1 x (1 - 0.2 x 8 / 16) = 0.09.
+    const char *auto_horizon = "--target-kl 0.01 --kl-coef 0.1 --steps 60";
+    assert_int_equal(run_cmd(out, sizeof out, "cd %s && %sppo %s %s --out c --stop-after 1", f->dir, f->bin, f->common,
+                             auto_horizon), EXIT_STOPPED);
+    assert_non_null(strstr(out, "(adaptive: target 0.01, horizon 16 samples)"));
+    assert_int_equal(run_cmd(out, sizeof out, "cd %s && %sppo --resume c --steps 90 --stop-after 2", f->dir, f->bin),
+                     EXIT_STOPPED);
+    assert_non_null(strstr(out, "(adaptive: target 0.01, horizon 16 samples)"));
+    assert_int_equal(run_cmd(out, sizeof out, "cd %s && grep -x 'horizon = 16' c/config.txt && grep -x 'steps = 90' c/config.txt",
+                             f->dir), 0);
+    snprintf(path, sizeof path, "%s/c/metrics.csv", f->dir);
+    assert_int_equal(read_csv_column(path, "kl_coef", coef, 16), 2);
+    assert_int_equal(read_csv_column(path, "kl", kl, 16), 2);
+    assert_true(kl[0] == 0.0);
+    assert_float_equal(coef[1], 0.09, 1e-6);
+    // A multiplicative controller cannot move a beta of 0: a usage error.
+    assert_int_equal(run_cmd(out, sizeof out, "cd %s && %sppo %s --target-kl 6 --kl-coef 0 --out d", f->dir, f->bin,
+                             f->common), 2);
+    assert_non_null(strstr(out, "--target-kl needs a positive --kl-coef"));
 }
 
 static void test_ppo_refuses_wrong_inputs(void **state) {

@@ -132,6 +132,82 @@ static void test_kl_controller_short_horizon_keeps_beta_positive(void **state) {
     assert_float_equal(up.beta, 0.05 * 1.2, 1e-15);
 }
 
+// Issue 19, item 6: the controller against a simulated policy. The KL a
+// policy settles at falls as beta rises, KL*(beta) = c / beta^p (p = 1: the
+// tiny run's sweep, KL 13.6 at beta 0.03 and 1.6 at 0.3, is close to it; p = 2
+// a steeper response), and the policy gets there with a lag:
+// KL_{t+1} = KL_t + a (KL*(beta_t) - KL_t). Update t measures KL_t on its
+// batch, the policy moves under beta_t, then the controller sets beta_{t+1}
+// from KL_t (ppo_iteration's order). c puts the target (6) at beta 0.05.
+enum { SIM_STEPS = 120, SIM_BATCH = 32, SIM_NEVER = SIM_STEPS + 1 };
+typedef struct {
+    int settled;       // first update from which every measured KL is within +-20% of the target (SIM_NEVER: none)
+    double late, prev; // largest |KL / target - 1| over updates 91..120 and 61..90
+} SimResult;
+
+static SimResult simulate_kl(double horizon, int p, double lag, double beta_ratio, int start_at_equilibrium) {
+    const double target = 6.0, beta_star = 0.05, c = target * pow(beta_star, p);
+    KlController kl = {beta_star * beta_ratio, target, horizon};
+    double now = start_at_equilibrium ? c / pow(kl.beta, p) : 0; // 0: the policy starts as the reference
+    double dev[SIM_STEPS];
+    for (int t = 0; t < SIM_STEPS; t++) {
+        double measured = now;
+        dev[t] = fabs(measured / target - 1);
+        now += lag * (c / pow(kl.beta, p) - now);
+        kl_controller_update(&kl, measured, SIM_BATCH);
+        assert_true(kl.beta > 0);
+    }
+    SimResult r = {SIM_NEVER, 0, 0};
+    for (int t = SIM_STEPS - 1; t >= 0 && dev[t] <= 0.2; t--) r.settled = t + 1;
+    for (int t = 60; t < 90; t++) r.prev = fmax(r.prev, dev[t]), r.late = fmax(r.late, dev[t + 30]);
+    return r;
+}
+
+// With the auto horizon of a tiny-length run (120 updates of 32: horizon 128
+// samples, each update moving beta by up to 5%) and beta 10x too large or 10x
+// too small, the KL is within +-20% of the target by update 70 for a lag a >=
+// 0.2 (the simulation's worst is 65: p = 2, a = 0.2, beta 10x too small), by
+// update 110 for a = 0.1 (worst 103), and stays there to the end with a
+// shrinking deviation. The old default horizon, 10000 samples, moves beta by
+// at most 1.00064x per update (8% in the whole run): the KL never gets there.
+static void test_kl_controller_reaches_target_in_a_tiny_run(void **state) {
+    (void)state;
+    double horizon = kl_controller_auto_horizon(SIM_STEPS, SIM_BATCH);
+    assert_true(horizon == 128);
+    const struct {
+        double lag;
+        int by;
+    } cases[] = {{1.0, 70}, {0.5, 70}, {0.2, 70}, {0.1, 110}};
+    int worst[4] = {0};
+    for (int i = 0; i < 4; i++)
+        for (int p = 1; p <= 2; p++)
+            for (int off = 0; off < 2; off++)
+                for (int eq = 0; eq < 2; eq++) {
+                    double ratio = off ? 0.1 : 10;
+                    SimResult r = simulate_kl(horizon, p, cases[i].lag, ratio, eq);
+                    if (r.settled > cases[i].by)
+                        fail_msg("p %d, lag %g, beta %gx, KL %s: within 20%% of the target from update %d (%d: never), "
+                                 "not by %d", p, cases[i].lag, ratio, eq ? "at equilibrium" : "0", r.settled, SIM_NEVER,
+                                 cases[i].by);
+                    assert_true(r.late <= r.prev); // no growing oscillation
+                    if (r.settled > worst[i]) worst[i] = r.settled;
+                    SimResult old = simulate_kl(10000, p, cases[i].lag, ratio, eq);
+                    assert_int_equal(old.settled, SIM_NEVER);
+                }
+    print_message("KL within 20%% of the target by update %d (lag 1), %d (0.5), %d (0.2), %d (0.1) of %d\n", worst[0],
+                  worst[1], worst[2], worst[3], SIM_STEPS);
+}
+
+// The auto horizon: steps x batch / KL_AUTO_HORIZONS, a whole number of
+// samples, never below one batch.
+static void test_kl_controller_auto_horizon(void **state) {
+    (void)state;
+    assert_true(kl_controller_auto_horizon(120, 32) == 128);  // tiny
+    assert_true(kl_controller_auto_horizon(200, 32) == 213);  // small: 213.3
+    assert_true(kl_controller_auto_horizon(6, 8) == 8);       // smoke: 1.6, one batch
+    assert_true(kl_controller_auto_horizon(10000000, 256) == 85333333);
+}
+
 // A bandit: one-token responses over V actions with a fixed reward table.
 // The optimum of E[r] - beta KL(pi || pi_ref) is pi* = pi_ref exp(r / beta) / Z.
 // PPO here is built from the functions above exactly as ppo/ uses them:
@@ -215,6 +291,8 @@ int main(void) {
         cmocka_unit_test(test_value_loss_and_explained_variance),
         cmocka_unit_test(test_kl_rewards_estimates_and_controller),
         cmocka_unit_test(test_kl_controller_short_horizon_keeps_beta_positive),
+        cmocka_unit_test(test_kl_controller_reaches_target_in_a_tiny_run),
+        cmocka_unit_test(test_kl_controller_auto_horizon),
         cmocka_unit_test(test_ppo_converges_to_closed_form_optimum),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
