@@ -14,11 +14,10 @@
 #include "common/jsonl.h"
 #include "model/run.h"
 #include "model/run_folder.h"
-#include "ppo/ppo_core.h"
-#include "ppo/rollout.h"
+#include "ppo/heldout.h"
 
 typedef struct {
-    const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *data_dir, *out;
+    const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *data_dir, *out, *dump;
     int seed, threads, samples, n_prompts, max_new, batch;
     float temperature;
     int force; // per invocation
@@ -35,58 +34,6 @@ static int apply_config(void *settings, const char *name, Error *err) {
 }
 
 typedef struct {
-    double gold, gold_se, score, score_se, kl, kl_k3, ppl_ref, distinct1, distinct2, length, end_rate;
-    // Means of the gold's parts (docs/annotator.md): what the gold score is made of.
-    double valence, topic, fluency, length_credit, repetition;
-} Figures;
-
-static int compare_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-// Distinct n-grams over all responses (end token excluded) / all n-grams.
-static double distinct_ngrams(const Rollout *r, int n) {
-    uint64_t *keys = malloc((size_t)r->n * r->max_new * sizeof(uint64_t));
-    size_t count = 0;
-    for (int i = 0; i < r->n; i++) {
-        const int *t = r->resp + (size_t)i * r->max_new;
-        int L = r->resp_len[i] - (r->ended[i] ? 1 : 0);
-        for (int k = 0; k + n <= L; k++) {
-            uint64_t key = (uint64_t)t[k];
-            if (n == 2) key = key << 21 | (uint64_t)t[k + 1];
-            keys[count++] = key;
-        }
-    }
-    qsort(keys, count, sizeof *keys, compare_u64);
-    size_t distinct = 0;
-    for (size_t i = 0; i < count; i++) distinct += i == 0 || keys[i] != keys[i - 1];
-    free(keys);
-    return count ? (double)distinct / count : NAN;
-}
-
-static Figures figures_of(const Rollout *r, const AnnotatorParts *parts) {
-    Figures f = {0};
-    for (int i = 0; i < r->n; i++) {
-        f.valence += parts[i].valence / r->n, f.topic += parts[i].topic / r->n;
-        f.fluency += parts[i].fluency / r->n, f.length_credit += parts[i].length / r->n;
-        f.repetition += parts[i].repetition / r->n;
-    }
-    mean_se(r->gold, r->n, &f.gold, &f.gold_se);
-    mean_se(r->score, r->n, &f.score, &f.score_se);
-    kl_estimates(r->logp, r->ref_logp, r->resp_len, r->n, r->max_new, &f.kl, &f.kl_k3);
-    double nll = 0, tokens = 0, ended = 0;
-    for (int i = 0; i < r->n; i++) {
-        for (int k = 0; k < r->resp_len[i]; k++) nll -= r->ref_logp[(size_t)i * r->max_new + k], tokens++;
-        ended += r->ended[i];
-    }
-    f.ppl_ref = exp(nll / tokens);
-    f.distinct1 = distinct_ngrams(r, 1), f.distinct2 = distinct_ngrams(r, 2);
-    f.length = tokens / r->n, f.end_rate = ended / r->n;
-    return f;
-}
-
-typedef struct {
     Tokenizer *tok;
     Annotator *ann;
     GPT policy, ref, rm;
@@ -96,6 +43,7 @@ typedef struct {
     AnnotatorParts *parts_a, *parts_b; // the gold's parts of each sample
     KVCache kv;
     ScoreScratch sc;
+    Heldout h; // the sample's settings and the models that read it
 } Eval;
 
 static void eval_free(Eval *e) {
@@ -134,87 +82,88 @@ static int eval_setup(Eval *e, const Settings *s, Error *err) {
         return -1;
     e->sc = (ScoreScratch){rows, malloc((size_t)rows * ctx * sizeof(int)), malloc(rows * sizeof(int)), malloc(n * sizeof(int))};
     if (!e->sc.inputs || !e->sc.lens || !e->sc.order) return error_set(err, "out of memory");
+    e->h = (Heldout){&e->policy, &e->ref, &e->rm, &e->rm_h, e->tok, e->ann, &e->ps, &e->kv, &e->sc, n_prompts,
+                     s->samples, s->temperature, (uint64_t)s->seed};
     return 0;
 }
 
-// Samples from `from` into r, then scores: log-probabilities under the policy
-// and the reference, the reward model's score, the annotator's gold score.
-static int sample_and_score(Eval *e, const Settings *s, Rollout *r, GPT *from, AnnotatorParts *parts,
-                            Error *err) {
-    int pad = tokenizer_special(e->tok, TOK_PAD), eot = tokenizer_special(e->tok, TOK_ENDOFTEXT);
-    rollout_sample_heldout(r, r->n / s->samples, s->samples, from, &e->kv, &e->ps, s->temperature, eot,
-                           (uint64_t)s->seed);
-    if (rollout_decode(r, &e->ps, e->tok, e->ann, parts, err)) return -1;
-    rollout_score(r, &e->ps, &e->policy, &e->ref, &e->rm, &e->rm_h, s->temperature, pad, &e->sc);
-    return 0;
-}
-
-static cJSON *figures_json(const Figures *f) {
-    cJSON *o = cJSON_CreateObject();
-    const char *names[] = {"gold", "gold_se", "rm_score", "rm_score_se", "kl", "kl_k3", "perplexity_under_ref",
-                           "distinct_1", "distinct_2", "mean_length", "end_rate"};
-    double v[] = {f->gold, f->gold_se, f->score, f->score_se, f->kl, f->kl_k3, f->ppl_ref, f->distinct1,
-                  f->distinct2, f->length, f->end_rate};
-    for (size_t i = 0; i < sizeof v / sizeof v[0]; i++) jsonl_add_number(o, names[i], v[i]);
-    cJSON *parts = cJSON_AddObjectToObject(o, "gold_parts");
-    const char *part_names[] = {"valence", "topic", "fluency", "length", "repetition"};
-    double pv[] = {f->valence, f->topic, f->fluency, f->length_credit, f->repetition};
-    for (size_t i = 0; parts && i < sizeof pv / sizeof pv[0]; i++) jsonl_add_number(parts, part_names[i], pv[i]);
-    return o;
-}
-
-static void print_table(const Settings *s, const Figures *p, const Figures *r, double win, int n) {
-    // What the figures measure: ppo's final evaluation prints the same terms.
+static void print_table(const Settings *s, const HeldoutFigures *p, const HeldoutFigures *r, double win, int n) {
+    // What the figures measure: ppo's held-out evaluations print the same terms.
     printf("evaluate: %d samples (%d held-out prompts, %d each; seed %d, temperature %g, max-new %d, batch %d)\n", n,
            n / s->samples, s->samples, s->seed, s->temperature, s->max_new, s->batch);
-    printf("  %-28s %18s %18s\n", "", "policy", "reference");
-    printf("  %-28s %10.3f ± %5.3f %10.3f ± %5.3f\n", "gold score", p->gold, p->gold_se, r->gold, r->gold_se);
-    printf("  %-28s %10.3f ± %5.3f %10.3f ± %5.3f\n", "reward-model score", p->score, p->score_se, r->score, r->score_se);
-    printf("  %-28s %18.3f %18.3f\n", "KL to reference (k1)", p->kl, r->kl);
-    printf("  %-28s %18.3f %18.3f\n", "KL to reference (k3)", p->kl_k3, r->kl_k3);
-    printf("  %-28s %18.2f %18.2f\n", "perplexity under reference", p->ppl_ref, r->ppl_ref);
-    printf("  %-28s %18.3f %18.3f\n", "distinct-1", p->distinct1, r->distinct1);
-    printf("  %-28s %18.3f %18.3f\n", "distinct-2", p->distinct2, r->distinct2);
-    printf("  %-28s %18.1f %18.1f\n", "mean length (tokens)", p->length, r->length);
-    printf("  %-28s %17.1f%% %17.1f%%\n", "end-token rate", 100 * p->end_rate, 100 * r->end_rate);
+    printf("  %-32s %18s %18s\n", "", "policy", "reference");
+    printf("  %-32s %10.3f ± %5.3f %10.3f ± %5.3f\n", "gold score", p->gold, p->gold_se, r->gold, r->gold_se);
+    printf("  %-32s %10.3f ± %5.3f %10.3f ± %5.3f\n", "reward-model score", p->score, p->score_se, r->score,
+           r->score_se);
+    printf("  %-32s %10.1f%% ± %4.1f %9.1f%% ± %4.1f\n", "reward model agrees with gold", 100 * p->agreement,
+           100 * p->agreement_se, 100 * r->agreement, 100 * r->agreement_se);
+    printf("  %-32s %10.3f ± %5.3f %18.3f\n", "KL to reference (full vocab)", p->kl_full, p->kl_full_se, r->kl_full);
+    printf("  %-32s %18.3f %18.3f\n", "KL to reference (k1)", p->kl, r->kl);
+    printf("  %-32s %18.3f %18.3f\n", "KL to reference (k3)", p->kl_k3, r->kl_k3);
+    printf("  %-32s %18.2f %18.2f\n", "perplexity under reference", p->ppl_ref, r->ppl_ref);
+    printf("  %-32s %18.3f %18.3f\n", "distinct-1", p->distinct1, r->distinct1);
+    printf("  %-32s %18.3f %18.3f\n", "distinct-2", p->distinct2, r->distinct2);
+    printf("  %-32s %18.1f %18.1f\n", "mean length (tokens)", p->length, r->length);
+    printf("  %-32s %17.1f%% %17.1f%%\n", "end-token rate", 100 * p->end_rate, 100 * r->end_rate);
     printf("  gold parts (means; docs/annotator.md)\n");
-    printf("  %-28s %18.3f %18.3f\n", "  valence", p->valence, r->valence);
-    printf("  %-28s %18.3f %18.3f\n", "  topic", p->topic, r->topic);
-    printf("  %-28s %18.3f %18.3f\n", "  fluency", p->fluency, r->fluency);
-    printf("  %-28s %18.3f %18.3f\n", "  length credit", p->length_credit, r->length_credit);
-    printf("  %-28s %18.3f %18.3f\n", "  repetition", p->repetition, r->repetition);
+    printf("  %-32s %18.3f %18.3f\n", "  valence", p->valence, r->valence);
+    printf("  %-32s %18.3f %18.3f\n", "  topic", p->topic, r->topic);
+    printf("  %-32s %18.3f %18.3f\n", "  fluency", p->fluency, r->fluency);
+    printf("  %-32s %18.3f %18.3f\n", "  length credit", p->length_credit, r->length_credit);
+    printf("  %-32s %18.3f %18.3f\n", "  repetition", p->repetition, r->repetition);
+    printf("evaluate: reward-model agreement: over %ld pairs of the policy's samples and %ld of the reference's "
+           "(two samples of one prompt whose gold differs)\n", p->agreement_pairs, r->agreement_pairs);
     printf("evaluate: gold win rate of the policy against the reference: %.1f%%\n", 100 * win);
 }
 
-static int write_json(const Settings *s, const Figures *p, const Figures *r, double win, int n, Error *err) {
+static int write_json(const Settings *s, const HeldoutFigures *p, const HeldoutFigures *r, double win, int n,
+                      Error *err) {
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "policy_checkpoint", s->policy);
     cJSON_AddStringToObject(o, "reference_checkpoint", s->ref);
     jsonl_add_number(o, "samples", n);
+    jsonl_add_number(o, "samples_per_prompt", s->samples);
+    jsonl_add_number(o, "seed", s->seed);
     jsonl_add_number(o, "temperature", s->temperature);
-    cJSON_AddItemToObject(o, "policy", figures_json(p));
-    cJSON_AddItemToObject(o, "reference", figures_json(r));
+    cJSON_AddItemToObject(o, "policy", heldout_figures_json(p));
+    cJSON_AddItemToObject(o, "reference", heldout_figures_json(r));
     jsonl_add_number(o, "gold_win_rate", win);
     char *text = cJSON_Print(o), path[4096];
     cJSON_Delete(o);
+    if (!text) return error_set(err, "out of memory writing %s/eval.json", s->out);
     int rc = make_dirs(s->out, err) || path_join(path, sizeof path, s->out, "eval.json", err) ||
              write_file_atomic(path, text, strlen(text), err);
     cJSON_free(text);
     return rc ? -1 : 0;
 }
 
-static int evaluate(Eval *e, const Settings *s, Error *err) {
-    if (sample_and_score(e, s, &e->a, &e->policy, e->parts_a, err) ||
-        sample_and_score(e, s, &e->b, &e->ref, e->parts_b, err))
+// --dump FILE: one JSON line per sample, the policy's then the reference's,
+// written atomically.
+static int write_dump(const Eval *e, const Settings *s, Error *err) {
+    AtomicFile af;
+    if (atomic_open(&af, s->dump, err)) return -1;
+    if (heldout_dump(af.fp, s->dump, "policy", &e->h, &e->a, e->parts_a, err) ||
+        heldout_dump(af.fp, s->dump, "reference", &e->h, &e->b, e->parts_b, err)) {
+        atomic_abort(&af);
         return -1;
-    Figures p = figures_of(&e->a, e->parts_a), r = figures_of(&e->b, e->parts_b);
-    r.kl = r.kl_k3 = 0; // KL(reference || reference); its samples' policy log-probs say nothing of it
+    }
+    return atomic_commit(&af, err);
+}
+
+static int evaluate(Eval *e, const Settings *s, Error *err) {
+    heldout_sample(&e->h, &e->a, &e->policy);
+    heldout_sample(&e->h, &e->b, &e->ref);
+    if (heldout_read(&e->h, &e->a, e->parts_a, err) || heldout_read(&e->h, &e->b, e->parts_b, err)) return -1;
+    HeldoutFigures p = heldout_figures(&e->a, e->parts_a, s->samples, 0);
+    HeldoutFigures r = heldout_figures(&e->b, e->parts_b, s->samples, 1);
     double win = 0;
     for (int i = 0; i < e->a.n; i++) win += e->a.gold[i] > e->b.gold[i] ? 1.0 : e->a.gold[i] == e->b.gold[i] ? 0.5 : 0.0;
     win /= e->a.n;
     print_table(s, &p, &r, win, e->a.n);
     if (s->out && write_json(s, &p, &r, win, e->a.n, err)) return -1;
     if (s->out) printf("evaluate: wrote %s/eval.json\n", s->out);
+    if (s->dump && write_dump(e, s, err)) return -1;
+    if (s->dump) printf("evaluate: wrote %d samples to %s\n", 2 * e->a.n, s->dump);
     return 0;
 }
 
@@ -235,6 +184,7 @@ int main(int argc, char **argv) {
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files " DATA_DIR_HELP},
         {"out", CLI_STRING, &s.out, 0, 0, "folder for eval.json (none: print the results only)"},
         {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
+        {"dump", CLI_STRING, &s.dump, 0, 0, "write every sample to this JSONL file (docs/evaluate.md)"},
         {"samples", CLI_INT, &s.samples, 1, 1000, "samples per prompt from each model"},
         {"n-prompts", CLI_INT, &s.n_prompts, 0, 1000000, "prompts to use (0: all)"},
         {"max-new", CLI_INT, &s.max_new, 1, 8192, "longest response in tokens"},

@@ -19,15 +19,23 @@
 // a file the user put there, nor the pipeline's log.txt).
 static const char *const RUN_FILES[] = {
     "config.txt", "metrics.csv", "model.bin", "model.opt", "model.opt.next", "samples.txt",
-    "prefs.jsonl", "prefs_val.jsonl", "eval.json", "heldout.json", NULL,
+    "prefs.jsonl", "prefs_val.jsonl", "eval.json", "heldout.json", "heldout.csv", NULL,
 };
+
+// And the checkpoints ppo --keep-every keeps: model_step<digits>.bin.
+static int is_kept_checkpoint(const char *name) {
+    const char *prefix = "model_step", *digits = name + strlen(prefix);
+    if (strncmp(name, prefix, strlen(prefix)) || !isdigit((unsigned char)*digits)) return 0;
+    while (isdigit((unsigned char)*digits)) digits++;
+    return !strcmp(digits, ".bin");
+}
 
 static const char LOCK_NAME[] = ".lock";
 
 int run_folder_is_run_file(const char *name) {
     for (const char *const *r = RUN_FILES; *r; r++)
         if (!strcmp(name, *r)) return 1;
-    return 0;
+    return is_kept_checkpoint(name);
 }
 
 static int same_file(const struct stat *a, const struct stat *b) {
@@ -86,6 +94,12 @@ static void present_run_files(const char *dir, char *names, size_t n) {
         size_t used = strlen(names);
         snprintf(names + used, n - used, "%s%s", used ? ", " : "", *r);
     }
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d && (e = readdir(d));) {
+        size_t used = strlen(names);
+        if (is_kept_checkpoint(e->d_name)) snprintf(names + used, n - used, "%s%s", used ? ", " : "", e->d_name);
+    }
+    if (d) closedir(d);
 }
 
 static int refuse_other_run(const RunFolderRequest *req, Error *err) {
@@ -105,7 +119,17 @@ int run_folder_remove_run_files(const char *dir, Error *err) {
         if (unlink(path) != 0 && errno != ENOENT)
             return error_set(err, "%s: cannot remove the old run's file: %s", path, strerror(errno));
     }
-    return 0;
+    DIR *d = opendir(dir);
+    int rc = 0;
+    for (struct dirent *e; rc == 0 && d && (e = readdir(d));) {
+        if (!is_kept_checkpoint(e->d_name)) continue;
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        if (unlink(path) != 0 && errno != ENOENT)
+            rc = error_set(err, "%s: cannot remove the old run's file: %s", path, strerror(errno));
+    }
+    if (d) closedir(d);
+    return rc;
 }
 
 // The writer's pid of a temporary file NAME.tmp.PID of a run file, or 0 when

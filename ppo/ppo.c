@@ -16,16 +16,20 @@
 #include "common/progress.h"
 #include "data/chat_template.h"
 #include "model/run.h"
+#include "ppo/heldout.h"
 #include "ppo/ppo_core.h"
 #include "ppo/ppo_update.h"
 #include "ppo/rollout.h"
 
-// The held-out figures of a finished run (a run file: model/run_folder.c).
+// The held-out figures of a finished run (a run file: model/run_folder.c),
+// and the policy's along training, one row per evaluation.
 static const char HELDOUT_REPORT[] = "heldout.json";
+static const char HELDOUT_CSV[] = "heldout.csv";
 
 typedef struct {
     const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *eval_prompts, *data_dir, *out, *resume;
-    int seed, threads, steps, batch, max_new, save_every, sample_every, stop_after, eval_n;
+    int seed, threads, steps, batch, max_new, save_every, sample_every, stop_after;
+    int eval_n, eval_samples, eval_every, keep_every; // held-out prompts, samples each; 0: off
     float kl_coef, target_kl, horizon;
     PpoHyper hp; // what the updates use (ppo_update.h)
     int force; // per invocation, like resume and threads: never in config.txt
@@ -36,13 +40,13 @@ static int apply_config(void *settings, const char *name, Error *err) {
     s->config = name;
     if (!strcmp(name, "smoke")) {
         s->steps = 6, s->batch = 8, s->hp.minibatch = 4, s->hp.epochs = 2, s->max_new = 24, s->hp.lr = 1e-4f;
-        s->save_every = 3, s->sample_every = 3, s->eval_n = 16;
+        s->save_every = 3, s->sample_every = 3, s->eval_n = 16, s->eval_samples = 2, s->eval_every = 0;
     } else if (!strcmp(name, "tiny")) {
         s->steps = 120, s->batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 64, s->hp.lr = 2e-5f;
-        s->save_every = 40, s->sample_every = 20, s->eval_n = 240;
+        s->save_every = 40, s->sample_every = 20, s->eval_n = 240, s->eval_samples = 2, s->eval_every = 20;
     } else if (!strcmp(name, "small")) {
         s->steps = 200, s->batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 96, s->hp.lr = 1e-5f;
-        s->save_every = 50, s->sample_every = 25, s->eval_n = 240;
+        s->save_every = 50, s->sample_every = 25, s->eval_n = 240, s->eval_samples = 2, s->eval_every = 25;
     } else {
         return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
     }
@@ -60,6 +64,11 @@ typedef struct {
     RunInput ref_in, rm_in;
     PromptSet train, eval;
     Rollout r;
+    Rollout held;                // the held-out sample
+    AnnotatorParts *held_parts;  // its gold's parts
+    Heldout heldout;             // how it is drawn and read (ppo/heldout.h)
+    CsvWriter held_csv;          // DIR/heldout.csv
+    ScoreScratch sc;
     KVCache kv;
     CsvWriter csv;
     PpoBuffers buf;
@@ -74,9 +83,10 @@ static void ppo_free(Ppo *p) {
     annotator_free(p->ann);
     gpt_free(&p->policy), gpt_free(&p->ref), gpt_free(&p->rm);
     prompts_free(&p->train), prompts_free(&p->eval);
-    rollout_free(&p->r);
+    rollout_free(&p->r), rollout_free(&p->held);
+    free(p->held_parts);
     kvcache_free(&p->kv);
-    csv_close(&p->csv);
+    csv_close(&p->csv), csv_close(&p->held_csv);
     ppo_buffers_free(&p->buf);
     free(p->perm);
 }
@@ -105,10 +115,18 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
     if (gpt_alloc_training(&p->policy, mb, ctx, err) || gpt_alloc_activations(&p->ref, mb, ctx, err) ||
         gpt_alloc_activations(&p->rm, mb, ctx, err) || kvcache_create(&p->kv, &p->policy.config, s->batch, err))
         return -1;
-    int n_roll = s->batch > s->eval_n ? s->batch : s->eval_n;
-    if (rollout_alloc(&p->r, n_roll, s->max_new, p->rm.config.max_seq_len, err) ||
+    int n_prompts = s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n, n_held = n_prompts * s->eval_samples;
+    int n_roll = s->batch > n_held ? s->batch : n_held, rm_ctx = p->rm.config.max_seq_len;
+    if (rollout_alloc(&p->r, s->batch, s->max_new, rm_ctx, err) ||
+        rollout_alloc(&p->held, n_held, s->max_new, rm_ctx, err) ||
         ppo_buffers_alloc(&p->buf, mb, ctx, n_roll, s->max_new, tokenizer_special(p->tok, TOK_PAD), err))
         return -1;
+    p->held_parts = calloc((size_t)n_held, sizeof *p->held_parts);
+    if (!p->held_parts) return error_set(err, "out of memory");
+    p->sc = (ScoreScratch){mb, p->buf.inputs, p->buf.lens, p->buf.order};
+    // The held-out seed is not the training seed, whose draws the rollouts used.
+    p->heldout = (Heldout){&p->policy, &p->ref, &p->rm, &p->rm_h, p->tok, p->ann, &p->eval, &p->kv, &p->sc, n_prompts,
+                     s->eval_samples, s->hp.temperature, (uint64_t)s->seed + 1};
     p->perm = malloc(p->train.n * sizeof(size_t));
     if (!p->perm) return error_set(err, "out of memory");
     p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
@@ -118,71 +136,52 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
     return ckpt_set_parent(&p->h, s->policy, init.fingerprint, err);
 }
 
-static void score_rollout(Ppo *p, const Settings *s, const PromptSet *ps) {
-    ScoreScratch sc = {s->hp.minibatch, p->buf.inputs, p->buf.lens, p->buf.order};
-    rollout_score(&p->r, ps, &p->policy, &p->ref, &p->rm, &p->rm_h, s->hp.temperature, p->buf.pad, &sc);
-}
 
 // One PPO iteration: a batch of rollouts, their rewards and advantages, then
 // several epochs of clipped updates over shuffled minibatches.
 static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, IterStats *it, Error *err) {
     Rollout *r = &p->r;
-    int B = s->batch, saved_n = r->n;
-    r->n = B;
+    int B = s->batch;
     for (int i = 0; i < B; i++)
         r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->seed, step * B + i, p->perm, &p->perm_epoch);
     rollout_generate(r, &p->policy, &p->kv, &p->train, s->hp.temperature, p->eot, rng);
     if (rollout_decode(r, &p->train, p->tok, p->ann, NULL, err)) return -1;
-    score_rollout(p, s, &p->train);
+    rollout_score(r, &p->train, &p->policy, &p->ref, &p->rm, &p->rm_h, s->hp.temperature, p->buf.pad, &p->sc);
     ppo_advantages(r, B, &s->hp, (float)p->kl.beta, it);
     ppo_epochs(&p->policy, r, &p->train, &p->buf, &s->hp, B, step, rng, &it->up);
     kl_controller_update(&p->kl, it->kl, B);
-    r->n = saved_n;
     return 0;
 }
 
-// Samples one response for each of the first n held-out prompts from `from`
-// (the policy or the reference) and scores them; returns mean gold, mean
-// reward-model score (with standard errors) and the mean KL to the reference.
-// Returns 0, 1 when SIGINT or SIGTERM stopped it, -1 on error.
-typedef struct {
-    double gold, gold_se, score, score_se, kl, end_rate;
-} EvalFigures;
-
-static int heldout_prompts(const Ppo *p, const Settings *s) {
-    return s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n;
-}
-
-// The seed of the held-out sample: not the training seed, whose draws the
-// rollouts used.
-static uint64_t heldout_seed(const Settings *s) {
-    return (uint64_t)s->seed + 1;
-}
-
-static int evaluate_on_heldout(Ppo *p, const Settings *s, GPT *from, EvalFigures *f, Error *err) {
-    Rollout *r = &p->r;
-    int n = heldout_prompts(p, s), saved = r->n;
-    // evaluate --samples 1 with the same prompts, seed, temperature, --max-new
-    // and --batch draws these very responses (docs/ppo.md).
-    rollout_sample_heldout(r, n, 1, from, &p->kv, &p->eval, s->hp.temperature, p->eot, heldout_seed(s));
-    // SIGINT/SIGTERM is checked between the phases of the evaluation, which
-    // are seconds long: the checkpoint is already complete on disk.
-    if (run_stop_requested()) {
-        r->n = saved;
-        return 1;
-    }
-    int rc = rollout_decode(r, &p->eval, p->tok, p->ann, NULL, err);
-    if (rc == 0) score_rollout(p, s, &p->eval); // the policy's log-probabilities give the KL
-    double k1, k3, end = 0;
-    kl_estimates(r->logp, r->ref_logp, r->resp_len, n, r->max_new, &k1, &k3);
-    for (int i = 0; i < n; i++) end += r->ended[i];
-    r->n = saved;
-    if (rc) return -1;
-    mean_se(r->gold, n, &f->gold, &f->gold_se);
-    mean_se(r->score, n, &f->score, &f->score_se);
-    f->kl = from == &p->policy ? k1 : 0.0;
-    f->end_rate = end / n;
+// The held-out sample of `from` (the policy or the reference), read and
+// summed up into f. SIGINT/SIGTERM is checked between its phases, which are
+// seconds long. Returns 0, 1 when a signal stopped it, -1 on error.
+static int evaluate_on_heldout(Ppo *p, GPT *from, HeldoutFigures *f, Error *err) {
+    heldout_sample(&p->heldout, &p->held, from);
+    if (run_stop_requested()) return 1;
+    if (heldout_read(&p->heldout, &p->held, p->held_parts, err)) return -1;
+    *f = heldout_figures(&p->held, p->held_parts, p->heldout.samples, from == &p->ref);
     return run_stop_requested() ? 1 : 0;
+}
+
+// The policy's held-out row of heldout.csv at `step` (--eval-every). Returns
+// 0, 1 when a signal stopped it (no row: a resumed run evaluates again), -1.
+static int evaluate_along(Ppo *p, long step, Error *err) {
+    HeldoutFigures f;
+    int rc = evaluate_on_heldout(p, &p->policy, &f, err);
+    if (rc) return rc;
+    heldout_csv_row(&p->held_csv, step, &f);
+    return 0;
+}
+
+// --keep-every: the policy at `step` as DIR/model_step<step>.bin, kept.
+static int keep_checkpoint(Ppo *p, const Settings *s, uint64_t step, Error *err) {
+    char name[64], path[4096];
+    snprintf(name, sizeof name, "model_step%llu.bin", (unsigned long long)step);
+    if (path_join(path, sizeof path, s->out, name, err)) return -1;
+    CkptHeader h = p->h;
+    h.step = step;
+    return ckpt_save(path, &h, p->policy.params_memory, err);
 }
 
 // Appends a table of a few rollouts (prompt, response, score, KL, gold).
@@ -218,27 +217,20 @@ static void log_iteration(Ppo *p, long step, double beta, const IterStats *it, d
     csv_row(&p->csv, row);
 }
 
-static cJSON *figures_json(const EvalFigures *f) {
-    cJSON *o = cJSON_CreateObject();
-    jsonl_add_number(o, "gold", f->gold), jsonl_add_number(o, "gold_se", f->gold_se);
-    jsonl_add_number(o, "rm_score", f->score), jsonl_add_number(o, "rm_score_se", f->score_se);
-    jsonl_add_number(o, "kl", f->kl), jsonl_add_number(o, "end_rate", f->end_rate);
-    return o;
-}
-
 // DIR/heldout.json: the held-out figures and what they measure. Its presence
 // says the run's final report is written (RunLoop.final_report).
-static int write_heldout_json(const Settings *s, const EvalFigures *pol, const EvalFigures *ref, int n, Error *err) {
+static int write_heldout_json(const Ppo *p, const Settings *s, const HeldoutFigures *pol, const HeldoutFigures *ref,
+                              Error *err) {
     cJSON *o = cJSON_CreateObject();
     jsonl_add_number(o, "step", s->steps);
-    jsonl_add_number(o, "prompts", n);
-    jsonl_add_number(o, "samples_per_prompt", 1);
-    jsonl_add_number(o, "seed", (double)heldout_seed(s));
+    jsonl_add_number(o, "prompts", p->heldout.n_prompts);
+    jsonl_add_number(o, "samples_per_prompt", p->heldout.samples);
+    jsonl_add_number(o, "seed", (double)p->heldout.seed);
     jsonl_add_number(o, "temperature", s->hp.temperature);
     jsonl_add_number(o, "max_new", s->max_new);
     jsonl_add_number(o, "batch", s->batch);
-    cJSON_AddItemToObject(o, "policy", figures_json(pol));
-    cJSON_AddItemToObject(o, "reference", figures_json(ref));
+    cJSON_AddItemToObject(o, "policy", heldout_figures_json(pol));
+    cJSON_AddItemToObject(o, "reference", heldout_figures_json(ref));
     char *text = cJSON_Print(o), path[4096];
     cJSON_Delete(o);
     if (!text) return error_set(err, "out of memory writing %s/%s", s->out, HELDOUT_REPORT);
@@ -248,19 +240,21 @@ static int write_heldout_json(const Settings *s, const EvalFigures *pol, const E
     return rc ? -1 : 0;
 }
 
-// The held-out evaluation after the last step. Returns 0, 1 when SIGINT or
-// SIGTERM stopped it (model.bin is complete; --resume runs the evaluation
-// alone), -1 on error.
+// The held-out evaluation after the last step: the policy's last row of
+// heldout.csv, and heldout.json with the reference beside it. Returns 0, 1
+// when SIGINT or SIGTERM stopped it (model.bin is complete; --resume runs
+// the evaluation alone), -1 on error.
 static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
-    EvalFigures pol, ref;
-    int n = heldout_prompts(p, s);
-    // What the figures measure, in evaluate's terms: they differ from
-    // evaluate's defaults (4 samples per prompt, --seed) by sampling noise.
-    printf("ppo: evaluating on %d held-out prompts, one sample each (seed %llu, temperature %g, max-new %d, "
-           "batch %d)...\n", n, (unsigned long long)heldout_seed(s), s->hp.temperature, s->max_new, s->batch);
+    HeldoutFigures pol, ref;
+    const Heldout *h = &p->heldout;
+    // What the figures measure, in evaluate's terms: evaluate --samples N
+    // --n-prompts P --seed SEED with these settings draws these responses.
+    printf("ppo: evaluating on %d held-out prompts, %d samples each (seed %llu, temperature %g, max-new %d, "
+           "batch %d)...\n", h->n_prompts, h->samples, (unsigned long long)h->seed, s->hp.temperature, s->max_new,
+           s->batch);
     fflush(stdout); // a user (or a test) waiting to interrupt the evaluation sees it start
-    int rc = evaluate_on_heldout(p, s, &p->policy, &pol, err);
-    if (rc == 0) rc = evaluate_on_heldout(p, s, &p->ref, &ref, err);
+    int rc = evaluate_on_heldout(p, &p->policy, &pol, err);
+    if (rc == 0) rc = evaluate_on_heldout(p, &p->ref, &ref, err);
     if (rc < 0) return -1;
     if (rc > 0) {
         printf("\nppo: interrupted during the held-out evaluation; %s/model.bin is complete (step %d); run the "
@@ -269,11 +263,27 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
     }
     printf("ppo: held-out gold score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.gold, pol.gold_se, ref.gold, ref.gold_se);
     printf("ppo: held-out reward-model score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.score, pol.score_se, ref.score, ref.score_se);
-    printf("ppo: held-out KL(policy || reference) %.3f nats per response; end-token rate %.1f%% (reference %.1f%%)\n",
-           pol.kl, 100 * pol.end_rate, 100 * ref.end_rate);
-    if (write_heldout_json(s, &pol, &ref, n, err)) return -1;
-    printf("ppo: done in %.1f s; wrote %s/model.bin and %s/%s\n", now_seconds() - t_start, s->out, s->out, HELDOUT_REPORT);
+    printf("ppo: held-out KL(policy || reference) %.3f ± %.3f nats per response (full vocabulary; k1 %.3f); "
+           "end-token rate %.1f%% (reference %.1f%%)\n", pol.kl_full, pol.kl_full_se, pol.kl, 100 * pol.end_rate,
+           100 * ref.end_rate);
+    printf("ppo: the reward model orders pairs of the policy's samples as gold does %.1f%% ± %.1f of the time "
+           "(the reference's: %.1f%% ± %.1f)\n", 100 * pol.agreement, 100 * pol.agreement_se, 100 * ref.agreement,
+           100 * ref.agreement_se);
+    heldout_csv_row(&p->held_csv, s->steps, &pol);
+    if (write_heldout_json(p, s, &pol, &ref, err)) return -1;
+    printf("ppo: done in %.1f s; wrote %s/model.bin, %s/%s and %s/%s\n", now_seconds() - t_start, s->out, s->out,
+           HELDOUT_CSV, s->out, HELDOUT_REPORT);
     return 0;
+}
+
+// DIR/heldout.csv: a fresh run starts it; a resumed one drops the rows from
+// its step on, which it writes again (an evaluation interrupted at that step
+// left none, the final one may have left one without heldout.json).
+static int open_heldout_csv(Ppo *p, const Settings *s, uint64_t step, Error *err) {
+    char path[4096];
+    if (path_join(path, sizeof path, s->out, HELDOUT_CSV, err)) return -1;
+    if (step > 0 && csv_truncate_after(path, (double)step - 0.5, err)) return -1;
+    return csv_open(&p->held_csv, path, HELDOUT_CSV_HEADER, step > 0, err);
 }
 
 // The run folder, --resume, --force and the inputs the run-folder guard checks.
@@ -301,6 +311,15 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
     printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f", p->train.n, p->eval.n, p->kl.beta);
     if (s->target_kl > 0) printf(" (adaptive: target %g, horizon %g samples)", p->kl.target, p->kl.horizon);
     printf("\n");
+    if (open_heldout_csv(p, s, step, err)) return -1;
+    // The policy before the first step (and where a resumed run stopped) is
+    // evaluated too: the row a curve starts from.
+    if (s->eval_every && (long)step % s->eval_every == 0 && (long)step < s->steps) {
+        int rc = evaluate_along(p, (long)step, err);
+        // Interrupted: run_after_step sees the signal, saves this step and says how to resume.
+        if (rc > 0) rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, &stage, err);
+        if (rc) return rc > 0 ? 1 : -1;
+    }
     Progress prog;
     progress_init(&prog, stdout, "ppo", (long)step, s->steps, s->sample_every);
     double t_start = now_seconds();
@@ -318,6 +337,11 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
         progress_update(&prog, (long)step, "score %.3f | kl %.3f | gold %.3f | len %.0f | %.0f tok/s", it.score, it.kl,
                         it.gold, it.length, tps);
         stage.kl_beta = p->kl.beta;
+        if (s->keep_every && step % s->keep_every == 0 && keep_checkpoint(p, s, step, err)) return -1;
+        // An evaluation cut short by a signal writes no row; run_after_step
+        // then saves this step, and the resumed run evaluates it again.
+        if (s->eval_every && step % s->eval_every == 0 && (long)step < s->steps && evaluate_along(p, (long)step, err) < 0)
+            return -1;
         int rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, &stage, err);
         if (rc) return rc > 0 ? 1 : -1;
     }
@@ -369,7 +393,10 @@ int main(int argc, char **argv) {
         {"weight-decay", CLI_FLOAT, &s.hp.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
         {"temperature", CLI_FLOAT, &s.hp.temperature, 0.01, 10, "sampling temperature; log-probabilities use the same"},
         {"missing-eos-penalty", CLI_FLOAT, &s.hp.missing_eos_penalty, 0, 100, "subtracted from the score of a response with no end token"},
-        {"eval-n", CLI_INT, &s.eval_n, 1, 100000, "held-out prompts in the final evaluation"},
+        {"eval-n", CLI_INT, &s.eval_n, 1, 100000, "held-out prompts in each held-out evaluation"},
+        {"eval-samples", CLI_INT, &s.eval_samples, 1, 1000, "samples per held-out prompt (2 or more: the reward model's agreement with gold on pairs)"},
+        {"eval-every", CLI_INT, &s.eval_every, 0, 10000000, "iterations between held-out evaluations into heldout.csv, from step 0 (0: the final one only)"},
+        {"keep-every", CLI_INT, &s.keep_every, 0, 10000000, "keep the policy every this many iterations as model_step<N>.bin (0: none)"},
         {"save-every", CLI_INT, &s.save_every, 1, 10000000, "iterations between checkpoints"},
         {"sample-every", CLI_INT, &s.sample_every, 1, 10000000, "iterations between sample tables in samples.txt"},
         {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this iteration, exit status 3; 0: off"},

@@ -205,7 +205,7 @@ run_all() {
     --data-dir "$data" --out "$out/ppo" --force || return 0
   run_stage evaluate "$bin/evaluate" --config "$config" --seed "$seed" --policy "$out/ppo/model.bin" \
     --ref "$out/sft/model.bin" --rm "$out/rm/model.bin" --tokenizer "$tok" --prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$out/eval" --force || return 0
+    --data-dir "$data" --out "$out/eval" --dump "$out/eval/dump.jsonl" --force || return 0
 }
 run_all
 
@@ -252,8 +252,8 @@ done
       sft) r="$(figure sft "held-out response loss"); $(figure sft "end-token rate")" ;;
       prefs) r=$(figure prefs "label noise") ;;
       train_rm) r=$(figure train_rm "final:") ;;
-      ppo) r="$(figure ppo "held-out gold score"); $(figure ppo "held-out reward-model score"); $(figure ppo "KL(policy")" ;;
-      evaluate) r=$(figure evaluate "gold win rate") ;;
+      ppo) r="$(figure ppo "held-out gold score"); $(figure ppo "held-out reward-model score"); $(figure ppo "KL(policy"); $(figure ppo "orders pairs")" ;;
+      evaluate) r="$(figure evaluate "gold win rate"); $(figure evaluate "reward model agrees" | sed 's/^ *//; s/  */ /g') (policy, reference)" ;;
       *) r=$(tail -1 "$out/$(folder "$s")/log.txt") ;;
     esac
     echo "| $s | $made$(cat "$wall") | $(mib "$out/$(folder "$s")/peak_rss_kb.txt") | $r |"

@@ -41,7 +41,8 @@ if (kind eq 'training') {
   run = ARG2
   # One row per stage pair that ran: the stages run in order, so RM without
   # SFT or PPO without RM cannot happen.
-  rows = (ARG5 eq '1') ? 3 : (ARG4 eq '1') ? 2 : 1
+  # PPO takes two rows: its rollouts, then its held-out evaluations.
+  rows = (ARG5 eq '1') ? 4 : (ARG4 eq '1') ? 2 : 1
   width = 1200; height = 420 * rows; eval set_terminal
   set output run.'/training.'.format
   set multiplot layout rows, 2
@@ -75,7 +76,19 @@ if (kind eq 'training') {
          '' using 'step':'gold' title 'gold score (annotator; never seen)'
     set title 'ppo: distance from the reference (SFT) policy'
     set ylabel 'KL (nats per response)'
-    plot ppo using 'step':'kl' title 'KL, k1 estimate (penalised)', '' using 'step':'kl_k3' title 'KL, k3 estimate'
+    plot ppo using 'step':'kl' title 'KL, k1 estimate (penalised)', '' using 'step':'kl_k3' title 'KL, k3 estimate', \
+         '' using 'step':'kl_full' title 'KL, full vocabulary', \
+         run.'/ppo/heldout.csv' using 'step':'kl_full' with linespoints pt 7 title 'held-out KL, full vocabulary'
+    held = run.'/ppo/heldout.csv'
+    set title 'ppo: held-out prompts along training'
+    set ylabel 'score per response (mean ± standard error)'
+    plot held using 'step':'gold':'gold_se' with yerrorlines pt 7 title 'gold score (annotator)', \
+         '' using 'step':'rm_score':'rm_score_se' with yerrorlines pt 5 title 'reward-model score (normalised)'
+    set title 'ppo: reward model against gold on the policy''s own samples'
+    set ylabel 'pairs ordered as gold orders them (%)'
+    plot held using 'step':(100 * column('rm_gold_agreement')):(100 * column('rm_gold_agreement_se')) \
+         with yerrorlines pt 7 title 'agreement on pairs of held-out samples (same prompt)', \
+         50 dt 2 lc 'black' title 'chance'
   }
   unset multiplot
 } else {

@@ -216,19 +216,19 @@ static void figures_after(const char *text, const char *label, const char *fmt, 
 static void test_heldout_figures_agree_given_the_same_settings(void **state) {
     Fixture *f = *state;
     Output *o = malloc(sizeof *o);
-    assert_non_null(strstr(f->ppo_out, "ppo: evaluating on 16 held-out prompts, one sample each (seed 1338, "
+    assert_non_null(strstr(f->ppo_out, "ppo: evaluating on 16 held-out prompts, 2 samples each (seed 1338, "
                                        "temperature 1, max-new 24, batch 8)...\n"));
     cJSON *ppo = read_json(f, "ppo/heldout.json");
     assert_int_equal((int)json_number(ppo, NULL, "prompts"), 16);
-    assert_int_equal((int)json_number(ppo, NULL, "samples_per_prompt"), 1);
+    assert_int_equal((int)json_number(ppo, NULL, "samples_per_prompt"), 2);
     assert_int_equal((int)json_number(ppo, NULL, "seed"), 1338);
 
-    int rc = run_in(f, o, 120, "%sevaluate --config smoke --samples 1 --n-prompts 16 --seed 1338 --temperature 1 "
+    int rc = run_in(f, o, 120, "%sevaluate --config smoke --samples 2 --n-prompts 16 --seed 1338 --temperature 1 "
                     "--max-new 24 --batch 8 --policy ppo/model.bin --ref sft/model.bin --rm rm/model.bin --tokenizer "
                     "tok.bin --prompts %s/prompts_eval.jsonl --data-dir %s --out ev_same", f->bin, f->data, f->data);
     if (rc) printf("%s%s", o->out, o->err);
     assert_int_equal(rc, 0);
-    assert_non_null(strstr(o->out, "evaluate: 16 samples (16 held-out prompts, 1 each; seed 1338, temperature 1, "
+    assert_non_null(strstr(o->out, "evaluate: 32 samples (16 held-out prompts, 2 each; seed 1338, temperature 1, "
                                    "max-new 24, batch 8)\n"));
     cJSON *ev = read_json(f, "ev_same/eval.json");
     const char *sides[] = {"policy", "reference"}, *exact[] = {"gold", "gold_se", "end_rate"};
@@ -239,6 +239,11 @@ static void test_heldout_figures_agree_given_the_same_settings(void **state) {
         assert_float_equal(json_number(ppo, sides[s], "rm_score"), json_number(ev, sides[s], "rm_score"), 1e-4);
     }
     assert_float_equal(json_number(ppo, "policy", "kl"), json_number(ev, "policy", "kl"), 1e-3);
+    assert_float_equal(json_number(ppo, "policy", "kl_full"), json_number(ev, "policy", "kl_full"), 1e-3);
+    // One module computes both (ppo/heldout.c): agreement on pairs too, up to
+    // reward ties that batches of other sizes could break.
+    assert_float_equal(json_number(ppo, "policy", "rm_gold_agreement"), json_number(ev, "policy", "rm_gold_agreement"),
+                       0.05);
     double printed_ppo[4], printed_ev[4];
     figures_after(f->ppo_out, "ppo: held-out gold score ", "%lf ± %lf (reference %lf ± %lf)", printed_ppo);
     figures_after(o->out, "  gold score", "%lf ± %lf %lf ± %lf", printed_ev);
