@@ -40,7 +40,7 @@ static int apply_config(void *settings, const char *name, Error *err) {
     s->config = name;
     if (!strcmp(name, "smoke")) {
         s->steps = 6, s->batch = 8, s->hp.minibatch = 4, s->hp.epochs = 2, s->max_new = 24, s->hp.lr = 1e-4f;
-        s->save_every = 3, s->sample_every = 3, s->eval_n = 16, s->eval_samples = 2, s->eval_every = 0;
+        s->save_every = 3, s->sample_every = 3, s->eval_n = 16, s->eval_samples = 2, s->eval_every = 3;
     } else if (!strcmp(name, "tiny")) {
         s->steps = 120, s->batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 64, s->hp.lr = 2e-5f;
         s->save_every = 40, s->sample_every = 20, s->eval_n = 240, s->eval_samples = 2, s->eval_every = 20;

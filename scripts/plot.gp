@@ -80,6 +80,8 @@ if (kind eq 'training') {
          '' using 'step':'kl_full' title 'KL, full vocabulary', \
          run.'/ppo/heldout.csv' using 'step':'kl_full' with linespoints pt 7 title 'held-out KL, full vocabulary'
     held = run.'/ppo/heldout.csv'
+    # From iteration 0, whether or not the run evaluated along the way (one row).
+    set xrange [0:*]
     set title 'ppo: held-out prompts along training'
     set ylabel 'score per response (mean ± standard error)'
     plot held using 'step':'gold':'gold_se' with yerrorlines pt 7 title 'gold score (annotator)', \

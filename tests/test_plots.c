@@ -93,13 +93,14 @@ static void assert_png(const char *path, uint32_t width, uint32_t height) {
     free(buf);
 }
 
-// training.png has three rows of two panels (pretrain, sft; the reward
-// model's loss, its accuracy; ppo's scores, its KL), 420 pixels each.
+// training.png has four rows of two panels (pretrain, sft; the reward
+// model's loss, its accuracy; ppo's scores, its KL; ppo's held-out scores,
+// the reward model's agreement with gold on its samples), 420 pixels each.
 static void test_pngs_exist_with_expected_size(void **state) {
     Fixture *f = *state;
     char path[1024];
     snprintf(path, sizeof path, "%s/run/training.png", f->dir);
-    assert_png(path, 1200, 1260);
+    assert_png(path, 1200, 1680);
     snprintf(path, sizeof path, "%s/sweep/score_vs_kl.png", f->dir);
     assert_png(path, 900, 600);
     const char *steps[] = {"reward_over_steps.png", "kl_over_steps.png", "gold_over_steps.png"};
@@ -266,13 +267,17 @@ static void test_training_panels_are_labelled_with_legends_outside(void **state)
                             {step, "loss (nats per pair, -log σ(margin))"},
                             {step, "accuracy (% of pairs)"},
                             {"PPO iteration", "score per response (mean over rollouts)"},
-                            {"PPO iteration", "KL (nats per response)"}};
+                            {"PPO iteration", "KL (nats per response)"},
+                            {"PPO iteration", "score per response (mean ± standard error)"},
+                            {"PPO iteration", "pairs ordered as gold orders them (%)"}};
     Svg *svg = malloc(sizeof *svg);
     snprintf(path, sizeof path, "%s/run/training.svg", f->dir);
-    check_panels(svg, path, panels, 6);
+    check_panels(svg, path, panels, 8);
     const char *keys[] = {"validation set", "held-out responses", "held-out pairs", "held-out vs gold order",
-                          "gold score (annotator; never seen)", "KL, k1 estimate (penalised)"};
-    for (int i = 0; i < 6; i++) assert_int_equal(count_text(svg, keys[i], 1), 1);
+                          "gold score (annotator; never seen)", "KL, k1 estimate (penalised)",
+                          "held-out KL, full vocabulary", "gold score (annotator)",
+                          "agreement on pairs of held-out samples (same prompt)", "chance"};
+    for (int i = 0; i < 10; i++) assert_int_equal(count_text(svg, keys[i], 1), 1);
     free(svg);
 }
 
