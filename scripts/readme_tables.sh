@@ -47,7 +47,7 @@ folder() { case "$1" in train_rm) echo rm ;; evaluate) echo eval ;; *) echo "$1"
 need() { [ -f "$run/$1" ] || fail "$run/$1: no such file (is $run a whole pipeline run?)"; }
 
 for s in $STAGES; do need "$(folder "$s")/log.txt"; done
-need summary.md; need pretrain/config.txt; need ppo/config.txt; need pretrain/samples.txt
+need summary.md; need pretrain/config.txt; need ppo/config.txt; need pretrain/samples.txt; need ppo/heldout.csv
 
 # The commit the figures are said to come from, as 7 hex digits.
 is_git() { git -C "$ROOT" rev-parse --is-inside-work-tree >/dev/null 2>&1; }
@@ -203,10 +203,28 @@ ppo_bullet() {
   gold="goes from ${BASH_REMATCH[2]} (the SFT reference) to ${BASH_REMATCH[1]}"
   expect ppo "held-out reward-model score" 'model score ([-0-9.]+) ± [0-9.]+ \(reference ([-0-9.]+) ± [0-9.]+\)'
   rm="from ${BASH_REMATCH[2]} to ${BASH_REMATCH[1]}"
-  expect ppo "KL(policy" '\|\| reference\) ([-0-9.]+) nats per response'
+  expect ppo "KL(policy" '\|\| reference\) ([-0-9.]+) ± ([0-9.]+) nats per response'
+  kl="${BASH_REMATCH[1]} ± ${BASH_REMATCH[2]}"
+  expect ppo "orders pairs" 'as gold does ([0-9.]+%) ± ([0-9.]+) of the time \(the reference.s: ([0-9.]+%) ± ([0-9.]+)\)'
   echo "- **ppo** ($(group "$(setting ppo steps)") iterations of $(setting ppo batch) rollouts, $beta): on $how" \
-    "the gold score of the policy's responses $gold, the reward-model score $rm, at a KL of ${BASH_REMATCH[1]}" \
-    "nats per response."
+    "the gold score of the policy's responses $gold, the reward-model score $rm, at a KL of $kl" \
+    "nats per response (full vocabulary). Of two responses to one held-out prompt, the reward model orders" \
+    "the SFT reference's as gold does ${BASH_REMATCH[3]} ± ${BASH_REMATCH[4]} of the time and the policy's" \
+    "${BASH_REMATCH[1]} ± ${BASH_REMATCH[2]} (pairs whose gold differs; ± one standard error across prompts)." \
+    "Along training (\`ppo/heldout.csv\`, the same held-out sample every $(setting ppo eval-every) iterations):"
+}
+
+# ppo's held-out evaluations along training, one table row per heldout.csv row.
+heldout_table() {
+  awk -F, -v file="$run/ppo/heldout.csv" '
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i
+              split("step gold gold_se rm_score rm_score_se kl_full rm_gold_agreement rm_gold_agreement_se", need, " ")
+              for (k in need) if (!(need[k] in col)) { printf "%s: no column %s\n", file, need[k] > "/dev/stderr"; exit 1 }
+              print "| iteration | gold score | reward-model score | KL (nats per response) | reward model agrees with gold |"
+              print "| --- | --- | --- | --- | --- |"; next }
+    { printf "| %d | %.3f ± %.3f | %.3f ± %.3f | %.3f | %.1f%% ± %.1f |\n", $col["step"], $col["gold"], $col["gold_se"],
+             $col["rm_score"], $col["rm_score_se"], $col["kl_full"], 100 * $col["rm_gold_agreement"],
+             100 * $col["rm_gold_agreement_se"] }' "$run/ppo/heldout.csv" || fail "$run/ppo/heldout.csv: not a heldout.csv of ppo"
 }
 
 # evaluate's bullet and its table as it printed it.
@@ -223,6 +241,9 @@ evaluate_output() {
 
 stages_block() {
   { pretrain_bullet; sft_bullet; prefs_bullet; train_rm_bullet; ppo_bullet; } | wrap_bullets
+  echo
+  heldout_table
+  echo
   evaluate_output
 }
 

@@ -204,13 +204,21 @@ static const struct {
     {"prefs/config.txt", "seed = 1337\nthreads = 3\n"},
     {"rm/log.txt", "train_rm: final: held-out accuracy 70.0% against labels, 77.7% against the gold ordering (1600 "
                    "pairs; labels disagree with gold on 16.5%), loss 0.600, mean margin 0.800\n"},
-    {"ppo/log.txt", "ppo: evaluating on 240 held-out prompts, one sample each (seed 1338, temperature 1, max-new 64, "
+    {"ppo/log.txt", "ppo: evaluating on 240 held-out prompts, 2 samples each (seed 1338, temperature 1, max-new 64, "
                     "batch 32)...\n"
                     "ppo: held-out gold score 0.700 ± 0.010 (reference -0.010 ± 0.020)\n"
                     "ppo: held-out reward-model score 2.100 ± 0.020 (reference 0.002 ± 0.050)\n"
-                    "ppo: held-out KL(policy || reference) 9.876 nats per response; end-token rate 99.0% (reference "
-                    "88.0%)\n"},
-    {"ppo/config.txt", "seed = 1337\nthreads = 3\nsteps = 120\nbatch = 32\nkl-coef = 0.05\ntarget-kl = 0\n"},
+                    "ppo: held-out KL(policy || reference) 9.876 ± 0.321 nats per response (full vocabulary; k1 9.9); "
+                    "end-token rate 99.0% (reference 88.0%)\n"
+                    "ppo: the reward model orders pairs of the policy's samples as gold does 58.3% ± 3.1 of the time "
+                    "(the reference's: 74.2% ± 2.5)\n"},
+    {"ppo/config.txt", "seed = 1337\nthreads = 3\nsteps = 120\nbatch = 32\nkl-coef = 0.05\ntarget-kl = 0\n"
+                       "eval-every = 60\n"},
+    {"ppo/heldout.csv", "step,gold,gold_se,rm_score,rm_score_se,kl_full,kl_full_se,kl,kl_k3,mean_length,end_rate,"
+                        "rm_gold_agreement,rm_gold_agreement_se,distinct_1,distinct_2\n"
+                        "0,-0.01,0.02,0.002,0.05,0,0,0,0,30,0.88,0.742,0.025,0.1,0.6\n"
+                        "60,0.3004,0.0151,1.5,0.03,4.56,0.2,4.5,4.6,20,0.95,0.65,0.03,0.08,0.5\n"
+                        "120,0.7,0.01,2.1,0.02,9.876,0.321,9.9,10,10,0.99,0.583,0.031,0.05,0.4\n"},
 };
 
 static const char FAKE_README[] = "# project\n\nProse before.\n\n"
@@ -315,9 +323,16 @@ static void test_tables_hold_the_runs_figures(void **state) {
     assert_has(readme, "ranks 77.7% of the 1,600 held-out");
     assert_has(readme, "disagree with gold 16.5% of the time.");
     assert_has(readme, "- **ppo** (120 iterations of 32 rollouts, β = 0.05): on 240 held-out prompts");
-    assert_has(readme, "on 240 held-out prompts\n  (one sample each, seed 1338) the gold score");
+    assert_has(readme, "on 240 held-out prompts\n  (2 samples each, seed 1338) the gold score");
     assert_has(readme, "-0.010 ± 0.020 (the SFT reference) to 0.700 ± 0.010");
-    assert_has(readme, "from 0.002 to 2.100, at a KL of 9.876");
+    assert_has(readme, "from 0.002 to 2.100, at a KL of 9.876 ± 0.321");
+    assert_has(readme, "orders the SFT reference's as gold does 74.2% ± 2.5 of the time and the");
+    assert_has(readme, "policy's 58.3% ± 3.1 (pairs whose gold differs");
+    assert_has(readme, "every 60 iterations):\n\n| iteration | gold score | reward-model score | KL (nats per response) | "
+                       "reward model agrees with gold |\n| --- | --- | --- | --- | --- |\n"
+                       "| 0 | -0.010 ± 0.020 | 0.002 ± 0.050 | 0.000 | 74.2% ± 2.5 |\n"
+                       "| 60 | 0.300 ± 0.015 | 1.500 ± 0.030 | 4.560 | 65.0% ± 3.0 |\n"
+                       "| 120 | 0.700 ± 0.010 | 2.100 ± 0.020 | 9.876 | 58.3% ± 3.1 |\n\n- **evaluate**");
     assert_has(readme, "- **evaluate** (4 samples for each of the 240 held-out prompts, from both\n  models):\n\n```\n"
                        "evaluate: 960 samples (240 held-out prompts, 4 each; seed 1337, temperature 1, max-new 64, "
                        "batch 32)\n");
