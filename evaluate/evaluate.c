@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <cjson/cJSON.h>
 
@@ -167,6 +168,24 @@ static int evaluate(Eval *e, const Settings *s, Error *err) {
     return 0;
 }
 
+// --dump FILE must not replace a file evaluate reads: an input, or a file
+// of the annotator's folder. Checked before anything is loaded.
+static int check_dump(const char *dump, const char *const *inputs, int n, const char *data_dir, Error *err) {
+    struct stat d, in;
+    if (stat(dump, &d) != 0) return 0; // a new file replaces nothing
+    for (int i = 0; i < n; i++)
+        if (inputs[i] && stat(inputs[i], &in) == 0 && in.st_dev == d.st_dev && in.st_ino == d.st_ino)
+            return usage_error(err, "--dump %s: is the input %s; evaluate does not write over what it reads", dump,
+                               inputs[i]);
+    char *file = realpath(dump, NULL), *dir = realpath(data_dir, NULL), *slash = file ? strrchr(file, '/') : NULL;
+    int inside = slash && dir && (size_t)(slash - file) == strlen(dir) && !strncmp(file, dir, strlen(dir));
+    free(file), free(dir);
+    if (inside)
+        return usage_error(err, "--dump %s: is a file of the annotator's folder %s; evaluate does not write over what "
+                           "it reads", dump, data_dir);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     char eval_prompts[4096];
     Error err;
@@ -203,6 +222,8 @@ int main(int argc, char **argv) {
     const char *inputs[] = {s.policy, s.ref, s.rm, s.tokenizer, s.prompts, s.data_dir};
     RunFolderRequest req = {.dir = s.out, .force = s.force, .inputs = inputs, .n_inputs = sizeof inputs / sizeof inputs[0]};
     RunFolder folder = {-1};
+    if (s.dump && check_dump(s.dump, inputs, sizeof inputs / sizeof inputs[0], s.data_dir, &err))
+        error_exit_rc("evaluate", ERR_USAGE, &err);
     if (s.out && run_folder_check(&req, &err)) error_exit("evaluate", &err); // before loading anything
     Eval e;
     int ok = eval_setup(&e, &s, &err) == 0 && (!s.out || run_folder_claim(&folder, &req, &err) == 0) &&

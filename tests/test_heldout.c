@@ -274,6 +274,32 @@ static void test_dump_recomputes_eval_json(void **state) {
     cJSON_Delete(ev);
 }
 
+// --dump naming a file evaluate reads is refused before anything is written.
+static void test_dump_never_replaces_an_input(void **state) {
+    Fixture *f = *state;
+    static char out[1 << 16], err[1 << 16];
+    char *before = dir_snapshot(f->dir);
+    const char *targets[] = {"sft/model.bin", "tok.bin", "rm/model.bin"};
+    for (int i = 0; i < 3; i++) {
+        int rc = run_in_dir(f->dir, 60, out, sizeof out, err, sizeof err,
+                            "%sevaluate --config smoke --policy sft/model.bin --ref sft/model.bin --rm rm/model.bin "
+                            "--tokenizer tok.bin --prompts %s/prompts_eval.jsonl --data-dir %s --dump %s", f->bin,
+                            f->data, f->data, targets[i]);
+        assert_int_equal(rc, 2);
+        assert_true(is_one_line(err));
+        assert_non_null(strstr(err, "is the input"));
+        assert_non_null(strstr(err, targets[i]));
+    }
+    int rc = run_in_dir(f->dir, 60, out, sizeof out, err, sizeof err,
+                        "%sevaluate --config smoke --policy sft/model.bin --ref sft/model.bin --rm rm/model.bin "
+                        "--tokenizer tok.bin --data-dir %s --dump %s/keywords.tsv", f->bin, f->data, f->data);
+    assert_int_equal(rc, 2);
+    assert_non_null(strstr(err, "annotator's folder"));
+    char *after = dir_snapshot(f->dir);
+    assert_string_equal(before, after);
+    free(before), free(after);
+}
+
 // ---- ppo --eval-every ---------------------------------------------------------
 
 static int csv_column(const Fixture *f, const char *run, const char *col, double *v) {
@@ -352,6 +378,7 @@ static void test_ppo_eval_every_and_keep_every(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dump_recomputes_eval_json),
+        cmocka_unit_test(test_dump_never_replaces_an_input),
         cmocka_unit_test(test_ppo_eval_every_and_keep_every),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
