@@ -24,25 +24,17 @@ typedef struct {
     char dir[256], bin[512], ckpt[600], pre[600], sft[600];
 } Fixture;
 
-// A tokenizer, a short pretraining run and a short SFT run on top of it. SFT
+// The smoke chain up to SFT (tests/testutil.h: make_smoke_chain). SFT
 // runs from inside the folder with a relative --init, so the sft checkpoint
 // records a relative parent path, as the pipeline does.
 static int setup(void **state) {
     Fixture *f = calloc(1, sizeof *f);
-    char data[512], out[16384];
     make_temp_dir(f->dir, sizeof f->dir);
     bin_path(f->bin, sizeof f->bin, "");
     bin_path(f->ckpt, sizeof f->ckpt, "ckpt");
-    src_path(data, sizeof data, "data");
     snprintf(f->pre, sizeof f->pre, "%s/pre/model.bin", f->dir);
     snprintf(f->sft, sizeof f->sft, "%s/sft/model.bin", f->dir);
-    int rc = run_cmd(out, sizeof out,
-                     "cd %s && %sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 512 --out tokenizer.bin && "
-                     "%spretrain --config smoke --steps 30 --tokenizer tokenizer.bin --data %s/fortunes.jsonl --out pre && "
-                     "%ssft --config smoke --steps 10 --eval-prompts 2 --init pre/model.bin --tokenizer tokenizer.bin "
-                     "--data %s/sft.jsonl --val %s/sft_val.jsonl --out sft",
-                     f->dir, f->bin, data, f->bin, data, f->bin, data, data);
-    if (rc) printf("%s\n", out);
+    int rc = make_smoke_chain(f->dir, "sft");
     *state = f;
     return rc;
 }
@@ -145,7 +137,7 @@ static void test_info_matches_the_payload(void **state) {
     assert_int_equal((int)num(doc, "version"), 1);
     assert_string_equal(str(doc, "kind"), "language-model");
     assert_string_equal(str(doc, "stage"), "sft");
-    assert_int_equal((int)num(doc, "step"), 10);
+    assert_int_equal((int)num(doc, "step"), 40);
     assert_int_equal((uint64_t)num(doc, "num_params"), h.num_params);
     assert_int_equal((int)num(cJSON_GetObjectItem(doc, "config"), "n_embd"), h.config.n_embd);
     assert_hex(str(doc, "fingerprint"), h.fingerprint);
@@ -166,8 +158,8 @@ static void test_info_matches_the_payload(void **state) {
     assert_int_equal(run_cmd(out, sizeof out, "cd %s && %s info sft/model.bin", f->dir, f->ckpt), 0);
     snprintf(line, sizeof line, "fingerprint   %08" PRIx32 "\n", h.fingerprint);
     assert_non_null(strstr(out, line));
-    assert_non_null(strstr(out, " 0  wte       (512, 32)          16384 "));
-    assert_non_null(strstr(out, "  pretrain  step 30 "));
+    assert_non_null(strstr(out, " 0  wte       (300, 32)           9600 "));
+    assert_non_null(strstr(out, "  pretrain  step 60 "));
     free(params);
 }
 
@@ -294,8 +286,8 @@ static void test_lineage(void **state) {
     assert_int_equal(run_cmd(out, sizeof out, "cd %s && %s lineage sft/model.bin", f->dir, f->ckpt), 0);
     char *pre_absolute = realpath(f->pre, NULL); // as sft recorded its --init pre/model.bin
     snprintf(want, sizeof want,
-             "sft       step 10     language-model  %08" PRIx32 "  sft/model.bin\n"
-             "pretrain  step 30     language-model  %08" PRIx32 "  %s\n",
+             "sft       step 40     language-model  %08" PRIx32 "  sft/model.bin\n"
+             "pretrain  step 60     language-model  %08" PRIx32 "  %s\n",
              sft.fingerprint, pre.fingerprint, pre_absolute);
     assert_string_equal(out, want);
     cJSON *doc = ckpt_json(f, 0, "lineage sft/model.bin");
@@ -309,7 +301,7 @@ static void test_lineage(void **state) {
     doc = ckpt_json(f, 1, "lineage sft/model.bin");
     run_cmd(want, sizeof want, "mv %s/pre.away %s/pre", f->dir, f->dir);
     assert_int_equal(rc, 1);
-    assert_non_null(strstr(out, "sft       step 10"));
+    assert_non_null(strstr(out, "sft       step 40"));
     char expected[1024];
     snprintf(expected, sizeof expected, "ckpt: parent of sft/model.bin is missing: no file at %s", pre_absolute);
     assert_non_null(strstr(out, expected));
@@ -334,8 +326,8 @@ static void test_bad_input(void **state) {
     assert_non_null(strstr(out, "ckpt: missing.bin: cannot open"));
     assert_int_equal(run_cmd(out, sizeof out, "cd %s && head -c 3000 sft/model.bin > cut.bin && %s info cut.bin", f->dir, f->ckpt), 1);
     assert_non_null(strstr(out, "ckpt: cut.bin: "));
-    assert_int_equal(run_cmd(out, sizeof out, "cd %s && %s diff tokenizer.bin sft/model.bin", f->dir, f->ckpt), 1);
-    assert_non_null(strstr(out, "ckpt: tokenizer.bin: "));
+    assert_int_equal(run_cmd(out, sizeof out, "cd %s && %s diff tok.bin sft/model.bin", f->dir, f->ckpt), 1);
+    assert_non_null(strstr(out, "ckpt: tok.bin: "));
     assert_int_equal(run_cmd(out, sizeof out, "cd %s && %s info sft/model.bin pre/model.bin", f->dir, f->ckpt), 2);
     assert_non_null(strstr(out, "expects 1 file, got 2"));
     assert_int_equal(run_cmd(out, sizeof out, "%s frobnicate x", f->ckpt), 2); // usage errors: exit 2

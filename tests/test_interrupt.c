@@ -23,15 +23,7 @@ static int setup(void **state) {
     make_temp_dir(f->dir, sizeof f->dir);
     bin_path(f->bin, sizeof f->bin, "");
     src_path(f->data, sizeof f->data, "data");
-    char out[16384];
-    int rc = run_cmd(out, sizeof out,
-        "cd %s && %sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 300 --out tok.bin && "
-        "%spretrain --config smoke --steps 60 --tokenizer tok.bin --data %s/fortunes.jsonl --out pre && "
-        "%ssft --config smoke --eval-prompts 2 --init pre/model.bin --tokenizer tok.bin --data %s/sft.jsonl --val %s/sft_val.jsonl --out sft && "
-        "%sprefs --policy sft/model.bin --tokenizer tok.bin --prompts %s/prompts_train.jsonl --data-dir %s --pairs 64 --out prefs && "
-        "%strain_rm --config smoke --init sft/model.bin --tokenizer tok.bin --pairs prefs/prefs.jsonl --val prefs/prefs_val.jsonl --out rm",
-        f->dir, f->bin, f->data, f->bin, f->data, f->bin, f->data, f->data, f->bin, f->data, f->data, f->bin);
-    if (rc) printf("%s\n", out);
+    int rc = make_smoke_chain(f->dir, "rm");
     *state = f;
     return rc;
 }

@@ -24,15 +24,7 @@ static int setup(void **state) {
     make_temp_dir(f->dir, sizeof f->dir);
     bin_path(f->bin, sizeof f->bin, "");
     src_path(f->data, sizeof f->data, "data");
-    char out[16384];
-    int rc = run_cmd(out, sizeof out,
-        "cd %s && %sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 512 --out tok.bin && "
-        "%spretrain --config smoke --steps 100 --tokenizer tok.bin --data %s/fortunes.jsonl --out pre && "
-        "%ssft --config smoke --eval-prompts 4 --init pre/model.bin --tokenizer tok.bin --data %s/sft.jsonl --val %s/sft_val.jsonl --out sft && "
-        "%sprefs --policy sft/model.bin --tokenizer tok.bin --prompts %s/prompts_train.jsonl --data-dir %s --pairs 64 --out prefs && "
-        "%strain_rm --config smoke --init sft/model.bin --tokenizer tok.bin --pairs prefs/prefs.jsonl --val prefs/prefs_val.jsonl --out rm",
-        f->dir, f->bin, f->data, f->bin, f->data, f->bin, f->data, f->data, f->bin, f->data, f->data, f->bin);
-    if (rc) printf("%s\n", out);
+    int rc = make_smoke_chain(f->dir, "rm");
     snprintf(f->common, sizeof f->common,
              "--config smoke --policy sft/model.bin --rm rm/model.bin --tokenizer tok.bin --prompts %s/prompts_train.jsonl "
              "--eval-prompts %s/prompts_eval.jsonl --data-dir %s", f->data, f->data, f->data);
@@ -141,7 +133,8 @@ static void test_ppo_refuses_wrong_inputs(void **state) {
                  "--data-dir %s --out x", f->dir, f->bin, f->data);
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "expected a reward-model"));
-    rc = run_cmd(out, sizeof out, "cd %s && %sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 300 --out other.bin && "
+    // Another tokenizer than the smoke chain's (vocabulary 300).
+    rc = run_cmd(out, sizeof out, "cd %s && %sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 400 --out other.bin && "
                  "%sppo --config smoke --policy sft/model.bin --rm rm/model.bin --tokenizer other.bin --data-dir %s --out x",
                  f->dir, f->bin, f->data, f->bin, f->data);
     assert_int_equal(rc, 1);

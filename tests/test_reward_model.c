@@ -141,13 +141,11 @@ static void test_prefs_train_rm_score_smoke(void **state) {
     make_temp_dir(dir, sizeof dir);
     bin_path(bin, sizeof bin, "");
     src_path(data, sizeof data, "data");
-    int rc = run_cmd(out, sizeof out,
-        "cd %s && %sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 512 --out tok.bin && "
-        "%spretrain --config smoke --steps 100 --tokenizer tok.bin --data %s/fortunes.jsonl --out pre && "
-        "%ssft --config smoke --eval-prompts 4 --init pre/model.bin --tokenizer tok.bin --data %s/sft.jsonl --val %s/sft_val.jsonl --out sft && "
-        "%sprefs --policy sft/model.bin --tokenizer tok.bin --prompts %s/prompts_train.jsonl --data-dir %s --pairs 80 --out prefs && "
-        "%strain_rm --config smoke --init sft/model.bin --tokenizer tok.bin --pairs prefs/prefs.jsonl --val prefs/prefs_val.jsonl --out rm",
-        dir, bin, data, bin, data, bin, data, data, bin, data, data, bin);
+    // The smoke chain up to prefs/, then the stage under test.
+    int rc = make_smoke_chain(dir, "prefs");
+    assert_int_equal(rc, 0);
+    rc = run_cmd(out, sizeof out, "cd %s && %strain_rm --config smoke --init sft/model.bin --tokenizer tok.bin "
+                 "--pairs prefs/prefs.jsonl --val prefs/prefs_val.jsonl --out rm", dir, bin);
     printf("%s", strstr(out, "train_rm:") ? strstr(out, "train_rm:") : out);
     assert_int_equal(rc, 0);
     assert_non_null(strstr(out, "against the gold ordering"));
@@ -207,7 +205,7 @@ static void test_prefs_train_rm_score_smoke(void **state) {
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "is a language-model checkpoint; expected a reward-model"));
     rc = run_cmd(out, sizeof out,
-        "cd %s && %sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 300 --out other.bin && "
+        "cd %s && %sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 400 --out other.bin && "
         "%strain_rm --config smoke --init sft/model.bin --tokenizer other.bin --pairs prefs/prefs.jsonl --val prefs/prefs_val.jsonl --out x",
         dir, bin, data, bin);
     assert_int_equal(rc, 1);

@@ -52,17 +52,10 @@ static int setup(void **state) {
     bin_path(f->bin, sizeof f->bin, "");
     bin_path(f->sample, sizeof f->sample, "sample");
     src_path(f->data, sizeof f->data, "data");
-    snprintf(f->tok, sizeof f->tok, "%s/tokenizer.bin", f->dir);
+    snprintf(f->tok, sizeof f->tok, "%s/tok.bin", f->dir);
     snprintf(f->pre, sizeof f->pre, "%s/pre/model.bin", f->dir);
     snprintf(f->sft, sizeof f->sft, "%s/sft/model.bin", f->dir);
-    int rc = run_cmd(out, sizeof out,
-                     "%sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 512 --out %s && "
-                     "%spretrain --config smoke --steps 30 --tokenizer %s --data %s/fortunes.jsonl --out %s/pre && "
-                     "%ssft --config smoke --steps 10 --eval-prompts 2 --init %s --tokenizer %s "
-                     "--data %s/sft.jsonl --val %s/sft_val.jsonl --out %s/sft",
-                     f->bin, f->data, f->tok, f->bin, f->tok, f->data, f->dir, f->bin, f->pre, f->tok,
-                     f->data, f->data, f->dir);
-    if (rc) printf("%s\n", out);
+    int rc = make_smoke_chain(f->dir, "sft");
     if (rc == 0) rc = run_cmd(out, sizeof out, "head -n 5 %s/prompts_eval.jsonl > %s/five.jsonl", f->data, f->dir);
     if (rc == 0) rc = make_reward_model(f);
     *state = f;
@@ -273,7 +266,7 @@ static void test_bad_input(void **state) {
     assert_non_null(strstr(out, "rm.bin: is a reward-model checkpoint; expected a language-model or policy"));
     assert_int_equal(run_cmd(out, sizeof out, "%s --model %s --tokenizer %s --prompt x --rm %s", s, f->sft, t, f->pre), 1);
     assert_non_null(strstr(out, "is a language-model checkpoint; expected a reward-model"));
-    assert_int_equal(run_cmd(out, sizeof out, "%sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 300 --out %s/other.bin && "
+    assert_int_equal(run_cmd(out, sizeof out, "%sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 400 --out %s/other.bin && "
                              "%s --model %s --tokenizer %s/other.bin --prompt x",
                              f->bin, f->data, f->dir, s, f->sft, f->dir), 1);
     assert_non_null(strstr(out, "trained with tokenizer"));

@@ -26,14 +26,9 @@ static int setup(void **state) {
     make_temp_dir(f->dir, sizeof f->dir);
     bin_path(f->bin, sizeof f->bin, "");
     src_path(f->data, sizeof f->data, "data");
-    snprintf(f->tok, sizeof f->tok, "%s/tokenizer.bin", f->dir);
+    snprintf(f->tok, sizeof f->tok, "%s/tok.bin", f->dir);
     snprintf(f->pre, sizeof f->pre, "%s/pre/model.bin", f->dir);
-    char out[8192];
-    int rc = run_cmd(out, sizeof out,
-                     "%sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 512 --out %s && "
-                     "%spretrain --config smoke --steps 100 --tokenizer %s --data %s/fortunes.jsonl --out %s/pre",
-                     f->bin, f->data, f->tok, f->bin, f->tok, f->data, f->dir);
-    if (rc) printf("%s\n", out);
+    int rc = make_smoke_chain(f->dir, "pre");
     *state = f;
     return rc;
 }
@@ -197,7 +192,7 @@ static void test_sft_refuses_wrong_inputs(void **state) {
     assert_int_equal(rc, 1);
     assert_non_null(strstr(out, "is a reward-model checkpoint; expected a language-model"));
     // A tokenizer other than the one the checkpoint was trained with.
-    rc = run_cmd(out, sizeof out, "%sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 300 --out %s/other.bin && "
+    rc = run_cmd(out, sizeof out, "%sbpe train --input %s/fortunes.jsonl --jsonl-field text --vocab 400 --out %s/other.bin && "
                  "%ssft --config smoke --init %s --tokenizer %s/other.bin --out %s/x",
                  f->bin, f->data, f->dir, f->bin, f->pre, f->dir, f->dir);
     assert_int_equal(rc, 1);
