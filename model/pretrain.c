@@ -17,24 +17,23 @@
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
-    const char *config, *tokenizer, *data, *out, *resume;
-    int seed, threads, steps, batch, warmup, eval_every, eval_batches, save_every, stop_after;
-    float lr, min_lr_frac, weight_decay, grad_clip;
-    int force; // per invocation, like resume and threads: never in config.txt
+    RunSettings run; // the options every training stage has (model/run.h)
+    const char *tokenizer, *data;
+    int eval_every, eval_batches;
 } Settings;
 
 // Defaults per named configuration; the smoke run takes seconds.
 static int apply_config(Settings *s, const char *name, Error *err) {
-    s->config = name;
+    s->run.config = name;
     if (!strcmp(name, "smoke")) {
-        s->steps = 60, s->batch = 4, s->lr = 3e-3f, s->warmup = 10, s->eval_every = 20;
-        s->eval_batches = 2, s->save_every = 30;
+        s->run.steps = 60, s->run.batch = 4, s->run.lr = 3e-3f, s->run.warmup = 10, s->eval_every = 20;
+        s->eval_batches = 2, s->run.save_every = 30;
     } else if (!strcmp(name, "tiny")) {
-        s->steps = 1400, s->batch = 16, s->lr = 2e-3f, s->warmup = 100, s->eval_every = 200;
-        s->eval_batches = 8, s->save_every = 700;
+        s->run.steps = 1400, s->run.batch = 16, s->run.lr = 2e-3f, s->run.warmup = 100, s->eval_every = 200;
+        s->eval_batches = 8, s->run.save_every = 700;
     } else if (!strcmp(name, "small")) {
-        s->steps = 6000, s->batch = 16, s->lr = 1e-3f, s->warmup = 200, s->eval_every = 500;
-        s->eval_batches = 8, s->save_every = 1000;
+        s->run.steps = 6000, s->run.batch = 16, s->run.lr = 1e-3f, s->run.warmup = 200, s->eval_every = 500;
+        s->eval_batches = 8, s->run.save_every = 1000;
     } else {
         return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
     }
@@ -199,15 +198,15 @@ static int pretrain_setup(Pretrain *p, const Settings *s, Error *err) {
     if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
     if (load_corpus(&p->corpus, p->tok, s->data, err)) return -1;
     GPTConfig cfg = {.vocab_size = tokenizer_vocab_size(p->tok)};
-    if (gpt_config_named(&cfg, s->config, err)) return -1;
+    if (gpt_config_named(&cfg, s->run.config, err)) return -1;
     int T = cfg.max_seq_len;
     if (p->corpus.n_train < (size_t)T + 2 || p->corpus.n_val < (size_t)T + 2)
         return error_set(err, "%s: too little text for windows of %d tokens (%zu train, %zu validation tokens)",
                          s->data, T, p->corpus.n_train, p->corpus.n_val);
-    if (gpt_create(&p->m, &cfg, err) || gpt_alloc_training(&p->m, s->batch, T, err)) return -1;
-    gpt_init_random(&p->m, (unsigned long long)s->seed);
-    if (lm_batch_alloc(&p->batch, &p->m, s->batch, T, err)) return -1;
-    for (int i = 0; i < s->batch * T; i++) p->batch.weights[i] = 1.0f; // every token counts
+    if (gpt_create(&p->m, &cfg, err) || gpt_alloc_training(&p->m, s->run.batch, T, err)) return -1;
+    gpt_init_random(&p->m, (unsigned long long)s->run.seed);
+    if (lm_batch_alloc(&p->batch, &p->m, s->run.batch, T, err)) return -1;
+    for (int i = 0; i < s->run.batch * T; i++) p->batch.weights[i] = 1.0f; // every token counts
     if (kvcache_create(&p->kv, &cfg, 4, err)) return -1;
     if (ckpt_header_init(&p->h, CKPT_LM, &cfg, "pretrain", err)) return -1;
     p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
@@ -230,8 +229,7 @@ static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
 static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
     const char *const read[] = {s->tokenizer, s->data};
     memcpy(inputs, read, sizeof read);
-    return (RunFolderRequest){.dir = s->out, .resuming = s->resume != NULL, .force = s->force, .resumable = 1,
-                              .inputs = inputs, .n_inputs = (int)(sizeof read / sizeof read[0])};
+    return run_folder_request(&s->run, inputs, (int)(sizeof read / sizeof read[0]));
 }
 
 // Returns 0 when the run completed, 1 when it stopped before its last step
@@ -239,35 +237,35 @@ static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
 static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     const char *inputs[2];
     RunFolderRequest folder = folder_request(s, inputs);
-    RunLoop loop = {"pretrain", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
-                    s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
+    RunLoop loop = run_loop("pretrain", &s->run, METRICS_HEADER, opts, n_opts, &folder);
+    loop.tokenizer = p->tk;
     Rng rng;
     uint64_t step;
     int begun = run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err);
     if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
     LmBatch *b = &p->batch;
     double entropy = unigram_entropy(p->corpus.val, p->corpus.n_val, b->V);
-    printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", s->config,
+    printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", s->run.config,
            p->m.num_params, p->corpus.n_train, p->corpus.n_val);
     printf("pretrain: unigram entropy of the validation tokens: %.3f nats/token\n", entropy);
     Progress prog;
-    progress_init(&prog, stdout, "pretrain", (long)step, s->steps, s->eval_every);
+    progress_init(&prog, stdout, "pretrain", (long)step, s->run.steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start;
     float val = NAN;
     AdamWConfig opt = adamw_defaults();
-    opt.weight_decay = s->weight_decay;
-    while ((long)step < s->steps) {
+    opt.weight_decay = s->run.weight_decay;
+    while ((long)step < s->run.steps) {
         sample_batch(b, &p->corpus, &rng);
         float loss = lm_batch_loss(b, b->max_B, b->max_T, 1);
-        float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
-        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
+        float lr = lr_warmup_cosine((long)step, s->run.warmup, s->run.steps, s->run.lr, s->run.lr * s->run.min_lr_frac);
+        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->run.grad_clip, lr, step, err);
         if (norm < 0) return -1;
         step++;
         double now = now_seconds(), tps = (double)b->max_B * b->max_T / (now - t_last);
-        int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
+        int eval_now = step % s->eval_every == 0 || (long)step == s->run.steps;
         if (eval_now) {
             val = validation_loss(b, &p->corpus, s->eval_batches);
-            write_samples(&p->m, &p->kv, p->tok, &p->corpus, s->out, (long)step, s->seed);
+            write_samples(&p->m, &p->kv, p->tok, &p->corpus, s->run.out, (long)step, s->run.seed);
         }
         t_last = now_seconds(); // evaluation time does not count against tokens/s
         double row[8] = {(double)step, (double)step * b->max_B * b->max_T, lr, loss, eval_now ? val : NAN,
@@ -280,7 +278,7 @@ static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, i
     progress_done(&prog);
     printf("pretrain: done in %.1f s: validation loss %.3f nats/token, unigram entropy %.3f (%.3f below)\n",
            now_seconds() - t_start, val, entropy, entropy - val);
-    printf("pretrain: wrote %s/model.bin\n", s->out);
+    printf("pretrain: wrote %s/model.bin\n", s->run.out);
     return 0;
 }
 
@@ -288,41 +286,35 @@ int main(int argc, char **argv) {
     char corpus[4096];
     Error err;
     if (data_dir_file(corpus, sizeof corpus, "fortunes.jsonl", &err)) error_exit("pretrain", &err);
-    Settings s = {.data = corpus, .seed = 1337, .weight_decay = 0.1f, .grad_clip = 1.0f, .min_lr_frac = 0.1f};
+    Settings s = {.data = corpus};
+    run_settings_defaults(&s.run);
     apply_config(&s, "tiny", &err);
-    CliOption opts[] = {
-        {"config", CLI_STRING, &s.config, 0, 0, "defaults and model shape: smoke, tiny or small"},
+    const RunOptionHelp help = {"defaults and model shape: smoke, tiny or small",
+                                "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
+                                "seed for initialisation and batches", "optimiser steps",
+                                "sequences per step (each one context long)"};
+    const CliOption input_options[] = {
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin from `bpe train`"},
         {"data", CLI_STRING, &s.data, 0, 0, "JSONL corpus: {\"text\", \"split\": \"train\"|\"val\"}"},
-        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)"},
-        {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
-        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
-        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for initialisation and batches"},
-        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
-        {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
-        {"batch", CLI_INT, &s.batch, 1, 1024, "sequences per step (each one context long)"},
-        {"lr", CLI_FLOAT, &s.lr, 1e-7, 1, "peak learning rate"},
-        {"min-lr-frac", CLI_FLOAT, &s.min_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
-        {"warmup", CLI_INT, &s.warmup, 0, 10000000, "linear warm-up steps"},
-        {"weight-decay", CLI_FLOAT, &s.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
-        {"grad-clip", CLI_FLOAT, &s.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+    };
+    const CliOption own[] = {
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between validation and samples"},
         {"eval-batches", CLI_INT, &s.eval_batches, 1, 10000, "validation batches"},
-        {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
-    int n_opts = sizeof opts / sizeof opts[0];
+    CliOption opts[RUN_MAX_OPTIONS];
+    int n_opts = run_training_options(opts, &s.run, &help, input_options, sizeof input_options / sizeof *input_options,
+                                      1, own, sizeof own / sizeof *own);
     char *stored = NULL;
     int rc = run_parse_options("pretrain", "Pretrains a language model on a JSONL corpus.", opts, n_opts,
                                argc, argv, cli_peek(argc, argv, "resume"), apply_config_cb, &s,
                                &stored, &err);
     if (rc > 0) return 0;
     if (rc) error_exit_rc("pretrain", rc, &err);
-    if (s.resume) s.out = s.resume;
+    if (s.run.resume) s.run.out = s.run.resume;
     const char *inputs[2];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("pretrain", &err); // before loading anything
-    s.threads = run_set_threads(s.threads); // config.txt records the count used
+    s.run.threads = run_set_threads(s.run.threads); // config.txt records the count used
 
     Pretrain p;
     if (pretrain_setup(&p, &s, &err)) {

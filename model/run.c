@@ -112,6 +112,55 @@ static int load_run_settings(const char *resume_dir, const CliOption *opts, int 
     return rc;
 }
 
+void run_settings_defaults(RunSettings *r) {
+    memset(r, 0, sizeof *r);
+    r->seed = 1337, r->weight_decay = 0.1f, r->grad_clip = 1.0f, r->min_lr_frac = 0.1f;
+}
+
+RunFolderRequest run_folder_request(const RunSettings *r, const char *const *inputs, int n_inputs) {
+    return (RunFolderRequest){.dir = r->out, .resuming = r->resume != NULL, .force = r->force, .resumable = 1,
+                              .inputs = inputs, .n_inputs = n_inputs};
+}
+
+RunLoop run_loop(const char *prog, const RunSettings *r, const char *metrics_header, const CliOption *opts, int n_opts,
+                 const RunFolderRequest *folder) {
+    return (RunLoop){prog, r->out, r->resume != NULL, (uint64_t)r->seed, r->steps, r->save_every, r->stop_after,
+                     metrics_header, opts, n_opts, .folder = folder};
+}
+
+int run_training_options(CliOption *opts, RunSettings *r, const RunOptionHelp *help, const CliOption *inputs,
+                         int n_inputs, int schedule, const CliOption *own, int n_own) {
+    const CliOption head[] = {
+        {"out", CLI_STRING | CLI_REQUIRED, &r->out, 0, 0, help->out},
+        {"resume", CLI_STRING, &r->resume, 0, 0, "continue the run in this folder, with its config.txt"},
+        {"force", CLI_FLAG, &r->force, 0, 0, "start afresh over another run's files in --out, removing them"},
+        {"seed", CLI_INT, &r->seed, 0, 2147483647, help->seed},
+        {"threads", CLI_INT, &r->threads, 0, 256, "threads (0: all cores)"},
+        {"steps", CLI_INT, &r->steps, 1, 10000000, help->steps},
+        {"batch", CLI_INT, &r->batch, 1, 1024, help->batch},
+    };
+    const CliOption optimiser[] = {
+        {"lr", CLI_FLOAT, &r->lr, 1e-7, 1, "peak learning rate"},
+        {"min-lr-frac", CLI_FLOAT, &r->min_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
+        {"warmup", CLI_INT, &r->warmup, 0, 10000000, "linear warm-up steps"},
+        {"weight-decay", CLI_FLOAT, &r->weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
+        {"grad-clip", CLI_FLOAT, &r->grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+    };
+    const CliOption tail[] = {
+        {"save-every", CLI_INT, &r->save_every, 1, 10000000, "steps between checkpoints"},
+        {"stop-after", CLI_INT, &r->stop_after, 0, 10000000,
+         "stop (as on SIGINT) after this step, exit status 3; 0: off"},
+    };
+    int n = 0;
+    opts[n++] = (CliOption){"config", CLI_STRING, &r->config, 0, 0, help->config};
+    for (int i = 0; i < n_inputs; i++) opts[n++] = inputs[i];
+    for (size_t i = 0; i < sizeof head / sizeof *head; i++) opts[n++] = head[i];
+    for (size_t i = 0; schedule && i < sizeof optimiser / sizeof *optimiser; i++) opts[n++] = optimiser[i];
+    for (int i = 0; i < n_own; i++) opts[n++] = own[i];
+    for (size_t i = 0; i < sizeof tail / sizeof *tail; i++) opts[n++] = tail[i];
+    return n;
+}
+
 int run_parse_options(const char *prog, const char *summary, const CliOption *opts, int n_opts,
                       int argc, char **argv, const char *resume_dir,
                       int (*apply_config)(void *ctx, const char *name, Error *err), void *ctx,

@@ -25,6 +25,41 @@ int run_set_threads(int n);
 // The most options a stage's table may have.
 #define RUN_MAX_OPTIONS 128
 
+// The settings every training stage has, declared once (run_common_options,
+// run_schedule_options) and held by each stage's Settings as `run`.
+typedef struct {
+    const char *config, *out, *resume;
+    int seed, threads, steps, batch, save_every, stop_after;
+    // The optimiser's schedule (not ppo's, whose updates have their own).
+    float lr, min_lr_frac, weight_decay, grad_clip;
+    int warmup;
+    int force; // per invocation, like resume and threads: never in config.txt
+} RunSettings;
+
+// The defaults the stages share: seed 1337, weight decay 0.1, gradient
+// clipping at norm 1, a final learning rate of 0.1 x the peak.
+void run_settings_defaults(RunSettings *r);
+
+// What the common options mean in one stage.
+typedef struct {
+    const char *config; // --config: what the names set
+    const char *out;    // --out: the files of the run folder
+    const char *seed;   // --seed: what it draws
+    const char *steps;  // --steps: what a step is
+    const char *batch;  // --batch: what a batch holds
+} RunOptionHelp;
+
+// The options shared by every training stage, with the stage's own:
+enum { RUN_COMMON_OPTIONS = 10, RUN_SCHEDULE_OPTIONS = 5 };
+
+// Writes a stage's option table into opts (RUN_MAX_OPTIONS rows at most) in
+// the order --help lists it: --config, the stage's inputs, --out (required),
+// --resume, --force, --seed, --threads, --steps, --batch, with schedule
+// --lr, --min-lr-frac, --warmup, --weight-decay, --grad-clip, then the
+// stage's own options, --save-every and --stop-after. Returns the count.
+int run_training_options(CliOption *opts, RunSettings *r, const RunOptionHelp *help, const CliOption *inputs,
+                         int n_inputs, int schedule, const CliOption *own, int n_own);
+
 // Options every training stage has, parsed in two passes: --config (defaults
 // first), then --resume DIR (settings from DIR/config.txt, except --resume, --force,
 // --threads and --stop-after, which belong to one invocation), then the rest of
@@ -81,6 +116,16 @@ typedef struct {
     // without it is not complete: resuming it does that work.
     const char *final_report;
 } RunLoop;
+
+// The RunLoop and the run-folder request of a stage's settings: its run
+// folder, --resume, --force, seed, steps, --save-every, --stop-after, its
+// inputs (n_inputs paths that must not lie in the folder), metrics.csv's
+// header and the options config.txt records. A stage sets what is its own
+// afterwards (.tokenizer, .ref, .rm, .final_report). The loop points at
+// *folder, which must outlive it.
+RunFolderRequest run_folder_request(const RunSettings *r, const char *const *inputs, int n_inputs);
+RunLoop run_loop(const char *prog, const RunSettings *r, const char *metrics_header, const CliOption *opts, int n_opts,
+                 const RunFolderRequest *folder);
 
 // Writes loop->out/model.bin and its training state (AdamW moments, step,
 // RNG, stage values, the fingerprints of the run's inputs) atomically.

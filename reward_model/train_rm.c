@@ -17,21 +17,22 @@
 #include "reward_model/reward_model.h"
 
 typedef struct {
-    const char *config, *init, *tokenizer, *pairs, *val, *out, *resume;
-    int seed, threads, steps, batch, warmup, eval_every, save_every, stop_after;
-    float lr, min_lr_frac, weight_decay, grad_clip, margin;
-    int force; // per invocation, like resume and threads: never in config.txt
+    RunSettings run; // the options every training stage has (model/run.h)
+    const char *init, *tokenizer, *pairs, *val;
+    int eval_every;
+    float margin;
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
     Settings *s = settings;
-    s->config = name;
+    RunSettings *r = &s->run;
+    r->config = name;
     if (!strcmp(name, "smoke")) {
-        s->steps = 30, s->batch = 4, s->lr = 1e-3f, s->warmup = 3, s->eval_every = 15, s->save_every = 15;
+        r->steps = 30, r->batch = 4, r->lr = 1e-3f, r->warmup = 3, s->eval_every = 15, r->save_every = 15;
     } else if (!strcmp(name, "tiny")) {
-        s->steps = 1600, s->batch = 16, s->lr = 5e-4f, s->warmup = 40, s->eval_every = 200, s->save_every = 400;
+        r->steps = 1600, r->batch = 16, r->lr = 5e-4f, r->warmup = 40, s->eval_every = 200, r->save_every = 400;
     } else if (!strcmp(name, "small")) {
-        s->steps = 600, s->batch = 16, s->lr = 1e-4f, s->warmup = 30, s->eval_every = 100, s->save_every = 200;
+        r->steps = 600, r->batch = 16, r->lr = 1e-4f, r->warmup = 30, s->eval_every = 100, r->save_every = 200;
     } else {
         return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
     }
@@ -130,7 +131,7 @@ static int train_rm_setup(TrainRm *p, const Settings *s, Error *err) {
     CkptHeader init;
     p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
     if (run_load_model(&p->m, &init, s->init, 1u << CKPT_LM, &p->tk, err)) return -1;
-    int ctx = p->m.config.max_seq_len, rows = 2 * s->batch;
+    int ctx = p->m.config.max_seq_len, rows = 2 * s->run.batch;
     if (pairs_load(&p->train, p->tok, s->pairs, ctx, err) || pairs_load(&p->val, p->tok, s->val, ctx, err)) return -1;
     if (gpt_alloc_training(&p->m, rows, ctx, err)) return -1;
     // The head starts from zero whatever the init checkpoint holds: every
@@ -141,7 +142,7 @@ static int train_rm_setup(TrainRm *p, const Settings *s, Error *err) {
     p->rows = malloc(rows * sizeof(int *));
     p->rewards = malloc(rows * sizeof(float));
     p->perm = malloc(p->train.n * sizeof(size_t));
-    p->idx = malloc(s->batch * sizeof(size_t));
+    p->idx = malloc(s->run.batch * sizeof(size_t));
     p->train_by_len = pairs_by_length(&p->train, &p->pair_len);
     int *val_len = NULL;
     p->val_by_len = pairs_by_length(&p->val, &val_len);
@@ -165,7 +166,7 @@ static void score_pairs(TrainRm *p, const RmPairs *set, const size_t *idx, int B
 // One optimiser step's loss and gradients on B pairs; returns the mean loss
 // and the fraction of pairs ranked as labelled.
 static float pair_step(TrainRm *p, const Settings *s, float *accuracy) {
-    int B = s->batch;
+    int B = s->run.batch;
     score_pairs(p, &p->train, p->idx, B);
     int T = p->m.T;
     memset(p->m.bw.dhead, 0, (size_t)2 * B * T * sizeof(float));
@@ -192,7 +193,7 @@ typedef struct {
 // gold ordering, how often the labels themselves disagree with gold, margins.
 static PairEval evaluate_pairs(TrainRm *p, const Settings *s) {
     PairEval e = {0};
-    int B = s->batch, n_gold_order = 0;
+    int B = s->run.batch, n_gold_order = 0;
     for (size_t at = 0; at < p->val.n; at += B) {
         int rows = p->val.n - at < (size_t)B ? (int)(p->val.n - at) : B;
         for (int i = 0; i < rows; i++) p->idx[i] = p->val_by_len[at + i];
@@ -226,7 +227,7 @@ static PairEval evaluate_pairs(TrainRm *p, const Settings *s) {
 // samples from the SFT policy, so a normalised reward is in units of its spread.
 static void reward_stats(TrainRm *p, const Settings *s, double *mean, double *std) {
     double sum = 0, sumsq = 0;
-    int B = s->batch;
+    int B = s->run.batch;
     for (size_t at = 0; at < p->train.n; at += B) {
         int rows = p->train.n - at < (size_t)B ? (int)(p->train.n - at) : B;
         for (int i = 0; i < rows; i++) p->idx[i] = p->train_by_len[at + i];
@@ -253,8 +254,7 @@ static void print_eval(const char *when, const PairEval *e) {
 static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
     const char *const read[] = {s->init, s->tokenizer, s->pairs, s->val};
     memcpy(inputs, read, sizeof read);
-    return (RunFolderRequest){.dir = s->out, .resuming = s->resume != NULL, .force = s->force, .resumable = 1,
-                              .inputs = inputs, .n_inputs = (int)(sizeof read / sizeof read[0])};
+    return run_folder_request(&s->run, inputs, (int)(sizeof read / sizeof read[0]));
 }
 
 // Returns 0 when the run completed, 1 when it stopped before its last step
@@ -263,30 +263,30 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
     printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
     const char *inputs[4];
     RunFolderRequest folder = folder_request(s, inputs);
-    RunLoop loop = {"train_rm", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every,
-                    s->stop_after, METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
+    RunLoop loop = run_loop("train_rm", &s->run, METRICS_HEADER, opts, n_opts, &folder);
+    loop.tokenizer = p->tk;
     Rng rng;
     uint64_t step;
     int begun = run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err);
     if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
     Progress prog;
-    progress_init(&prog, stdout, "train_rm", (long)step, s->steps, s->eval_every);
+    progress_init(&prog, stdout, "train_rm", (long)step, s->run.steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start, tokens = 0;
     PairEval ev = {.loss = NAN, .accuracy = NAN, .gold_accuracy = NAN, .margin = NAN, .reward_mean = NAN, .reward_std = NAN};
     AdamWConfig opt = adamw_defaults();
-    opt.weight_decay = s->weight_decay;
-    while ((long)step < s->steps) {
-        for (int i = 0; i < s->batch; i++)
-            p->idx[i] = bucketed_index(p->train.n, p->pair_len, s->batch, (uint64_t)s->seed, step * s->batch + i,
+    opt.weight_decay = s->run.weight_decay;
+    while ((long)step < s->run.steps) {
+        for (int i = 0; i < s->run.batch; i++)
+            p->idx[i] = bucketed_index(p->train.n, p->pair_len, s->run.batch, (uint64_t)s->run.seed, step * s->run.batch + i,
                                        p->perm, &p->perm_epoch);
         float acc, loss = pair_step(p, s, &acc);
-        float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
-        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
+        float lr = lr_warmup_cosine((long)step, s->run.warmup, s->run.steps, s->run.lr, s->run.lr * s->run.min_lr_frac);
+        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->run.grad_clip, lr, step, err);
         if (norm < 0) return -1;
         step++;
-        tokens += (double)2 * s->batch * p->m.T;
-        double now = now_seconds(), tps = (double)2 * s->batch * p->m.T / (now - t_last);
-        int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
+        tokens += (double)2 * s->run.batch * p->m.T;
+        double now = now_seconds(), tps = (double)2 * s->run.batch * p->m.T / (now - t_last);
+        int eval_now = step % s->eval_every == 0 || (long)step == s->run.steps;
         if (eval_now) ev = evaluate_pairs(p, s);
         t_last = now_seconds();
         double row[14] = {(double)step, tokens, lr, loss, acc, eval_now ? ev.loss : NAN,
@@ -296,7 +296,7 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
         csv_row(&p->csv, row);
         progress_update(&prog, (long)step, "loss %.3f | val acc %.1f%% | gold acc %.1f%% | %.0f tok/s", loss,
                         100 * ev.accuracy, 100 * ev.gold_accuracy, tps);
-        if ((long)step == s->steps) { // normalise against the SFT policy's own responses
+        if ((long)step == s->run.steps) { // normalise against the SFT policy's own responses
             double mean, std;
             reward_stats(p, s, &mean, &std);
             p->h.reward_mean = (float)mean, p->h.reward_std = (float)std;
@@ -308,48 +308,41 @@ static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, in
     print_eval("final", &ev);
     printf("train_rm: reward normalisation: raw mean %.4f, std %.4f over the %zu training responses\n",
            p->h.reward_mean, p->h.reward_std, 2 * p->train.n);
-    printf("train_rm: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
+    printf("train_rm: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->run.out);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    Settings s = {.seed = 1337, .weight_decay = 0.1f, .grad_clip = 1.0f, .min_lr_frac = 0.1f};
+    Settings s = {0};
+    run_settings_defaults(&s.run);
     Error err;
     apply_config(&s, "tiny", &err);
-    CliOption opts[] = {
-        {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --init)"},
+    const RunOptionHelp help = {"defaults: smoke, tiny or small (the shape comes from --init)",
+                                "run folder for model.bin, metrics.csv, config.txt (--resume DIR sets it)",
+                                "seed for the order of pairs", "optimiser steps", "pairs per step"};
+    const CliOption input_options[] = {
         {"init", CLI_STRING | CLI_REQUIRED, &s.init, 0, 0, "SFT checkpoint: the trunk to start from"},
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin of the init checkpoint"},
         {"pairs", CLI_STRING | CLI_REQUIRED, &s.pairs, 0, 0, "training pairs, JSONL {\"prompt\",\"chosen\",\"rejected\"}"},
         {"val", CLI_STRING | CLI_REQUIRED, &s.val, 0, 0, "held-out pairs, same format"},
-        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt (--resume DIR sets it)"},
-        {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
-        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
-        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for the order of pairs"},
-        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
-        {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
-        {"batch", CLI_INT, &s.batch, 1, 1024, "pairs per step"},
-        {"lr", CLI_FLOAT, &s.lr, 1e-7, 1, "peak learning rate"},
-        {"min-lr-frac", CLI_FLOAT, &s.min_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
-        {"warmup", CLI_INT, &s.warmup, 0, 10000000, "linear warm-up steps"},
-        {"weight-decay", CLI_FLOAT, &s.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
-        {"grad-clip", CLI_FLOAT, &s.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+    };
+    const CliOption own[] = {
         {"margin", CLI_FLOAT, &s.margin, 0, 100, "Bradley-Terry margin: loss -log sigmoid(r_c - r_r - margin)"},
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between held-out evaluations"},
-        {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
-    int n_opts = sizeof opts / sizeof opts[0];
+    CliOption opts[RUN_MAX_OPTIONS];
+    int n_opts = run_training_options(opts, &s.run, &help, input_options, sizeof input_options / sizeof *input_options,
+                                      1, own, sizeof own / sizeof *own);
     char *stored = NULL;
     int rc = run_parse_options("train_rm", "Trains a Bradley-Terry reward model on preference pairs.", opts, n_opts,
                                argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
     if (rc > 0) return 0;
     if (rc) error_exit_rc("train_rm", rc, &err);
-    if (s.resume) s.out = s.resume;
+    if (s.run.resume) s.run.out = s.run.resume;
     const char *inputs[4];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("train_rm", &err); // before loading anything
-    s.threads = run_set_threads(s.threads); // config.txt records the count used
+    s.run.threads = run_set_threads(s.run.threads); // config.txt records the count used
     TrainRm p;
     int outcome = train_rm_setup(&p, &s, &err) ? -1 : train_rm_run(&p, &s, opts, n_opts, &err);
     train_rm_free(&p);

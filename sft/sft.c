@@ -17,24 +17,23 @@
 #include "sft/sft_data.h"
 
 typedef struct {
-    const char *config, *init, *tokenizer, *data, *val, *out, *resume;
-    int seed, threads, steps, batch, warmup, eval_every, save_every, stop_after, eval_prompts;
-    float lr, min_lr_frac, weight_decay, grad_clip;
-    int force; // per invocation, like resume and threads: never in config.txt
+    RunSettings run; // the options every training stage has (model/run.h)
+    const char *init, *tokenizer, *data, *val;
+    int eval_every, eval_prompts;
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
     Settings *s = settings;
-    s->config = name;
+    s->run.config = name;
     if (!strcmp(name, "smoke")) {
-        s->steps = 40, s->batch = 4, s->lr = 1e-3f, s->warmup = 5, s->eval_every = 20;
-        s->save_every = 20, s->eval_prompts = 16;
+        s->run.steps = 40, s->run.batch = 4, s->run.lr = 1e-3f, s->run.warmup = 5, s->eval_every = 20;
+        s->run.save_every = 20, s->eval_prompts = 16;
     } else if (!strcmp(name, "tiny")) {
-        s->steps = 600, s->batch = 16, s->lr = 5e-4f, s->warmup = 30, s->eval_every = 100;
-        s->save_every = 200, s->eval_prompts = 200;
+        s->run.steps = 600, s->run.batch = 16, s->run.lr = 5e-4f, s->run.warmup = 30, s->eval_every = 100;
+        s->run.save_every = 200, s->eval_prompts = 200;
     } else if (!strcmp(name, "small")) {
-        s->steps = 1500, s->batch = 16, s->lr = 3e-4f, s->warmup = 50, s->eval_every = 250;
-        s->save_every = 500, s->eval_prompts = 200;
+        s->run.steps = 1500, s->run.batch = 16, s->run.lr = 3e-4f, s->run.warmup = 50, s->eval_every = 250;
+        s->run.save_every = 500, s->eval_prompts = 200;
     } else {
         return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
     }
@@ -81,11 +80,11 @@ static int sft_setup(Sft *p, const Settings *s, Error *err) {
     // A pair of n ids trains on n-1 positions, so n may be one more than the context.
     if (sft_load(&p->train, p->tok, s->data, ctx, err) || sft_load(&p->val, p->tok, s->val, ctx, err))
         return -1;
-    if (gpt_alloc_training(&p->m, s->batch, ctx, err) || lm_batch_alloc(&p->batch, &p->m, s->batch, ctx, err) ||
+    if (gpt_alloc_training(&p->m, s->run.batch, ctx, err) || lm_batch_alloc(&p->batch, &p->m, s->run.batch, ctx, err) ||
         kvcache_create(&p->kv, &p->m.config, 16, err))
         return -1;
     p->perm = malloc(p->train.n * sizeof(size_t));
-    p->idx = malloc((size_t)s->batch * sizeof(size_t));
+    p->idx = malloc((size_t)s->run.batch * sizeof(size_t));
     int n_gen = s->eval_prompts > 4 ? s->eval_prompts : 4;
     p->gen_tokens = malloc((size_t)n_gen * ctx * sizeof(int));
     p->gen_lens = malloc((size_t)n_gen * sizeof(int));
@@ -144,11 +143,11 @@ static void write_samples(Sft *p, const Settings *s, long step) {
     int N = p->val.n < 4 ? (int)p->val.n : 4;
     int ctx = p->m.config.max_seq_len, eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
     int *tokens = p->gen_tokens, *lens = p->gen_lens;
-    sample_responses(&p->m, &p->kv, &p->val, 0, N, eot, (uint64_t)s->seed + (uint64_t)step, tokens, lens,
+    sample_responses(&p->m, &p->kv, &p->val, 0, N, eot, (uint64_t)s->run.seed + (uint64_t)step, tokens, lens,
                      p->gen_lps);
     char path[4096];
     Error err;
-    FILE *fp = path_join(path, sizeof path, s->out, "samples.txt", &err) ? NULL : fopen(path, "a");
+    FILE *fp = path_join(path, sizeof path, s->run.out, "samples.txt", &err) ? NULL : fopen(path, "a");
     if (fp) fprintf(fp, "== step %ld (temperature 1) ==\n", step);
     for (int i = 0; fp && i < N; i++) {
         const SftExample *e = &p->val.ex[i];
@@ -180,24 +179,23 @@ typedef struct {
 // Held-out response loss and end-token rate of the model as it is now.
 static SftFigures measure(Sft *p, const Settings *s) {
     SftFigures f;
-    f.val_loss = validation_loss(p, s->batch);
-    f.end_rate = end_rate(p, s->eval_prompts, tokenizer_special(p->tok, TOK_ENDOFTEXT), (uint64_t)s->seed);
+    f.val_loss = validation_loss(p, s->run.batch);
+    f.end_rate = end_rate(p, s->eval_prompts, tokenizer_special(p->tok, TOK_ENDOFTEXT), (uint64_t)s->run.seed);
     return f;
 }
 
 // Draws the next batch of the shuffled walk through the training pairs.
 static int next_batch(Sft *p, const Settings *s, uint64_t step) {
-    for (int i = 0; i < s->batch; i++)
-        p->idx[i] = shuffled_index(p->train.n, (uint64_t)s->seed, step * s->batch + i, p->perm, &p->perm_epoch);
-    return sft_fill_batch(&p->batch, &p->train, p->idx, s->batch, tokenizer_special(p->tok, TOK_PAD));
+    for (int i = 0; i < s->run.batch; i++)
+        p->idx[i] = shuffled_index(p->train.n, (uint64_t)s->run.seed, step * s->run.batch + i, p->perm, &p->perm_epoch);
+    return sft_fill_batch(&p->batch, &p->train, p->idx, s->run.batch, tokenizer_special(p->tok, TOK_PAD));
 }
 
 // The run folder, --resume, --force and the inputs the run-folder guard checks.
 static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
     const char *const read[] = {s->init, s->tokenizer, s->data, s->val};
     memcpy(inputs, read, sizeof read);
-    return (RunFolderRequest){.dir = s->out, .resuming = s->resume != NULL, .force = s->force, .resumable = 1,
-                              .inputs = inputs, .n_inputs = (int)(sizeof read / sizeof read[0])};
+    return run_folder_request(&s->run, inputs, (int)(sizeof read / sizeof read[0]));
 }
 
 // Returns 0 when the run completed, 1 when it stopped before its last step
@@ -208,30 +206,30 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
     SftFigures before = measure(p, s); // the init (pretrained) model, before any step
     const char *inputs[4];
     RunFolderRequest folder = folder_request(s, inputs);
-    RunLoop loop = {"sft", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .folder = &folder};
+    RunLoop loop = run_loop("sft", &s->run, METRICS_HEADER, opts, n_opts, &folder);
+    loop.tokenizer = p->tk;
     Rng rng;
     uint64_t step;
     int begun = run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err);
     if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
     Progress prog;
-    progress_init(&prog, stdout, "sft", (long)step, s->steps, s->eval_every);
+    progress_init(&prog, stdout, "sft", (long)step, s->run.steps, s->eval_every);
     double t_start = now_seconds(), t_last = t_start, tokens = 0;
     float val = NAN;
     AdamWConfig opt = adamw_defaults();
-    opt.weight_decay = s->weight_decay;
-    while ((long)step < s->steps) {
+    opt.weight_decay = s->run.weight_decay;
+    while ((long)step < s->run.steps) {
         int T = next_batch(p, s, step);
-        float loss = lm_batch_loss(&p->batch, s->batch, T, 1);
-        float lr = lr_warmup_cosine((long)step, s->warmup, s->steps, s->lr, s->lr * s->min_lr_frac);
-        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->grad_clip, lr, step, err);
+        float loss = lm_batch_loss(&p->batch, s->run.batch, T, 1);
+        float lr = lr_warmup_cosine((long)step, s->run.warmup, s->run.steps, s->run.lr, s->run.lr * s->run.min_lr_frac);
+        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->run.grad_clip, lr, step, err);
         if (norm < 0) return -1;
         step++;
-        tokens += (double)s->batch * T;
-        double now = now_seconds(), tps = (double)s->batch * T / (now - t_last);
-        int eval_now = step % s->eval_every == 0 || (long)step == s->steps;
+        tokens += (double)s->run.batch * T;
+        double now = now_seconds(), tps = (double)s->run.batch * T / (now - t_last);
+        int eval_now = step % s->eval_every == 0 || (long)step == s->run.steps;
         if (eval_now) {
-            val = validation_loss(p, s->batch);
+            val = validation_loss(p, s->run.batch);
             write_samples(p, s, (long)step);
         }
         t_last = now_seconds(); // evaluation time does not count against tokens/s
@@ -246,7 +244,7 @@ static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts,
     printf("sft: held-out response loss %.3f nats/token (pretrained model: %.3f)\n", after.val_loss, before.val_loss);
     printf("sft: end-token rate %.1f%% of %d held-out prompts at temperature 1 (pretrained model: %.1f%%)\n",
            100 * after.end_rate, s->eval_prompts, 100 * before.end_rate);
-    printf("sft: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->out);
+    printf("sft: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->run.out);
     return 0;
 }
 
@@ -256,43 +254,35 @@ int main(int argc, char **argv) {
     if (data_dir_file(pairs, sizeof pairs, "sft.jsonl", &err) ||
         data_dir_file(val_pairs, sizeof val_pairs, "sft_val.jsonl", &err))
         error_exit("sft", &err);
-    Settings s = {.data = pairs, .val = val_pairs, .seed = 1337, .weight_decay = 0.1f,
-                  .grad_clip = 1.0f, .min_lr_frac = 0.1f};
+    Settings s = {.data = pairs, .val = val_pairs};
+    run_settings_defaults(&s.run);
     apply_config(&s, "tiny", &err);
-    CliOption opts[] = {
-        {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --init)"},
+    const RunOptionHelp help = {"defaults: smoke, tiny or small (the shape comes from --init)",
+                                "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
+                                "seed for the order of pairs and sampling", "optimiser steps", "pairs per step"};
+    const CliOption input_options[] = {
         {"init", CLI_STRING | CLI_REQUIRED, &s.init, 0, 0, "pretrained language-model checkpoint"},
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin the init checkpoint was trained with"},
         {"data", CLI_STRING, &s.data, 0, 0, "training pairs, JSONL {\"prompt\", \"response\"}"},
         {"val", CLI_STRING, &s.val, 0, 0, "held-out pairs, same format"},
-        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)"},
-        {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
-        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
-        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for the order of pairs and sampling"},
-        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
-        {"steps", CLI_INT, &s.steps, 1, 10000000, "optimiser steps"},
-        {"batch", CLI_INT, &s.batch, 1, 1024, "pairs per step"},
-        {"lr", CLI_FLOAT, &s.lr, 1e-7, 1, "peak learning rate"},
-        {"min-lr-frac", CLI_FLOAT, &s.min_lr_frac, 0, 1, "final learning rate as a fraction of the peak"},
-        {"warmup", CLI_INT, &s.warmup, 0, 10000000, "linear warm-up steps"},
-        {"weight-decay", CLI_FLOAT, &s.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
-        {"grad-clip", CLI_FLOAT, &s.grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
+    };
+    const CliOption own[] = {
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between validation and samples"},
         {"eval-prompts", CLI_INT, &s.eval_prompts, 1, 100000, "held-out prompts for the end-token rate"},
-        {"save-every", CLI_INT, &s.save_every, 1, 10000000, "steps between checkpoints"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
-    int n_opts = sizeof opts / sizeof opts[0];
+    CliOption opts[RUN_MAX_OPTIONS];
+    int n_opts = run_training_options(opts, &s.run, &help, input_options, sizeof input_options / sizeof *input_options,
+                                      1, own, sizeof own / sizeof *own);
     char *stored = NULL;
     int rc = run_parse_options("sft", "Fine-tunes a language model on prompt/response pairs (loss on responses only).",
                                opts, n_opts, argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
     if (rc > 0) return 0;
     if (rc) error_exit_rc("sft", rc, &err);
-    if (s.resume) s.out = s.resume;
+    if (s.run.resume) s.run.out = s.run.resume;
     const char *inputs[4];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("sft", &err); // before loading anything
-    s.threads = run_set_threads(s.threads); // config.txt records the count used
+    s.run.threads = run_set_threads(s.run.threads); // config.txt records the count used
     Sft p;
     int outcome = sft_setup(&p, &s, &err) ? -1 : sft_run(&p, &s, opts, n_opts, &err);
     sft_state_free(&p);
