@@ -289,10 +289,13 @@ int main(int argc, char **argv) {
     Settings s = {.data = corpus};
     run_settings_defaults(&s.run);
     apply_config(&s, "tiny", &err);
-    const RunOptionHelp help = {"defaults and model shape: smoke, tiny or small",
-                                "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
-                                "seed for initialisation and batches", "optimiser steps",
-                                "sequences per step (each one context long)"};
+    const RunOptionHelp help = {
+        .config = "defaults and model shape: smoke, tiny or small",
+        .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
+        .seed = "seed for initialisation and batches",
+        .steps = "optimiser steps",
+        .batch = "sequences per step (each one context long)",
+    };
     const CliOption input_options[] = {
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin from `bpe train`"},
         {"data", CLI_STRING, &s.data, 0, 0, "JSONL corpus: {\"text\", \"split\": \"train\"|\"val\"}"},

@@ -137,7 +137,7 @@ int run_training_options(CliOption *opts, RunSettings *r, const RunOptionHelp *h
         {"seed", CLI_INT, &r->seed, 0, 2147483647, help->seed},
         {"threads", CLI_INT, &r->threads, 0, 256, "threads (0: all cores)"},
         {"steps", CLI_INT, &r->steps, 1, 10000000, help->steps},
-        {"batch", CLI_INT, &r->batch, 1, 1024, help->batch},
+        {"batch", CLI_INT, &r->batch, 1, help->batch_max ? help->batch_max : 1024, help->batch},
     };
     const CliOption optimiser[] = {
         {"lr", CLI_FLOAT, &r->lr, 1e-7, 1, "peak learning rate"},
@@ -147,9 +147,10 @@ int run_training_options(CliOption *opts, RunSettings *r, const RunOptionHelp *h
         {"grad-clip", CLI_FLOAT, &r->grad_clip, 0, 1e6, "global gradient-norm limit (0: off)"},
     };
     const CliOption tail[] = {
-        {"save-every", CLI_INT, &r->save_every, 1, 10000000, "steps between checkpoints"},
+        {"save-every", CLI_INT, &r->save_every, 1, 10000000,
+         help->save_every ? help->save_every : "steps between checkpoints"},
         {"stop-after", CLI_INT, &r->stop_after, 0, 10000000,
-         "stop (as on SIGINT) after this step, exit status 3; 0: off"},
+         help->stop_after ? help->stop_after : "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
     int n = 0;
     opts[n++] = (CliOption){"config", CLI_STRING, &r->config, 0, 0, help->config};

@@ -47,6 +47,8 @@ typedef struct {
     const char *seed;   // --seed: what it draws
     const char *steps;  // --steps: what a step is
     const char *batch;  // --batch: what a batch holds
+    int batch_max;      // the largest --batch (0: 1024)
+    const char *save_every, *stop_after; // NULL: "steps between checkpoints", "... after this step ..."
 } RunOptionHelp;
 
 // The options shared by every training stage, with the stage's own:

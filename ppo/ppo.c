@@ -27,26 +27,26 @@ static const char HELDOUT_REPORT[] = "heldout.json";
 static const char HELDOUT_CSV[] = "heldout.csv";
 
 typedef struct {
-    const char *config, *policy, *ref, *rm, *tokenizer, *prompts, *eval_prompts, *data_dir, *out, *resume;
-    int seed, threads, steps, batch, max_new, save_every, sample_every, stop_after;
+    RunSettings run; // the options every training stage has (model/run.h); a step is an iteration
+    const char *policy, *ref, *rm, *tokenizer, *prompts, *eval_prompts, *data_dir;
+    int max_new, sample_every;
     int eval_n, eval_samples, eval_every, keep_every; // held-out prompts, samples each; 0: off
     float kl_coef, target_kl, horizon;
     PpoHyper hp; // what the updates use (ppo_update.h)
-    int force; // per invocation, like resume and threads: never in config.txt
 } Settings;
 
 static int apply_config(void *settings, const char *name, Error *err) {
     Settings *s = settings;
-    s->config = name;
+    s->run.config = name;
     if (!strcmp(name, "smoke")) {
-        s->steps = 6, s->batch = 8, s->hp.minibatch = 4, s->hp.epochs = 2, s->max_new = 24, s->hp.lr = 1e-4f;
-        s->save_every = 3, s->sample_every = 3, s->eval_n = 16, s->eval_samples = 2, s->eval_every = 3;
+        s->run.steps = 6, s->run.batch = 8, s->hp.minibatch = 4, s->hp.epochs = 2, s->max_new = 24, s->hp.lr = 1e-4f;
+        s->run.save_every = 3, s->sample_every = 3, s->eval_n = 16, s->eval_samples = 2, s->eval_every = 3;
     } else if (!strcmp(name, "tiny")) {
-        s->steps = 120, s->batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 64, s->hp.lr = 2e-5f;
-        s->save_every = 40, s->sample_every = 20, s->eval_n = 240, s->eval_samples = 2, s->eval_every = 20;
+        s->run.steps = 120, s->run.batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 64, s->hp.lr = 2e-5f;
+        s->run.save_every = 40, s->sample_every = 20, s->eval_n = 240, s->eval_samples = 2, s->eval_every = 20;
     } else if (!strcmp(name, "small")) {
-        s->steps = 200, s->batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 96, s->hp.lr = 1e-5f;
-        s->save_every = 50, s->sample_every = 25, s->eval_n = 240, s->eval_samples = 2, s->eval_every = 25;
+        s->run.steps = 200, s->run.batch = 32, s->hp.minibatch = 8, s->hp.epochs = 4, s->max_new = 96, s->hp.lr = 1e-5f;
+        s->run.save_every = 50, s->sample_every = 25, s->eval_n = 240, s->eval_samples = 2, s->eval_every = 25;
     } else {
         return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
     }
@@ -113,11 +113,11 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
         prompts_load(&p->eval, p->tok, p->ann, s->eval_prompts, ctx, 1, err))
         return -1;
     if (gpt_alloc_training(&p->policy, mb, ctx, err) || gpt_alloc_activations(&p->ref, mb, ctx, err) ||
-        gpt_alloc_activations(&p->rm, mb, ctx, err) || kvcache_create(&p->kv, &p->policy.config, s->batch, err))
+        gpt_alloc_activations(&p->rm, mb, ctx, err) || kvcache_create(&p->kv, &p->policy.config, s->run.batch, err))
         return -1;
     int n_prompts = s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n, n_held = n_prompts * s->eval_samples;
-    int n_roll = s->batch > n_held ? s->batch : n_held, rm_ctx = p->rm.config.max_seq_len;
-    if (rollout_alloc(&p->r, s->batch, s->max_new, rm_ctx, err) ||
+    int n_roll = s->run.batch > n_held ? s->run.batch : n_held, rm_ctx = p->rm.config.max_seq_len;
+    if (rollout_alloc(&p->r, s->run.batch, s->max_new, rm_ctx, err) ||
         rollout_alloc(&p->held, n_held, s->max_new, rm_ctx, err) ||
         ppo_buffers_alloc(&p->buf, mb, ctx, n_roll, s->max_new, tokenizer_special(p->tok, TOK_PAD), err))
         return -1;
@@ -126,7 +126,7 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
     p->sc = (ScoreScratch){mb, p->buf.inputs, p->buf.lens, p->buf.order};
     // The held-out seed is not the training seed, whose draws the rollouts used.
     p->heldout = (Heldout){&p->policy, &p->ref, &p->rm, &p->rm_h, p->tok, p->ann, &p->eval, &p->kv, &p->sc, n_prompts,
-                     s->eval_samples, s->hp.temperature, (uint64_t)s->seed + 1};
+                     s->eval_samples, s->hp.temperature, (uint64_t)s->run.seed + 1};
     p->perm = malloc(p->train.n * sizeof(size_t));
     if (!p->perm) return error_set(err, "out of memory");
     p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
@@ -141,9 +141,9 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
 // several epochs of clipped updates over shuffled minibatches.
 static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, IterStats *it, Error *err) {
     Rollout *r = &p->r;
-    int B = s->batch;
+    int B = s->run.batch;
     for (int i = 0; i < B; i++)
-        r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->seed, step * B + i, p->perm, &p->perm_epoch);
+        r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->run.seed, step * B + i, p->perm, &p->perm_epoch);
     rollout_generate(r, &p->policy, &p->kv, &p->train, s->hp.temperature, p->eot, rng);
     if (rollout_decode(r, &p->train, p->tok, p->ann, NULL, err)) return -1;
     rollout_score(r, &p->train, &p->policy, &p->ref, &p->rm, &p->rm_h, s->hp.temperature, p->buf.pad, &p->sc);
@@ -178,7 +178,7 @@ static int evaluate_along(Ppo *p, long step, Error *err) {
 static int keep_checkpoint(Ppo *p, const Settings *s, uint64_t step, Error *err) {
     char name[64], path[4096];
     snprintf(name, sizeof name, "model_step%llu.bin", (unsigned long long)step);
-    if (path_join(path, sizeof path, s->out, name, err)) return -1;
+    if (path_join(path, sizeof path, s->run.out, name, err)) return -1;
     CkptHeader h = p->h;
     h.step = step;
     return ckpt_save(path, &h, p->policy.params_memory, err);
@@ -188,12 +188,12 @@ static int keep_checkpoint(Ppo *p, const Settings *s, uint64_t step, Error *err)
 static void write_samples(Ppo *p, const Settings *s, long step) {
     char path[4096];
     Error err;
-    if (path_join(path, sizeof path, s->out, "samples.txt", &err)) return;
+    if (path_join(path, sizeof path, s->run.out, "samples.txt", &err)) return;
     FILE *fp = fopen(path, "a");
     if (!fp) return;
     Rollout *r = &p->r;
     fprintf(fp, "== step %ld: kl_coef %.4f ==\n%-8s %-8s %-7s %s\n", step, p->kl.beta, "score", "kl", "gold", "prompt | response");
-    for (int i = 0; i < 4 && i < s->batch; i++) {
+    for (int i = 0; i < 4 && i < s->run.batch; i++) {
         char *text = NULL;
         double kl = 0;
         for (int k = 0; k < r->resp_len[i]; k++) kl += r->logp[(size_t)i * r->max_new + k] - r->ref_logp[(size_t)i * r->max_new + k];
@@ -222,19 +222,19 @@ static void log_iteration(Ppo *p, long step, double beta, const IterStats *it, d
 static int write_heldout_json(const Ppo *p, const Settings *s, const HeldoutFigures *pol, const HeldoutFigures *ref,
                               Error *err) {
     cJSON *o = cJSON_CreateObject();
-    jsonl_add_number(o, "step", s->steps);
+    jsonl_add_number(o, "step", s->run.steps);
     jsonl_add_number(o, "prompts", p->heldout.n_prompts);
     jsonl_add_number(o, "samples_per_prompt", p->heldout.samples);
     jsonl_add_number(o, "seed", (double)p->heldout.seed);
     jsonl_add_number(o, "temperature", s->hp.temperature);
     jsonl_add_number(o, "max_new", s->max_new);
-    jsonl_add_number(o, "batch", s->batch);
+    jsonl_add_number(o, "batch", s->run.batch);
     cJSON_AddItemToObject(o, "policy", heldout_figures_json(pol));
     cJSON_AddItemToObject(o, "reference", heldout_figures_json(ref));
     char *text = cJSON_Print(o), path[4096];
     cJSON_Delete(o);
-    if (!text) return error_set(err, "out of memory writing %s/%s", s->out, HELDOUT_REPORT);
-    int rc = path_join(path, sizeof path, s->out, HELDOUT_REPORT, err) ||
+    if (!text) return error_set(err, "out of memory writing %s/%s", s->run.out, HELDOUT_REPORT);
+    int rc = path_join(path, sizeof path, s->run.out, HELDOUT_REPORT, err) ||
              write_file_atomic(path, text, strlen(text), err);
     cJSON_free(text);
     return rc ? -1 : 0;
@@ -251,14 +251,14 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
     // --n-prompts P --seed SEED with these settings draws these responses.
     printf("ppo: evaluating on %d held-out prompts, %d samples each (seed %llu, temperature %g, max-new %d, "
            "batch %d)...\n", h->n_prompts, h->samples, (unsigned long long)h->seed, s->hp.temperature, s->max_new,
-           s->batch);
+           s->run.batch);
     fflush(stdout); // a user (or a test) waiting to interrupt the evaluation sees it start
     int rc = evaluate_on_heldout(p, &p->policy, &pol, err);
     if (rc == 0) rc = evaluate_on_heldout(p, &p->ref, &ref, err);
     if (rc < 0) return -1;
     if (rc > 0) {
         printf("\nppo: interrupted during the held-out evaluation; %s/model.bin is complete (step %d); run the "
-               "evaluation alone with --resume %s\n", s->out, s->steps, s->out);
+               "evaluation alone with --resume %s\n", s->run.out, s->run.steps, s->run.out);
         return 1;
     }
     printf("ppo: held-out gold score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.gold, pol.gold_se, ref.gold, ref.gold_se);
@@ -269,10 +269,10 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
     printf("ppo: the reward model orders pairs of the policy's samples as gold does %.1f%% ± %.1f of the time "
            "(the reference's: %.1f%% ± %.1f)\n", 100 * pol.agreement, 100 * pol.agreement_se, 100 * ref.agreement,
            100 * ref.agreement_se);
-    heldout_csv_row(&p->held_csv, s->steps, &pol);
+    heldout_csv_row(&p->held_csv, s->run.steps, &pol);
     if (write_heldout_json(p, s, &pol, &ref, err)) return -1;
-    printf("ppo: done in %.1f s; wrote %s/model.bin, %s/%s and %s/%s\n", now_seconds() - t_start, s->out, s->out,
-           HELDOUT_CSV, s->out, HELDOUT_REPORT);
+    printf("ppo: done in %.1f s; wrote %s/model.bin, %s/%s and %s/%s\n", now_seconds() - t_start, s->run.out, s->run.out,
+           HELDOUT_CSV, s->run.out, HELDOUT_REPORT);
     return 0;
 }
 
@@ -281,7 +281,7 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
 // left none, the final one may have left one without heldout.json).
 static int open_heldout_csv(Ppo *p, const Settings *s, uint64_t step, Error *err) {
     char path[4096];
-    if (path_join(path, sizeof path, s->out, HELDOUT_CSV, err)) return -1;
+    if (path_join(path, sizeof path, s->run.out, HELDOUT_CSV, err)) return -1;
     if (step > 0 && csv_truncate_after(path, (double)step - 0.5, err)) return -1;
     return csv_open(&p->held_csv, path, HELDOUT_CSV_HEADER, step > 0, err);
 }
@@ -290,8 +290,7 @@ static int open_heldout_csv(Ppo *p, const Settings *s, uint64_t step, Error *err
 static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
     const char *const read[] = {s->policy, s->ref, s->rm, s->tokenizer, s->prompts, s->eval_prompts, s->data_dir};
     memcpy(inputs, read, sizeof read);
-    return (RunFolderRequest){.dir = s->out, .resuming = s->resume != NULL, .force = s->force, .resumable = 1,
-                              .inputs = inputs, .n_inputs = (int)(sizeof read / sizeof read[0])};
+    return run_folder_request(&s->run, inputs, (int)(sizeof read / sizeof read[0]));
 }
 
 // Returns 0 when the run completed, 1 when it stopped before the end with a
@@ -299,9 +298,8 @@ static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
 static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
     const char *inputs[7];
     RunFolderRequest folder = folder_request(s, inputs);
-    RunLoop loop = {"ppo", s->out, s->resume != NULL, (uint64_t)s->seed, s->steps, s->save_every, s->stop_after,
-                    METRICS_HEADER, opts, n_opts, .tokenizer = p->tk, .ref = p->ref_in, .rm = p->rm_in, .folder = &folder,
-                    .final_report = HELDOUT_REPORT};
+    RunLoop loop = run_loop("ppo", &s->run, METRICS_HEADER, opts, n_opts, &folder);
+    loop.tokenizer = p->tk, loop.ref = p->ref_in, loop.rm = p->rm_in, loop.final_report = HELDOUT_REPORT;
     Rng rng;
     uint64_t step;
     TrainStageValues stage = {.kl_beta = p->kl.beta};
@@ -314,33 +312,33 @@ static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts,
     if (open_heldout_csv(p, s, step, err)) return -1;
     // The policy before the first step (and where a resumed run stopped) is
     // evaluated too: the row a curve starts from.
-    if (s->eval_every && (long)step % s->eval_every == 0 && (long)step < s->steps) {
+    if (s->eval_every && (long)step % s->eval_every == 0 && (long)step < s->run.steps) {
         int rc = evaluate_along(p, (long)step, err);
         // Interrupted: run_after_step sees the signal, saves this step and says how to resume.
         if (rc > 0) rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, &stage, err);
         if (rc) return rc > 0 ? 1 : -1;
     }
     Progress prog;
-    progress_init(&prog, stdout, "ppo", (long)step, s->steps, s->sample_every);
+    progress_init(&prog, stdout, "ppo", (long)step, s->run.steps, s->sample_every);
     double t_start = now_seconds();
-    while ((long)step < s->steps) {
+    while ((long)step < s->run.steps) {
         double t0 = now_seconds(), beta = p->kl.beta;
         IterStats it;
         if (ppo_iteration(p, s, step, &rng, &it, err)) return -1;
         if (!isfinite(it.up.policy_loss) || !isfinite(it.up.value_loss))
             return error_set(err, "non-finite loss at step %llu; the last checkpoint in %s is untouched",
-                              (unsigned long long)step + 1, s->out);
+                              (unsigned long long)step + 1, s->run.out);
         step++;
-        double tps = it.length * s->batch / (now_seconds() - t0);
+        double tps = it.length * s->run.batch / (now_seconds() - t0);
         log_iteration(p, (long)step, beta, &it, tps, now_seconds() - t_start);
-        if (step % s->sample_every == 0 || (long)step == s->steps) write_samples(p, s, (long)step);
+        if (step % s->sample_every == 0 || (long)step == s->run.steps) write_samples(p, s, (long)step);
         progress_update(&prog, (long)step, "score %.3f | kl %.3f | gold %.3f | len %.0f | %.0f tok/s", it.score, it.kl,
                         it.gold, it.length, tps);
         stage.kl_beta = p->kl.beta;
         if (s->keep_every && step % s->keep_every == 0 && keep_checkpoint(p, s, step, err)) return -1;
         // An evaluation cut short by a signal writes no row; run_after_step
         // then saves this step, and the resumed run evaluates it again.
-        if (s->eval_every && step % s->eval_every == 0 && (long)step < s->steps && evaluate_along(p, (long)step, err) < 0)
+        if (s->eval_every && step % s->eval_every == 0 && (long)step < s->run.steps && evaluate_along(p, (long)step, err) < 0)
             return -1;
         int rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, &stage, err);
         if (rc) return rc > 0 ? 1 : -1;
@@ -356,12 +354,23 @@ int main(int argc, char **argv) {
         data_dir_file(eval_prompts, sizeof eval_prompts, "prompts_eval.jsonl", &err))
         error_exit("ppo", &err);
     Settings s = {.prompts = train_prompts, .eval_prompts = eval_prompts, .data_dir = data_dir_default(),
-                  .seed = 1337, .kl_coef = 0.05f, .horizon = 0,
+                  .kl_coef = 0.05f, .horizon = 0,
                   .hp = {.gamma = 1.0f, .lambda = 0.95f, .clip = 0.2f, .value_clip = 0.2f, .vf_coef = 0.1f,
                          .grad_clip = 1.0f, .temperature = 1.0f, .missing_eos_penalty = 1.0f}};
+    run_settings_defaults(&s.run); // its seed; ppo's optimiser settings are in hp
     apply_config(&s, "tiny", &err);
-    CliOption opts[] = {
-        {"config", CLI_STRING, &s.config, 0, 0, "defaults: smoke, tiny or small (the shape comes from --policy)"},
+    const RunOptionHelp help = {
+        .config = "defaults: smoke, tiny or small (the shape comes from --policy)",
+        .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
+        .seed = "seed for prompts, sampling and minibatches",
+        .steps = "PPO iterations (rollout + updates)",
+        .batch = "rollouts per iteration",
+        .batch_max = 256,
+        .save_every = "iterations between checkpoints",
+        .stop_after = "stop (as on SIGINT) after this iteration, exit status 3; 0: off",
+    };
+    CliOption opts[RUN_MAX_OPTIONS];
+    const CliOption input_options[] = {
         {"policy", CLI_STRING | CLI_REQUIRED, &s.policy, 0, 0, "SFT checkpoint to optimise"},
         {"ref", CLI_STRING, &s.ref, 0, 0, "frozen reference for the KL penalty (none: the --policy checkpoint)"},
         {"rm", CLI_STRING | CLI_REQUIRED, &s.rm, 0, 0, "reward-model checkpoint from train_rm"},
@@ -369,13 +378,8 @@ int main(int argc, char **argv) {
         {"prompts", CLI_STRING, &s.prompts, 0, 0, "training prompts, JSONL {\"prompt\", optional \"category\"}"},
         {"eval-prompts", CLI_STRING, &s.eval_prompts, 0, 0, "held-out prompts for the final evaluation"},
         {"data-dir", CLI_STRING, &s.data_dir, 0, 0, "folder of the annotator's files (gold scores are logged only) " DATA_DIR_HELP},
-        {"out", CLI_STRING | CLI_REQUIRED, &s.out, 0, 0, "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)"},
-        {"resume", CLI_STRING, &s.resume, 0, 0, "continue the run in this folder, with its config.txt"},
-        {"force", CLI_FLAG, &s.force, 0, 0, "start afresh over another run's files in --out, removing them"},
-        {"seed", CLI_INT, &s.seed, 0, 2147483647, "seed for prompts, sampling and minibatches"},
-        {"threads", CLI_INT, &s.threads, 0, 256, "threads (0: all cores)"},
-        {"steps", CLI_INT, &s.steps, 1, 10000000, "PPO iterations (rollout + updates)"},
-        {"batch", CLI_INT, &s.batch, 1, 256, "rollouts per iteration"},
+    };
+    const CliOption own[] = {
         {"minibatch", CLI_INT, &s.hp.minibatch, 1, 256, "rollouts per gradient update"},
         {"epochs", CLI_INT, &s.hp.epochs, 1, 100, "passes over each batch of rollouts"},
         {"max-new", CLI_INT, &s.max_new, 1, 8192, "longest response in tokens"},
@@ -397,29 +401,28 @@ int main(int argc, char **argv) {
         {"eval-samples", CLI_INT, &s.eval_samples, 1, 1000, "samples per held-out prompt (2 or more: the reward model's agreement with gold on pairs)"},
         {"eval-every", CLI_INT, &s.eval_every, 0, 10000000, "iterations between held-out evaluations into heldout.csv, from step 0 (0: the final one only)"},
         {"keep-every", CLI_INT, &s.keep_every, 0, 10000000, "keep the policy every this many iterations as model_step<N>.bin (0: none)"},
-        {"save-every", CLI_INT, &s.save_every, 1, 10000000, "iterations between checkpoints"},
         {"sample-every", CLI_INT, &s.sample_every, 1, 10000000, "iterations between sample tables in samples.txt"},
-        {"stop-after", CLI_INT, &s.stop_after, 0, 10000000, "stop (as on SIGINT) after this iteration, exit status 3; 0: off"},
     };
-    int n_opts = sizeof opts / sizeof opts[0];
+    int n_opts = run_training_options(opts, &s.run, &help, input_options, sizeof input_options / sizeof *input_options,
+                                      0, own, sizeof own / sizeof *own);
     char *stored = NULL;
     int rc = run_parse_options("ppo", "Optimises a policy against a reward model with PPO under a KL penalty.", opts,
                                n_opts, argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
     if (rc > 0) return 0;
-    if (rc == 0 && s.resume) s.out = s.resume;
-    if (rc == 0 && s.hp.minibatch > s.batch)
-        rc = usage_error(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.batch);
+    if (rc == 0 && s.run.resume) s.run.out = s.run.resume;
+    if (rc == 0 && s.hp.minibatch > s.run.batch)
+        rc = usage_error(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.run.batch);
     if (rc == 0 && s.target_kl > 0 && s.kl_coef == 0)
         rc = usage_error(&err, "--target-kl needs a positive --kl-coef: the controller multiplies beta, and a beta "
                          "of 0 stays 0 (give the starting beta, e.g. --kl-coef 0.05)");
     // Resolved here, so config.txt records the number and a resumed run (even
     // with --steps raised) continues with the same horizon.
-    if (rc == 0 && s.horizon == 0) s.horizon = (float)kl_controller_auto_horizon(s.steps, s.batch);
+    if (rc == 0 && s.horizon == 0) s.horizon = (float)kl_controller_auto_horizon(s.run.steps, s.run.batch);
     if (rc) error_exit_rc("ppo", rc, &err);
     const char *inputs[7];
     RunFolderRequest folder = folder_request(&s, inputs);
     if (run_folder_check(&folder, &err)) error_exit("ppo", &err); // before loading anything
-    s.threads = run_set_threads(s.threads); // config.txt records the count used
+    s.run.threads = run_set_threads(s.run.threads); // config.txt records the count used
     Ppo p;
     int outcome = ppo_setup(&p, &s, &err) ? -1 : ppo_run(&p, &s, opts, n_opts, &err);
     ppo_free(&p);

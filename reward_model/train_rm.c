@@ -317,9 +317,13 @@ int main(int argc, char **argv) {
     run_settings_defaults(&s.run);
     Error err;
     apply_config(&s, "tiny", &err);
-    const RunOptionHelp help = {"defaults: smoke, tiny or small (the shape comes from --init)",
-                                "run folder for model.bin, metrics.csv, config.txt (--resume DIR sets it)",
-                                "seed for the order of pairs", "optimiser steps", "pairs per step"};
+    const RunOptionHelp help = {
+        .config = "defaults: smoke, tiny or small (the shape comes from --init)",
+        .out = "run folder for model.bin, metrics.csv, config.txt (--resume DIR sets it)",
+        .seed = "seed for the order of pairs",
+        .steps = "optimiser steps",
+        .batch = "pairs per step",
+    };
     const CliOption input_options[] = {
         {"init", CLI_STRING | CLI_REQUIRED, &s.init, 0, 0, "SFT checkpoint: the trunk to start from"},
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin of the init checkpoint"},

@@ -257,9 +257,13 @@ int main(int argc, char **argv) {
     Settings s = {.data = pairs, .val = val_pairs};
     run_settings_defaults(&s.run);
     apply_config(&s, "tiny", &err);
-    const RunOptionHelp help = {"defaults: smoke, tiny or small (the shape comes from --init)",
-                                "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
-                                "seed for the order of pairs and sampling", "optimiser steps", "pairs per step"};
+    const RunOptionHelp help = {
+        .config = "defaults: smoke, tiny or small (the shape comes from --init)",
+        .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
+        .seed = "seed for the order of pairs and sampling",
+        .steps = "optimiser steps",
+        .batch = "pairs per step",
+    };
     const CliOption input_options[] = {
         {"init", CLI_STRING | CLI_REQUIRED, &s.init, 0, 0, "pretrained language-model checkpoint"},
         {"tokenizer", CLI_STRING | CLI_REQUIRED, &s.tokenizer, 0, 0, "tokenizer.bin the init checkpoint was trained with"},
