@@ -27,6 +27,7 @@
 #include "model/loss.h"
 #include "ppo/ppo_core.h"
 #include "ppo/rollout.h"
+#include "tests/reward_model_rows.h"
 
 enum {
     V = 6,
@@ -259,19 +260,6 @@ static void test_chain_rule_enumerated_t1(void **state) { chain_rule_at(*state, 
 static void test_chain_rule_enumerated_t08(void **state) { chain_rule_at(*state, 0.8f); }
 
 // ---- test 3: Monte Carlo through rollout_generate and rollout_score ---------------
-
-// What rollout_decode leaves for the reward model when a response's ids are
-// the encoding of its own text (tests/test_no_alloc.c): prompt, response, end.
-static void reward_model_rows(Rollout *r, const PromptSet *ps, int eot) {
-    for (int i = 0; i < r->n; i++) {
-        int q = ps->len[r->prompt[i]], L = r->resp_len[i] - r->ended[i], n = 0;
-        int *row = r->rm_ids + (size_t)i * r->rm_ctx;
-        for (int t = 0; t < q && n < r->rm_ctx - 1; t++) row[n++] = ps->ids[r->prompt[i]][t];
-        for (int k = 0; k < L && n < r->rm_ctx - 1; k++) row[n++] = r->resp[(size_t)i * r->max_new + k];
-        row[n++] = eot;
-        r->rm_len[i] = n;
-    }
-}
 
 static void mean_sd(const double *x, int n, double *mean, double *sd) {
     double s = 0, ss = 0;

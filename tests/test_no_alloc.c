@@ -43,6 +43,7 @@
 #include "ppo/ppo_core.h"
 #include "ppo/ppo_update.h"
 #include "ppo/rollout.h"
+#include "tests/reward_model_rows.h"
 #include "reward_model/reward_model.h"
 #include "sft/sft_data.h"
 
@@ -338,27 +339,6 @@ static void test_generation_allocates_nothing(void **state) {
         for (int i = 0; i < n; i++) assert_true(out_lens[i] >= 1 && out_lens[i] <= 40);
     }
     assert_int_equal(calls_since(&before, "generation"), 0);
-}
-
-// ---- a PPO iteration ---------------------------------------------------------------
-// What ppo_iteration (ppo.c) calls, in its order: rollouts, their scores
-// under policy, reference and reward model, rewards with the KL penalty and
-// advantages (ppo_advantages), epochs of clipped updates on minibatches
-// (ppo_epochs, ppo_update), the KL controller. Left out: rollout_decode,
-// which reads each response as text (the annotator's gold score, logged
-// only, and the ids the reward model reads: rm_encode_generated) and
-// allocates; reward_model_rows stands in for it.
-// What rollout_decode leaves for the reward model when a response's ids are
-// the encoding of its own text: the prompt, the response, the end token.
-static void reward_model_rows(Rollout *r, const PromptSet *ps, int eot) {
-    for (int i = 0; i < r->n; i++) {
-        int q = ps->len[r->prompt[i]], L = r->resp_len[i] - r->ended[i], n = 0;
-        int *row = r->rm_ids + (size_t)i * r->rm_ctx;
-        for (int t = 0; t < q && n < r->rm_ctx - 1; t++) row[n++] = ps->ids[r->prompt[i]][t];
-        for (int k = 0; k < L && n < r->rm_ctx - 1; k++) row[n++] = r->resp[(size_t)i * r->max_new + k];
-        row[n++] = eot;
-        r->rm_len[i] = n;
-    }
 }
 
 static void test_ppo_iteration_allocates_nothing(void **state) {
