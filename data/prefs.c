@@ -18,7 +18,6 @@
 #include "common/progress.h"
 #include "data/annotator.h"
 #include "data/chat_template.h"
-#include "data/fortune_text.h"
 #include "data/prompt_record.h"
 #include "model/generate.h"
 #include "model/run.h"

@@ -159,16 +159,14 @@ int rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const int
 }
 
 void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const int *idx, int rows, int pad,
-                       int *inputs) {
-    int T = 1;
-    for (int i = 0; i < rows; i++) T = r->rm_len[idx[i]] > T ? r->rm_len[idx[i]] : T;
-    for (int i = 0; i < rows; i++) {
-        const int *ids = r->rm_ids + (size_t)idx[i] * r->rm_ctx;
-        for (int t = 0; t < T; t++) inputs[(size_t)i * T + t] = t < r->rm_len[idx[i]] ? ids[t] : pad;
-    }
-    gpt_forward(rm, inputs, rows, T, 0);
-    for (int i = 0; i < rows; i++)
-        r->score[idx[i]] = (rm->head[i * T + r->rm_len[idx[i]] - 1] - rm_header->reward_mean) / rm_header->reward_std;
+                       int *inputs, int *lens) {
+    // The rows and the forward pass of train_rm (reward_model.h).
+    int *ids[ROLLOUT_MAX_ROWS] = {NULL};
+    float raw[ROLLOUT_MAX_ROWS] = {0};
+    for (int i = 0; i < rows; i++) ids[i] = r->rm_ids + (size_t)idx[i] * r->rm_ctx, lens[i] = r->rm_len[idx[i]];
+    int T = rm_fill_rows(inputs, ids, lens, rows, pad);
+    rm_forward(rm, inputs, lens, rows, T, raw);
+    for (int i = 0; i < rows; i++) r->score[idx[i]] = (raw[i] - rm_header->reward_mean) / rm_header->reward_std;
 }
 
 void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *rm, const CkptHeader *rm_header,
@@ -189,7 +187,7 @@ void rollout_score(Rollout *r, const PromptSet *ps, GPT *policy, GPT *ref, GPT *
             kl_full_forward(r->kl_full + (size_t)s * r->max_new, policy->acts.logits + first, ref->acts.logits + first,
                             r->resp_len[s], V, temperature);
         }
-        rollout_rm_scores(rm, rm_header, r, idx, rows, pad, sc->inputs);
+        rollout_rm_scores(rm, rm_header, r, idx, rows, pad, sc->inputs, sc->lens);
     }
 }
 

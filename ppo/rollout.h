@@ -80,10 +80,15 @@ int rollout_rows(int *inputs, int *lens, const Rollout *r, const PromptSet *ps, 
 int rollout_token_stats(GPT *m, const Rollout *r, const PromptSet *ps, const int *idx, int rows, float temperature,
                          int pad, int *inputs, int *lens, float *logp, float *values, float *entropy);
 
-// Normalised reward-model scores of the rows into r->score, read from
-// r->rm_ids (rollout_decode must have run).
+// The most rows scored in one forward pass (ScoreScratch.rows; ppo's
+// --minibatch is at most this).
+#define ROLLOUT_MAX_ROWS 256
+
+// Normalised reward-model scores of the rows (at most ROLLOUT_MAX_ROWS) into
+// r->score, read from r->rm_ids (rollout_decode must have run); inputs and
+// lens are scratch of rows * rm_ctx and rows ints.
 void rollout_rm_scores(GPT *rm, const CkptHeader *rm_header, Rollout *r, const int *idx, int rows, int pad,
-                       int *inputs);
+                       int *inputs, int *lens);
 
 // Scratch for scoring a rollout a minibatch of rows at a time.
 typedef struct {

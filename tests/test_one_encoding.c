@@ -120,8 +120,8 @@ static float rollout_reward(Fixture *f, const int *resp, int n, int ended, int r
     } else {
         assert_int_equal(rollout_decode(&r, &ps, f->tok, NULL, NULL, &err), 0);
     }
-    int idx = 0, *inputs = malloc((size_t)ctx * sizeof(int));
-    rollout_rm_scores(&f->rm, &f->h, &r, &idx, 1, pad, inputs);
+    int idx = 0, lens[1], *inputs = malloc((size_t)ctx * sizeof(int));
+    rollout_rm_scores(&f->rm, &f->h, &r, &idx, 1, pad, inputs, lens);
     float reward = r.score[0];
     free(inputs), free(text), free(prompt_ids);
     rollout_free(&r);
