@@ -6,14 +6,12 @@
 #include <string.h>
 
 #include "common/data_dir.h"
-#include "common/csv.h"
 #include "common/fileio.h"
 #include "common/jsonl.h"
-#include "common/progress.h"
 #include "model/adamw.h"
 #include "model/generate.h"
 #include "model/lm_batch.h"
-#include "model/run.h"
+#include "model/train_stage.h"
 #include "tokenizer/tokenizer.h"
 
 typedef struct {
@@ -174,27 +172,31 @@ static void write_samples(const GPT *m, KVCache *kv, const Tokenizer *tok, const
 }
 
 typedef struct {
+    const Settings *s;
     GPT m;
     Tokenizer *tok;
     Corpus corpus;
     LmBatch batch;
     KVCache kv;
     CkptHeader h;
-    CkptTokenizer tk; // what the checkpoint and a resumed run are checked against
-    CsvWriter csv;
+    double entropy; // of the validation tokens' unigram distribution
+    float val;      // the last validation loss
 } Pretrain;
 
-static void pretrain_free(Pretrain *p) {
+static void pretrain_free(void *state) {
+    Pretrain *p = state;
     gpt_free(&p->m);
     tokenizer_free(p->tok);
     free(p->corpus.train), free(p->corpus.val);
     lm_batch_free(&p->batch);
     kvcache_free(&p->kv);
-    csv_close(&p->csv);
 }
 
-static int pretrain_setup(Pretrain *p, const Settings *s, Error *err) {
+static int pretrain_setup(void *state, const void *settings, TrainTarget *t, Error *err) {
+    Pretrain *p = state;
+    const Settings *s = settings;
     memset(p, 0, sizeof *p);
+    p->s = s, p->val = NAN;
     if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
     if (load_corpus(&p->corpus, p->tok, s->data, err)) return -1;
     GPTConfig cfg = {.vocab_size = tokenizer_vocab_size(p->tok)};
@@ -209,12 +211,21 @@ static int pretrain_setup(Pretrain *p, const Settings *s, Error *err) {
     for (int i = 0; i < s->run.batch * T; i++) p->batch.weights[i] = 1.0f; // every token counts
     if (kvcache_create(&p->kv, &cfg, 4, err)) return -1;
     if (ckpt_header_init(&p->h, CKPT_LM, &cfg, "pretrain", err)) return -1;
-    p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
-    p->h.tokenizer_fp = p->tk.fingerprint;
+    CkptTokenizer tk = {s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
+    p->h.tokenizer_fp = tk.fingerprint;
+    *t = (TrainTarget){&p->m, &p->h, tk, .log_every = s->eval_every};
     return 0;
 }
 
-static const char *METRICS_HEADER = "step,tokens,lr,loss,val_loss,grad_norm,tok_per_s,elapsed_s";
+static int pretrain_begin(void *state, uint64_t step, Error *err) {
+    (void)step, (void)err;
+    Pretrain *p = state;
+    p->entropy = unigram_entropy(p->corpus.val, p->corpus.n_val, p->batch.V);
+    printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", p->s->run.config,
+           p->m.num_params, p->corpus.n_train, p->corpus.n_val);
+    printf("pretrain: unigram entropy of the validation tokens: %.3f nats/token\n", p->entropy);
+    return 0;
+}
 
 // Draws each row of the batch as a random window of the training tokens.
 static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
@@ -225,60 +236,35 @@ static void sample_batch(LmBatch *b, const Corpus *c, Rng *rng) {
     }
 }
 
-// The run folder, --resume, --force and the inputs the run-folder guard checks.
-static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
-    const char *const read[] = {s->tokenizer, s->data};
-    memcpy(inputs, read, sizeof read);
-    return run_folder_request(&s->run, inputs, (int)(sizeof read / sizeof read[0]));
+static int pretrain_step(void *state, uint64_t step, Rng *rng, StepReport *rep, Error *err) {
+    (void)step, (void)err;
+    Pretrain *p = state;
+    LmBatch *b = &p->batch;
+    sample_batch(b, &p->corpus, rng);
+    rep->loss = lm_batch_loss(b, b->max_B, b->max_T, 1);
+    rep->tokens = (double)b->max_B * b->max_T;
+    return 0;
 }
 
-// Returns 0 when the run completed, 1 when it stopped before its last step
-// with a checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
-static int pretrain_run(Pretrain *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
-    const char *inputs[2];
-    RunFolderRequest folder = folder_request(s, inputs);
-    RunLoop loop = run_loop("pretrain", &s->run, METRICS_HEADER, opts, n_opts, &folder);
-    loop.tokenizer = p->tk;
-    Rng rng;
-    uint64_t step;
-    int begun = run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err);
-    if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
-    LmBatch *b = &p->batch;
-    double entropy = unigram_entropy(p->corpus.val, p->corpus.n_val, b->V);
-    printf("pretrain: %s config, %zu parameters, %zu train / %zu validation tokens\n", s->run.config,
-           p->m.num_params, p->corpus.n_train, p->corpus.n_val);
-    printf("pretrain: unigram entropy of the validation tokens: %.3f nats/token\n", entropy);
-    Progress prog;
-    progress_init(&prog, stdout, "pretrain", (long)step, s->run.steps, s->eval_every);
-    double t_start = now_seconds(), t_last = t_start;
-    float val = NAN;
-    AdamWConfig opt = adamw_defaults();
-    opt.weight_decay = s->run.weight_decay;
-    while ((long)step < s->run.steps) {
-        sample_batch(b, &p->corpus, &rng);
-        float loss = lm_batch_loss(b, b->max_B, b->max_T, 1);
-        float lr = lr_warmup_cosine((long)step, s->run.warmup, s->run.steps, s->run.lr, s->run.lr * s->run.min_lr_frac);
-        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->run.grad_clip, lr, step, err);
-        if (norm < 0) return -1;
-        step++;
-        double now = now_seconds(), tps = (double)b->max_B * b->max_T / (now - t_last);
-        int eval_now = step % s->eval_every == 0 || (long)step == s->run.steps;
-        if (eval_now) {
-            val = validation_loss(b, &p->corpus, s->eval_batches);
-            write_samples(&p->m, &p->kv, p->tok, &p->corpus, s->run.out, (long)step, s->run.seed);
-        }
-        t_last = now_seconds(); // evaluation time does not count against tokens/s
-        double row[8] = {(double)step, (double)step * b->max_B * b->max_T, lr, loss, eval_now ? val : NAN,
-                         norm, tps, now - t_start};
-        csv_row(&p->csv, row);
-        progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
-        int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
-        if (rc) return rc > 0 ? 1 : -1;
+// Validation loss and samples every --eval-every steps: the val_loss column.
+static int pretrain_after(void *state, uint64_t step, StepReport *rep, Error *err) {
+    (void)err;
+    Pretrain *p = state;
+    const Settings *s = p->s;
+    if (train_stage_due(step, s->eval_every, s->run.steps)) {
+        p->val = rep->cols[0] = validation_loss(&p->batch, &p->corpus, s->eval_batches);
+        write_samples(&p->m, &p->kv, p->tok, &p->corpus, s->run.out, (long)step, s->run.seed);
     }
-    progress_done(&prog);
+    snprintf(rep->status, sizeof rep->status, "loss %.3f | val %.3f | %.0f tok/s", rep->loss, p->val, rep->tok_per_s);
+    return 0;
+}
+
+static int pretrain_finish(void *state, double seconds, Error *err) {
+    (void)err;
+    Pretrain *p = state;
     printf("pretrain: done in %.1f s: validation loss %.3f nats/token, unigram entropy %.3f (%.3f below)\n",
-           now_seconds() - t_start, val, entropy, entropy - val);
-    printf("pretrain: wrote %s/model.bin\n", s->run.out);
+           seconds, p->val, p->entropy, p->entropy - p->val);
+    printf("pretrain: wrote %s/model.bin\n", p->s->run.out);
     return 0;
 }
 
@@ -304,30 +290,14 @@ int main(int argc, char **argv) {
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between validation and samples"},
         {"eval-batches", CLI_INT, &s.eval_batches, 1, 10000, "validation batches"},
     };
-    CliOption opts[RUN_MAX_OPTIONS];
-    int n_opts = run_training_options(opts, &s.run, &help, input_options, sizeof input_options / sizeof *input_options,
-                                      1, own, sizeof own / sizeof *own);
-    char *stored = NULL;
-    int rc = run_parse_options("pretrain", "Pretrains a language model on a JSONL corpus.", opts, n_opts,
-                               argc, argv, cli_peek(argc, argv, "resume"), apply_config_cb, &s,
-                               &stored, &err);
-    if (rc > 0) return 0;
-    if (rc) error_exit_rc("pretrain", rc, &err);
-    if (s.run.resume) s.run.out = s.run.resume;
-    const char *inputs[2];
-    RunFolderRequest folder = folder_request(&s, inputs);
-    if (run_folder_check(&folder, &err)) error_exit("pretrain", &err); // before loading anything
-    s.run.threads = run_set_threads(s.run.threads); // config.txt records the count used
-
     Pretrain p;
-    if (pretrain_setup(&p, &s, &err)) {
-        pretrain_free(&p);
-        free(stored);
-        error_exit("pretrain", &err);
-    }
-    int outcome = pretrain_run(&p, &s, opts, n_opts, &err);
-    pretrain_free(&p);
-    free(stored);
-    if (outcome < 0) error_exit("pretrain", &err);
-    return stdout_finish("pretrain", outcome ? EXIT_STOPPED : 0);
+    const TrainStage stage = {
+        .prog = "pretrain", .summary = "Pretrains a language model on a JSONL corpus.",
+        .settings = &s, .run = &s.run, .apply_config = apply_config_cb,
+        .help = help,
+        TRAIN_STAGE_OPTIONS(input_options, own), .schedule = 1,
+        .state = &p, .setup = pretrain_setup, .free = pretrain_free, .columns = "val_loss",
+        .begin = pretrain_begin, .step = pretrain_step, .after = pretrain_after, .finish = pretrain_finish,
+    };
+    return train_stage_main(&stage, argc, argv);
 }

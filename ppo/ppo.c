@@ -15,7 +15,7 @@
 #include "common/jsonl.h"
 #include "common/progress.h"
 #include "data/chat_template.h"
-#include "model/run.h"
+#include "model/train_stage.h"
 #include "ppo/heldout.h"
 #include "ppo/ppo_core.h"
 #include "ppo/ppo_update.h"
@@ -54,14 +54,11 @@ static int apply_config(void *settings, const char *name, Error *err) {
 }
 
 typedef struct {
+    const Settings *s;
     Tokenizer *tok;
     Annotator *ann;
     GPT policy, ref, rm;
     CkptHeader h, rm_h;
-    // What the checkpoints and a resumed run are checked against: a resumed
-    // run must see the tokenizer, reference and reward model it started with.
-    CkptTokenizer tk;
-    RunInput ref_in, rm_in;
     PromptSet train, eval;
     Rollout r;
     Rollout held;                // the held-out sample
@@ -70,15 +67,17 @@ typedef struct {
     CsvWriter held_csv;          // DIR/heldout.csv
     ScoreScratch sc;
     KVCache kv;
-    CsvWriter csv;
     PpoBuffers buf;
     size_t *perm;
     long perm_epoch;
     int eot;
     KlController kl;
+    TrainStageValues values; // the controller's beta, carried over a resume
+    IterStats it;            // the last iteration's
 } Ppo;
 
-static void ppo_free(Ppo *p) {
+static void ppo_free(void *state) {
+    Ppo *p = state;
     tokenizer_free(p->tok);
     annotator_free(p->ann);
     gpt_free(&p->policy), gpt_free(&p->ref), gpt_free(&p->rm);
@@ -86,25 +85,28 @@ static void ppo_free(Ppo *p) {
     rollout_free(&p->r), rollout_free(&p->held);
     free(p->held_parts);
     kvcache_free(&p->kv);
-    csv_close(&p->csv), csv_close(&p->held_csv);
+    csv_close(&p->held_csv);
     ppo_buffers_free(&p->buf);
     free(p->perm);
 }
 
-static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
+static int ppo_setup(void *state, const void *settings, TrainTarget *t, Error *err) {
+    Ppo *p = state;
+    const Settings *s = settings;
     memset(p, 0, sizeof *p);
-    p->perm_epoch = -1;
+    p->s = s, p->perm_epoch = -1;
     if (tokenizer_load(&p->tok, s->tokenizer, err) || annotator_load(&p->ann, s->data_dir, err)) return -1;
-    p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
+    CkptTokenizer tk = {s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
     unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
     CkptHeader init, ref_h;
     const char *ref_path = s->ref ? s->ref : s->policy;
-    if (run_load_model(&p->policy, &init, s->policy, lm_or_policy, &p->tk, err) ||
-        run_load_model(&p->ref, &ref_h, ref_path, lm_or_policy, &p->tk, err) ||
-        run_load_model(&p->rm, &p->rm_h, s->rm, 1u << CKPT_RM, &p->tk, err))
+    if (run_load_model(&p->policy, &init, s->policy, lm_or_policy, &tk, err) ||
+        run_load_model(&p->ref, &ref_h, ref_path, lm_or_policy, &tk, err) ||
+        run_load_model(&p->rm, &p->rm_h, s->rm, 1u << CKPT_RM, &tk, err))
         return -1;
-    p->ref_in = (RunInput){ref_path, ref_h.fingerprint};
-    p->rm_in = (RunInput){s->rm, p->rm_h.fingerprint};
+    // A resumed run must see the tokenizer, reference and reward model it started with.
+    *t = (TrainTarget){&p->policy, &p->h, tk, {ref_path, ref_h.fingerprint}, {s->rm, p->rm_h.fingerprint},
+                       HELDOUT_REPORT, &p->values, s->sample_every};
     if (memcmp(&p->policy.config, &p->ref.config, sizeof(GPTConfig)) || p->rm.config.max_seq_len < p->policy.config.max_seq_len)
         return error_set(err, "%s and %s have different model shapes", s->policy, s->ref ? s->ref : s->rm);
     if (init.kind == CKPT_LM) memset(p->policy.params.headw, 0, (p->policy.config.n_embd + 1) * sizeof(float));
@@ -131,8 +133,9 @@ static int ppo_setup(Ppo *p, const Settings *s, Error *err) {
     if (!p->perm) return error_set(err, "out of memory");
     p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
     p->kl = (KlController){s->kl_coef, s->target_kl, s->horizon};
+    p->values.kl_beta = p->kl.beta;
     if (ckpt_header_init(&p->h, CKPT_POLICY, &p->policy.config, "ppo", err)) return -1;
-    p->h.tokenizer_fp = p->tk.fingerprint;
+    p->h.tokenizer_fp = tk.fingerprint;
     return ckpt_set_parent(&p->h, s->policy, init.fingerprint, err);
 }
 
@@ -205,18 +208,6 @@ static void write_samples(Ppo *p, const Settings *s, long step) {
     fclose(fp);
 }
 
-static const char *METRICS_HEADER =
-    "step,score,rlhf_reward,kl,kl_k3,kl_full,kl_coef,entropy,policy_loss,value_loss,approxkl,clipfrac,value_clipfrac,"
-    "explained_var,response_length,end_rate,gold,tok_per_s,elapsed_s";
-
-static void log_iteration(Ppo *p, long step, double beta, const IterStats *it, double tps, double elapsed) {
-    double u = it->up.updates ? it->up.updates : 1;
-    double row[19] = {(double)step, it->score, it->rlhf_reward, it->kl, it->kl_k3, it->kl_full, beta, it->entropy,
-                      it->up.policy_loss / u, it->up.value_loss / u, it->up.approxkl / u, it->up.clipfrac / u,
-                      it->up.value_clipfrac / u, it->explained_var, it->length, it->end_rate, it->gold, tps, elapsed};
-    csv_row(&p->csv, row);
-}
-
 // DIR/heldout.json: the held-out figures and what they measure. Its presence
 // says the run's final report is written (RunLoop.final_report).
 static int write_heldout_json(const Ppo *p, const Settings *s, const HeldoutFigures *pol, const HeldoutFigures *ref,
@@ -244,7 +235,10 @@ static int write_heldout_json(const Ppo *p, const Settings *s, const HeldoutFigu
 // heldout.csv, and heldout.json with the reference beside it. Returns 0, 1
 // when SIGINT or SIGTERM stopped it (model.bin is complete; --resume runs
 // the evaluation alone), -1 on error.
-static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
+static int ppo_finish(void *state, double seconds, Error *err) {
+    Ppo *p = state;
+    const Settings *s = p->s;
+    double t0 = now_seconds();
     HeldoutFigures pol, ref;
     const Heldout *h = &p->heldout;
     // What the figures measure, in evaluate's terms: evaluate --samples N
@@ -271,7 +265,7 @@ static int finish(Ppo *p, const Settings *s, double t_start, Error *err) {
            100 * ref.agreement_se);
     heldout_csv_row(&p->held_csv, s->run.steps, &pol);
     if (write_heldout_json(p, s, &pol, &ref, err)) return -1;
-    printf("ppo: done in %.1f s; wrote %s/model.bin, %s/%s and %s/%s\n", now_seconds() - t_start, s->run.out, s->run.out,
+    printf("ppo: done in %.1f s; wrote %s/model.bin, %s/%s and %s/%s\n", seconds + now_seconds() - t0, s->run.out, s->run.out,
            HELDOUT_CSV, s->run.out, HELDOUT_REPORT);
     return 0;
 }
@@ -286,65 +280,68 @@ static int open_heldout_csv(Ppo *p, const Settings *s, uint64_t step, Error *err
     return csv_open(&p->held_csv, path, HELDOUT_CSV_HEADER, step > 0, err);
 }
 
-// The run folder, --resume, --force and the inputs the run-folder guard checks.
-static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
-    const char *const read[] = {s->policy, s->ref, s->rm, s->tokenizer, s->prompts, s->eval_prompts, s->data_dir};
-    memcpy(inputs, read, sizeof read);
-    return run_folder_request(&s->run, inputs, (int)(sizeof read / sizeof read[0]));
-}
-
-// Returns 0 when the run completed, 1 when it stopped before the end with a
-// checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
-static int ppo_run(Ppo *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
-    const char *inputs[7];
-    RunFolderRequest folder = folder_request(s, inputs);
-    RunLoop loop = run_loop("ppo", &s->run, METRICS_HEADER, opts, n_opts, &folder);
-    loop.tokenizer = p->tk, loop.ref = p->ref_in, loop.rm = p->rm_in, loop.final_report = HELDOUT_REPORT;
-    Rng rng;
-    uint64_t step;
-    TrainStageValues stage = {.kl_beta = p->kl.beta};
-    int begun = run_begin(&loop, &p->policy, &p->h, &step, &rng, &stage, &p->csv, err);
-    if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
-    p->kl.beta = stage.kl_beta; // the adaptive controller's beta carries over a resume
+// The start of the run, fresh or resumed: the controller's beta as it was,
+// heldout.csv, and the policy's held-out row before the first step (and
+// where a resumed run stopped): the row a curve starts from.
+static int ppo_begin(void *state, uint64_t step, Error *err) {
+    Ppo *p = state;
+    const Settings *s = p->s;
+    p->kl.beta = p->values.kl_beta;
     printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f", p->train.n, p->eval.n, p->kl.beta);
     if (s->target_kl > 0) printf(" (adaptive: target %g, horizon %g samples)", p->kl.target, p->kl.horizon);
     printf("\n");
     if (open_heldout_csv(p, s, step, err)) return -1;
-    // The policy before the first step (and where a resumed run stopped) is
-    // evaluated too: the row a curve starts from.
-    if (s->eval_every && (long)step % s->eval_every == 0 && (long)step < s->run.steps) {
-        int rc = evaluate_along(p, (long)step, err);
-        // Interrupted: run_after_step sees the signal, saves this step and says how to resume.
-        if (rc > 0) rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, &stage, err);
-        if (rc) return rc > 0 ? 1 : -1;
-    }
-    Progress prog;
-    progress_init(&prog, stdout, "ppo", (long)step, s->run.steps, s->sample_every);
-    double t_start = now_seconds();
-    while ((long)step < s->run.steps) {
-        double t0 = now_seconds(), beta = p->kl.beta;
-        IterStats it;
-        if (ppo_iteration(p, s, step, &rng, &it, err)) return -1;
-        if (!isfinite(it.up.policy_loss) || !isfinite(it.up.value_loss))
-            return error_set(err, "non-finite loss at step %llu; the last checkpoint in %s is untouched",
-                              (unsigned long long)step + 1, s->run.out);
-        step++;
-        double tps = it.length * s->run.batch / (now_seconds() - t0);
-        log_iteration(p, (long)step, beta, &it, tps, now_seconds() - t_start);
-        if (step % s->sample_every == 0 || (long)step == s->run.steps) write_samples(p, s, (long)step);
-        progress_update(&prog, (long)step, "score %.3f | kl %.3f | gold %.3f | len %.0f | %.0f tok/s", it.score, it.kl,
-                        it.gold, it.length, tps);
-        stage.kl_beta = p->kl.beta;
-        if (s->keep_every && step % s->keep_every == 0 && keep_checkpoint(p, s, step, err)) return -1;
-        // An evaluation cut short by a signal writes no row; run_after_step
-        // then saves this step, and the resumed run evaluates it again.
-        if (s->eval_every && step % s->eval_every == 0 && (long)step < s->run.steps && evaluate_along(p, (long)step, err) < 0)
-            return -1;
-        int rc = run_after_step(&loop, &p->policy, &p->h, step, &rng, &stage, err);
-        if (rc) return rc > 0 ? 1 : -1;
-    }
-    progress_done(&prog);
-    return finish(p, s, t_start, err);
+    if (s->eval_every && (long)step % s->eval_every == 0 && (long)step < s->run.steps)
+        return evaluate_along(p, (long)step, err);
+    return 0;
+}
+
+static int ppo_step(void *state, uint64_t step, Rng *rng, StepReport *rep, Error *err) {
+    Ppo *p = state;
+    IterStats *it = &p->it;
+    double beta = p->kl.beta; // the row records the beta the iteration used
+    if (ppo_iteration(p, p->s, step, rng, it, err)) return -1;
+    if (!isfinite(it->up.policy_loss) || !isfinite(it->up.value_loss))
+        return error_set(err, "non-finite loss at step %llu; the last checkpoint in %s is untouched",
+                         (unsigned long long)step + 1, p->s->run.out);
+    double u = it->up.updates ? it->up.updates : 1;
+    const double cols[] = {it->score, it->rlhf_reward, it->kl, it->kl_k3, it->kl_full, beta, it->entropy,
+                           it->up.policy_loss / u, it->up.value_loss / u, it->up.approxkl / u, it->up.clipfrac / u,
+                           it->up.value_clipfrac / u, it->explained_var, it->length, it->end_rate, it->gold};
+    memcpy(rep->cols, cols, sizeof cols);
+    rep->tokens = it->length * p->s->run.batch;
+    return 0;
+}
+
+// Samples, kept checkpoints and held-out rows along training. An evaluation
+// cut short by a signal writes no row; the driver then saves this step, and
+// the resumed run evaluates it again.
+static int ppo_after(void *state, uint64_t step, StepReport *rep, Error *err) {
+    Ppo *p = state;
+    const Settings *s = p->s;
+    const IterStats *it = &p->it;
+    if (train_stage_due(step, s->sample_every, s->run.steps)) write_samples(p, s, (long)step);
+    snprintf(rep->status, sizeof rep->status, "score %.3f | kl %.3f | gold %.3f | len %.0f | %.0f tok/s", it->score,
+             it->kl, it->gold, it->length, rep->tok_per_s);
+    p->values.kl_beta = p->kl.beta;
+    if (s->keep_every && step % s->keep_every == 0 && keep_checkpoint(p, s, step, err)) return -1;
+    if (s->eval_every && step % s->eval_every == 0 && (long)step < s->run.steps && evaluate_along(p, (long)step, err) < 0)
+        return -1;
+    return 0;
+}
+
+// Usage errors of the settings together, and the horizon resolved here so
+// that config.txt records the number and a resumed run (even with --steps
+// raised) continues with the same horizon.
+static int ppo_check(void *settings, Error *err) {
+    Settings *s = settings;
+    if (s->hp.minibatch > s->run.batch)
+        return usage_error(err, "--minibatch %d exceeds --batch %d", s->hp.minibatch, s->run.batch);
+    if (s->target_kl > 0 && s->kl_coef == 0)
+        return usage_error(err, "--target-kl needs a positive --kl-coef: the controller multiplies beta, and a beta "
+                           "of 0 stays 0 (give the starting beta, e.g. --kl-coef 0.05)");
+    if (s->horizon == 0) s->horizon = (float)kl_controller_auto_horizon(s->run.steps, s->run.batch);
+    return 0;
 }
 
 int main(int argc, char **argv) {
@@ -369,7 +366,6 @@ int main(int argc, char **argv) {
         .save_every = "iterations between checkpoints",
         .stop_after = "stop (as on SIGINT) after this iteration, exit status 3; 0: off",
     };
-    CliOption opts[RUN_MAX_OPTIONS];
     const CliOption input_options[] = {
         {"policy", CLI_STRING | CLI_REQUIRED, &s.policy, 0, 0, "SFT checkpoint to optimise"},
         {"ref", CLI_STRING, &s.ref, 0, 0, "frozen reference for the KL penalty (none: the --policy checkpoint)"},
@@ -403,30 +399,15 @@ int main(int argc, char **argv) {
         {"keep-every", CLI_INT, &s.keep_every, 0, 10000000, "keep the policy every this many iterations as model_step<N>.bin (0: none)"},
         {"sample-every", CLI_INT, &s.sample_every, 1, 10000000, "iterations between sample tables in samples.txt"},
     };
-    int n_opts = run_training_options(opts, &s.run, &help, input_options, sizeof input_options / sizeof *input_options,
-                                      0, own, sizeof own / sizeof *own);
-    char *stored = NULL;
-    int rc = run_parse_options("ppo", "Optimises a policy against a reward model with PPO under a KL penalty.", opts,
-                               n_opts, argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
-    if (rc > 0) return 0;
-    if (rc == 0 && s.run.resume) s.run.out = s.run.resume;
-    if (rc == 0 && s.hp.minibatch > s.run.batch)
-        rc = usage_error(&err, "--minibatch %d exceeds --batch %d", s.hp.minibatch, s.run.batch);
-    if (rc == 0 && s.target_kl > 0 && s.kl_coef == 0)
-        rc = usage_error(&err, "--target-kl needs a positive --kl-coef: the controller multiplies beta, and a beta "
-                         "of 0 stays 0 (give the starting beta, e.g. --kl-coef 0.05)");
-    // Resolved here, so config.txt records the number and a resumed run (even
-    // with --steps raised) continues with the same horizon.
-    if (rc == 0 && s.horizon == 0) s.horizon = (float)kl_controller_auto_horizon(s.run.steps, s.run.batch);
-    if (rc) error_exit_rc("ppo", rc, &err);
-    const char *inputs[7];
-    RunFolderRequest folder = folder_request(&s, inputs);
-    if (run_folder_check(&folder, &err)) error_exit("ppo", &err); // before loading anything
-    s.run.threads = run_set_threads(s.run.threads); // config.txt records the count used
     Ppo p;
-    int outcome = ppo_setup(&p, &s, &err) ? -1 : ppo_run(&p, &s, opts, n_opts, &err);
-    ppo_free(&p);
-    free(stored);
-    if (outcome < 0) error_exit("ppo", &err);
-    return stdout_finish("ppo", outcome ? EXIT_STOPPED : 0);
+    const TrainStage stage = {
+        .prog = "ppo", .summary = "Optimises a policy against a reward model with PPO under a KL penalty.",
+        .settings = &s, .run = &s.run, .apply_config = apply_config, .help = help,
+        TRAIN_STAGE_OPTIONS(input_options, own), .check = ppo_check,
+        .state = &p, .setup = ppo_setup, .free = ppo_free,
+        .columns = "score,rlhf_reward,kl,kl_k3,kl_full,kl_coef,entropy,policy_loss,value_loss,approxkl,clipfrac,"
+                   "value_clipfrac,explained_var,response_length,end_rate,gold",
+        .begin = ppo_begin, .step = ppo_step, .after = ppo_after, .finish = ppo_finish,
+    };
+    return train_stage_main(&stage, argc, argv);
 }

@@ -8,12 +8,10 @@
 #include <string.h>
 
 #include "common/bucket.h"
-#include "common/csv.h"
 #include "common/fileio.h"
-#include "common/progress.h"
 #include "data/prefs_io.h"
 #include "model/adamw.h"
-#include "model/run.h"
+#include "model/train_stage.h"
 #include "reward_model/reward_model.h"
 
 typedef struct {
@@ -100,13 +98,19 @@ static size_t *pairs_by_length(const RmPairs *set, int **pair_len) {
     return rows;
 }
 
+// The held-out figures of the reward model (evaluate_pairs).
 typedef struct {
+    double loss, accuracy, gold_accuracy, label_noise, margin, reward_mean, reward_std;
+    int n_gold;
+} PairEval;
+
+typedef struct {
+    const Settings *s;
     Tokenizer *tok;
     GPT m;
     RmPairs train, val;
     CkptHeader h;
-    CkptTokenizer tk; // what the checkpoints and a resumed run are checked against
-    CsvWriter csv;
+    PairEval ev; // the last held-out evaluation
     int *inputs, *lens, **rows; // (2B, ctx), (2B), (2B)
     float *rewards;             // (2B)
     int *pair_len; // (n train pairs) the longer response's tokens: the key of length buckets
@@ -115,22 +119,27 @@ typedef struct {
     long perm_epoch;
 } TrainRm;
 
-static void train_rm_free(TrainRm *p) {
+static void train_rm_free(void *state) {
+    TrainRm *p = state;
     tokenizer_free(p->tok);
     gpt_free(&p->m);
     pairs_free(&p->train), pairs_free(&p->val);
-    csv_close(&p->csv);
     free(p->inputs), free(p->lens), free(p->rows), free(p->rewards), free(p->pair_len), free(p->perm), free(p->idx);
     free(p->train_by_len), free(p->val_by_len);
 }
 
-static int train_rm_setup(TrainRm *p, const Settings *s, Error *err) {
+static int train_rm_setup(void *state, const void *settings, TrainTarget *t, Error *err) {
+    TrainRm *p = state;
+    const Settings *s = settings;
     memset(p, 0, sizeof *p);
-    p->perm_epoch = -1;
+    p->s = s, p->perm_epoch = -1;
+    p->ev = (PairEval){.loss = NAN, .accuracy = NAN, .gold_accuracy = NAN, .label_noise = NAN, .margin = NAN,
+                       .reward_mean = NAN, .reward_std = NAN};
     if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
     CkptHeader init;
-    p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
-    if (run_load_model(&p->m, &init, s->init, 1u << CKPT_LM, &p->tk, err)) return -1;
+    CkptTokenizer tk = {s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
+    if (run_load_model(&p->m, &init, s->init, 1u << CKPT_LM, &tk, err)) return -1;
+    *t = (TrainTarget){&p->m, &p->h, tk, .log_every = s->eval_every};
     int ctx = p->m.config.max_seq_len, rows = 2 * s->run.batch;
     if (pairs_load(&p->train, p->tok, s->pairs, ctx, err) || pairs_load(&p->val, p->tok, s->val, ctx, err)) return -1;
     if (gpt_alloc_training(&p->m, rows, ctx, err)) return -1;
@@ -152,7 +161,9 @@ static int train_rm_setup(TrainRm *p, const Settings *s, Error *err) {
         return error_set(err, "out of memory");
     if (ckpt_header_init(&p->h, CKPT_RM, &p->m.config, "train_rm", err)) return -1;
     p->h.tokenizer_fp = init.tokenizer_fp;
-    return ckpt_set_parent(&p->h, s->init, init.fingerprint, err);
+    if (ckpt_set_parent(&p->h, s->init, init.fingerprint, err)) return -1;
+    printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
+    return 0;
 }
 
 // Rewards (raw) of B pairs: rewards[i] for chosen, rewards[B + i] for rejected.
@@ -183,11 +194,6 @@ static float pair_step(TrainRm *p, const Settings *s, float *accuracy) {
     *accuracy = (float)(correct / B);
     return (float)(loss / B);
 }
-
-typedef struct {
-    double loss, accuracy, gold_accuracy, label_noise, margin, reward_mean, reward_std;
-    int n_gold;
-} PairEval;
 
 // Held-out figures: accuracy against the labels and against the noise-free
 // gold ordering, how often the labels themselves disagree with gold, margins.
@@ -240,75 +246,55 @@ static void reward_stats(TrainRm *p, const Settings *s, double *mean, double *st
     if (*std < 1e-6) *std = 1.0; // a constant reward model: leave the scale alone
 }
 
-static const char *METRICS_HEADER =
-    "step,tokens,lr,loss,accuracy,val_loss,val_accuracy,val_gold_accuracy,margin,reward_mean,reward_std,"
-    "grad_norm,tok_per_s,elapsed_s";
-
 static void print_eval(const char *when, const PairEval *e) {
     printf("train_rm: %s: held-out accuracy %.1f%% against labels, %.1f%% against the gold ordering "
            "(%d pairs; labels disagree with gold on %.1f%%), loss %.3f, mean margin %.3f\n",
            when, 100 * e->accuracy, 100 * e->gold_accuracy, e->n_gold, 100 * e->label_noise, e->loss, e->margin);
 }
 
-// The run folder, --resume, --force and the inputs the run-folder guard checks.
-static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
-    const char *const read[] = {s->init, s->tokenizer, s->pairs, s->val};
-    memcpy(inputs, read, sizeof read);
-    return run_folder_request(&s->run, inputs, (int)(sizeof read / sizeof read[0]));
+static int train_rm_step(void *state, uint64_t step, Rng *rng, StepReport *rep, Error *err) {
+    (void)rng, (void)err;
+    TrainRm *p = state;
+    const Settings *s = p->s;
+    for (int i = 0; i < s->run.batch; i++)
+        p->idx[i] = bucketed_index(p->train.n, p->pair_len, s->run.batch, (uint64_t)s->run.seed,
+                                   step * s->run.batch + i, p->perm, &p->perm_epoch);
+    float acc;
+    rep->loss = pair_step(p, s, &acc);
+    rep->cols[0] = acc;
+    rep->tokens = (double)2 * s->run.batch * p->m.T;
+    return 0;
 }
 
-// Returns 0 when the run completed, 1 when it stopped before its last step
-// with a checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
-static int train_rm_run(TrainRm *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
-    printf("train_rm: %zu training pairs, %zu held-out pairs\n", p->train.n, p->val.n);
-    const char *inputs[4];
-    RunFolderRequest folder = folder_request(s, inputs);
-    RunLoop loop = run_loop("train_rm", &s->run, METRICS_HEADER, opts, n_opts, &folder);
-    loop.tokenizer = p->tk;
-    Rng rng;
-    uint64_t step;
-    int begun = run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err);
-    if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
-    Progress prog;
-    progress_init(&prog, stdout, "train_rm", (long)step, s->run.steps, s->eval_every);
-    double t_start = now_seconds(), t_last = t_start, tokens = 0;
-    PairEval ev = {.loss = NAN, .accuracy = NAN, .gold_accuracy = NAN, .margin = NAN, .reward_mean = NAN, .reward_std = NAN};
-    AdamWConfig opt = adamw_defaults();
-    opt.weight_decay = s->run.weight_decay;
-    while ((long)step < s->run.steps) {
-        for (int i = 0; i < s->run.batch; i++)
-            p->idx[i] = bucketed_index(p->train.n, p->pair_len, s->run.batch, (uint64_t)s->run.seed, step * s->run.batch + i,
-                                       p->perm, &p->perm_epoch);
-        float acc, loss = pair_step(p, s, &acc);
-        float lr = lr_warmup_cosine((long)step, s->run.warmup, s->run.steps, s->run.lr, s->run.lr * s->run.min_lr_frac);
-        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->run.grad_clip, lr, step, err);
-        if (norm < 0) return -1;
-        step++;
-        tokens += (double)2 * s->run.batch * p->m.T;
-        double now = now_seconds(), tps = (double)2 * s->run.batch * p->m.T / (now - t_last);
-        int eval_now = step % s->eval_every == 0 || (long)step == s->run.steps;
-        if (eval_now) ev = evaluate_pairs(p, s);
-        t_last = now_seconds();
-        double row[14] = {(double)step, tokens, lr, loss, acc, eval_now ? ev.loss : NAN,
-                          eval_now ? ev.accuracy : NAN, eval_now ? ev.gold_accuracy : NAN,
-                          eval_now ? ev.margin : NAN, eval_now ? ev.reward_mean : NAN,
-                          eval_now ? ev.reward_std : NAN, norm, tps, now - t_start};
-        csv_row(&p->csv, row);
-        progress_update(&prog, (long)step, "loss %.3f | val acc %.1f%% | gold acc %.1f%% | %.0f tok/s", loss,
-                        100 * ev.accuracy, 100 * ev.gold_accuracy, tps);
-        if ((long)step == s->run.steps) { // normalise against the SFT policy's own responses
-            double mean, std;
-            reward_stats(p, s, &mean, &std);
-            p->h.reward_mean = (float)mean, p->h.reward_std = (float)std;
-        }
-        int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
-        if (rc) return rc > 0 ? 1 : -1;
+// The held-out columns every --eval-every steps; after the last step, the
+// reward normalisation the checkpoint is saved with.
+static int train_rm_after(void *state, uint64_t step, StepReport *rep, Error *err) {
+    (void)err;
+    TrainRm *p = state;
+    const Settings *s = p->s;
+    if (train_stage_due(step, s->eval_every, s->run.steps)) {
+        PairEval *e = &p->ev;
+        *e = evaluate_pairs(p, s);
+        const double cols[] = {e->loss, e->accuracy, e->gold_accuracy, e->margin, e->reward_mean, e->reward_std};
+        memcpy(rep->cols + 1, cols, sizeof cols);
     }
-    progress_done(&prog);
-    print_eval("final", &ev);
+    snprintf(rep->status, sizeof rep->status, "loss %.3f | val acc %.1f%% | gold acc %.1f%% | %.0f tok/s", rep->loss,
+             100 * p->ev.accuracy, 100 * p->ev.gold_accuracy, rep->tok_per_s);
+    if ((long)step == s->run.steps) { // normalise against the SFT policy's own responses
+        double mean, std;
+        reward_stats(p, s, &mean, &std);
+        p->h.reward_mean = (float)mean, p->h.reward_std = (float)std;
+    }
+    return 0;
+}
+
+static int train_rm_finish(void *state, double seconds, Error *err) {
+    (void)err;
+    TrainRm *p = state;
+    print_eval("final", &p->ev);
     printf("train_rm: reward normalisation: raw mean %.4f, std %.4f over the %zu training responses\n",
            p->h.reward_mean, p->h.reward_std, 2 * p->train.n);
-    printf("train_rm: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->run.out);
+    printf("train_rm: done in %.1f s; wrote %s/model.bin\n", seconds, p->s->run.out);
     return 0;
 }
 
@@ -334,23 +320,15 @@ int main(int argc, char **argv) {
         {"margin", CLI_FLOAT, &s.margin, 0, 100, "Bradley-Terry margin: loss -log sigmoid(r_c - r_r - margin)"},
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between held-out evaluations"},
     };
-    CliOption opts[RUN_MAX_OPTIONS];
-    int n_opts = run_training_options(opts, &s.run, &help, input_options, sizeof input_options / sizeof *input_options,
-                                      1, own, sizeof own / sizeof *own);
-    char *stored = NULL;
-    int rc = run_parse_options("train_rm", "Trains a Bradley-Terry reward model on preference pairs.", opts, n_opts,
-                               argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
-    if (rc > 0) return 0;
-    if (rc) error_exit_rc("train_rm", rc, &err);
-    if (s.run.resume) s.run.out = s.run.resume;
-    const char *inputs[4];
-    RunFolderRequest folder = folder_request(&s, inputs);
-    if (run_folder_check(&folder, &err)) error_exit("train_rm", &err); // before loading anything
-    s.run.threads = run_set_threads(s.run.threads); // config.txt records the count used
     TrainRm p;
-    int outcome = train_rm_setup(&p, &s, &err) ? -1 : train_rm_run(&p, &s, opts, n_opts, &err);
-    train_rm_free(&p);
-    free(stored);
-    if (outcome < 0) error_exit("train_rm", &err);
-    return stdout_finish("train_rm", outcome ? EXIT_STOPPED : 0);
+    const TrainStage stage = {
+        .prog = "train_rm", .summary = "Trains a Bradley-Terry reward model on preference pairs.",
+        .settings = &s, .run = &s.run, .apply_config = apply_config,
+        .help = help,
+        TRAIN_STAGE_OPTIONS(input_options, own), .schedule = 1,
+        .state = &p, .setup = train_rm_setup, .free = train_rm_free,
+        .columns = "accuracy,val_loss,val_accuracy,val_gold_accuracy,margin,reward_mean,reward_std",
+        .step = train_rm_step, .after = train_rm_after, .finish = train_rm_finish,
+    };
+    return train_stage_main(&stage, argc, argv);
 }

@@ -7,13 +7,11 @@
 #include <string.h>
 
 #include "common/data_dir.h"
-#include "common/csv.h"
 #include "common/fileio.h"
-#include "common/progress.h"
 #include "data/chat_template.h"
 #include "model/adamw.h"
 #include "model/generate.h"
-#include "model/run.h"
+#include "model/train_stage.h"
 #include "sft/sft_data.h"
 
 typedef struct {
@@ -40,42 +38,50 @@ static int apply_config(void *settings, const char *name, Error *err) {
     return 0;
 }
 
+// What sft reports of a model before and after training.
 typedef struct {
+    float val_loss;
+    double end_rate;
+} SftFigures;
+
+typedef struct {
+    const Settings *s;
     Tokenizer *tok;
     GPT m;
     SftSet train, val;
     LmBatch batch;
     KVCache kv;
     CkptHeader h;
-    CkptTokenizer tk; // what the checkpoints and a resumed run are checked against
-    CsvWriter csv;
     size_t *perm, *idx;
     long perm_epoch;
     // Held-out sampling, allocated once: responses (eval_prompts or at least
     // 4, x ctx), their lengths and the sampler's log-probabilities (slots x ctx).
     int *gen_tokens, *gen_lens;
     float *gen_lps;
+    float val_loss;        // the last validation loss
+    SftFigures before;     // the init (pretrained) model's
 } Sft;
 
-static void sft_state_free(Sft *p) {
+static void sft_state_free(void *state) {
+    Sft *p = state;
     tokenizer_free(p->tok);
     gpt_free(&p->m);
     sft_free(&p->train), sft_free(&p->val);
     lm_batch_free(&p->batch);
     kvcache_free(&p->kv);
-    csv_close(&p->csv);
     free(p->perm), free(p->idx);
     free(p->gen_tokens), free(p->gen_lens), free(p->gen_lps);
 }
 
-static int sft_setup(Sft *p, const Settings *s, Error *err) {
+static int sft_load_data(Sft *p, const Settings *s, TrainTarget *t, Error *err) {
     memset(p, 0, sizeof *p);
-    p->perm_epoch = -1;
+    p->s = s, p->perm_epoch = -1, p->val_loss = NAN;
     if (tokenizer_load(&p->tok, s->tokenizer, err)) return -1;
     CkptHeader init;
     unsigned lm = 1u << CKPT_LM;
-    p->tk = (CkptTokenizer){s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
-    if (run_load_model(&p->m, &init, s->init, lm, &p->tk, err)) return -1;
+    CkptTokenizer tk = {s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
+    if (run_load_model(&p->m, &init, s->init, lm, &tk, err)) return -1;
+    *t = (TrainTarget){&p->m, &p->h, tk, .log_every = s->eval_every};
     int ctx = p->m.config.max_seq_len;
     // A pair of n ids trains on n-1 positions, so n may be one more than the context.
     if (sft_load(&p->train, p->tok, s->data, ctx, err) || sft_load(&p->val, p->tok, s->val, ctx, err))
@@ -169,13 +175,6 @@ static double end_rate(Sft *p, int n, int eot, uint64_t seed) {
     return (double)ended / n;
 }
 
-static const char *METRICS_HEADER = "step,tokens,lr,loss,val_loss,grad_norm,tok_per_s,elapsed_s";
-
-typedef struct {
-    float val_loss;
-    double end_rate;
-} SftFigures;
-
 // Held-out response loss and end-token rate of the model as it is now.
 static SftFigures measure(Sft *p, const Settings *s) {
     SftFigures f;
@@ -191,60 +190,49 @@ static int next_batch(Sft *p, const Settings *s, uint64_t step) {
     return sft_fill_batch(&p->batch, &p->train, p->idx, s->run.batch, tokenizer_special(p->tok, TOK_PAD));
 }
 
-// The run folder, --resume, --force and the inputs the run-folder guard checks.
-static RunFolderRequest folder_request(const Settings *s, const char **inputs) {
-    const char *const read[] = {s->init, s->tokenizer, s->data, s->val};
-    memcpy(inputs, read, sizeof read);
-    return run_folder_request(&s->run, inputs, (int)(sizeof read / sizeof read[0]));
-}
-
-// Returns 0 when the run completed, 1 when it stopped before its last step
-// with a checkpoint to resume from (SIGINT, SIGTERM, --stop-after), -1 on error.
-static int sft_run(Sft *p, const Settings *s, const CliOption *opts, int n_opts, Error *err) {
+// Loads the pairs and the init model, and measures that model: the figures
+// the end compares with.
+static int sft_setup(void *state, const void *settings, TrainTarget *t, Error *err) {
+    Sft *p = state;
+    if (sft_load_data(p, settings, t, err)) return -1;
     printf("sft: %zu training pairs, %zu held-out (%zu and %zu longer than the context skipped)\n",
            p->train.n, p->val.n, p->train.skipped_long, p->val.skipped_long);
-    SftFigures before = measure(p, s); // the init (pretrained) model, before any step
-    const char *inputs[4];
-    RunFolderRequest folder = folder_request(s, inputs);
-    RunLoop loop = run_loop("sft", &s->run, METRICS_HEADER, opts, n_opts, &folder);
-    loop.tokenizer = p->tk;
-    Rng rng;
-    uint64_t step;
-    int begun = run_begin(&loop, &p->m, &p->h, &step, &rng, NULL, &p->csv, err);
-    if (begun) return begun < 0 ? -1 : 0; // 1: the run was already complete
-    Progress prog;
-    progress_init(&prog, stdout, "sft", (long)step, s->run.steps, s->eval_every);
-    double t_start = now_seconds(), t_last = t_start, tokens = 0;
-    float val = NAN;
-    AdamWConfig opt = adamw_defaults();
-    opt.weight_decay = s->run.weight_decay;
-    while ((long)step < s->run.steps) {
-        int T = next_batch(p, s, step);
-        float loss = lm_batch_loss(&p->batch, s->run.batch, T, 1);
-        float lr = lr_warmup_cosine((long)step, s->run.warmup, s->run.steps, s->run.lr, s->run.lr * s->run.min_lr_frac);
-        float norm = run_optimizer_step(&loop, &p->m, &opt, loss, s->run.grad_clip, lr, step, err);
-        if (norm < 0) return -1;
-        step++;
-        tokens += (double)s->run.batch * T;
-        double now = now_seconds(), tps = (double)s->run.batch * T / (now - t_last);
-        int eval_now = step % s->eval_every == 0 || (long)step == s->run.steps;
-        if (eval_now) {
-            val = validation_loss(p, s->run.batch);
-            write_samples(p, s, (long)step);
-        }
-        t_last = now_seconds(); // evaluation time does not count against tokens/s
-        double row[8] = {(double)step, tokens, lr, loss, eval_now ? val : NAN, norm, tps, now - t_start};
-        csv_row(&p->csv, row);
-        progress_update(&prog, (long)step, "loss %.3f | val %.3f | %.0f tok/s", loss, val, tps);
-        int rc = run_after_step(&loop, &p->m, &p->h, step, &rng, NULL, err);
-        if (rc) return rc > 0 ? 1 : -1;
+    p->before = measure(p, p->s);
+    return 0;
+}
+
+static int sft_step(void *state, uint64_t step, Rng *rng, StepReport *rep, Error *err) {
+    (void)rng, (void)err;
+    Sft *p = state;
+    int T = next_batch(p, p->s, step);
+    rep->loss = lm_batch_loss(&p->batch, p->s->run.batch, T, 1);
+    rep->tokens = (double)p->s->run.batch * T;
+    return 0;
+}
+
+// Validation loss and samples every --eval-every steps: the val_loss column.
+static int sft_after(void *state, uint64_t step, StepReport *rep, Error *err) {
+    (void)err;
+    Sft *p = state;
+    if (train_stage_due(step, p->s->eval_every, p->s->run.steps)) {
+        p->val_loss = rep->cols[0] = validation_loss(p, p->s->run.batch);
+        write_samples(p, p->s, (long)step);
     }
-    progress_done(&prog);
+    snprintf(rep->status, sizeof rep->status, "loss %.3f | val %.3f | %.0f tok/s", rep->loss, p->val_loss,
+             rep->tok_per_s);
+    return 0;
+}
+
+static int sft_finish(void *state, double seconds, Error *err) {
+    (void)err;
+    Sft *p = state;
+    const Settings *s = p->s;
     SftFigures after = measure(p, s);
-    printf("sft: held-out response loss %.3f nats/token (pretrained model: %.3f)\n", after.val_loss, before.val_loss);
+    printf("sft: held-out response loss %.3f nats/token (pretrained model: %.3f)\n", after.val_loss,
+           p->before.val_loss);
     printf("sft: end-token rate %.1f%% of %d held-out prompts at temperature 1 (pretrained model: %.1f%%)\n",
-           100 * after.end_rate, s->eval_prompts, 100 * before.end_rate);
-    printf("sft: done in %.1f s; wrote %s/model.bin\n", now_seconds() - t_start, s->run.out);
+           100 * after.end_rate, s->eval_prompts, 100 * p->before.end_rate);
+    printf("sft: done in %.1f s; wrote %s/model.bin\n", seconds, s->run.out);
     return 0;
 }
 
@@ -274,23 +262,14 @@ int main(int argc, char **argv) {
         {"eval-every", CLI_INT, &s.eval_every, 1, 10000000, "steps between validation and samples"},
         {"eval-prompts", CLI_INT, &s.eval_prompts, 1, 100000, "held-out prompts for the end-token rate"},
     };
-    CliOption opts[RUN_MAX_OPTIONS];
-    int n_opts = run_training_options(opts, &s.run, &help, input_options, sizeof input_options / sizeof *input_options,
-                                      1, own, sizeof own / sizeof *own);
-    char *stored = NULL;
-    int rc = run_parse_options("sft", "Fine-tunes a language model on prompt/response pairs (loss on responses only).",
-                               opts, n_opts, argc, argv, cli_peek(argc, argv, "resume"), apply_config, &s, &stored, &err);
-    if (rc > 0) return 0;
-    if (rc) error_exit_rc("sft", rc, &err);
-    if (s.run.resume) s.run.out = s.run.resume;
-    const char *inputs[4];
-    RunFolderRequest folder = folder_request(&s, inputs);
-    if (run_folder_check(&folder, &err)) error_exit("sft", &err); // before loading anything
-    s.run.threads = run_set_threads(s.run.threads); // config.txt records the count used
     Sft p;
-    int outcome = sft_setup(&p, &s, &err) ? -1 : sft_run(&p, &s, opts, n_opts, &err);
-    sft_state_free(&p);
-    free(stored);
-    if (outcome < 0) error_exit("sft", &err);
-    return stdout_finish("sft", outcome ? EXIT_STOPPED : 0);
+    const TrainStage stage = {
+        .prog = "sft", .summary = "Fine-tunes a language model on prompt/response pairs (loss on responses only).",
+        .settings = &s, .run = &s.run, .apply_config = apply_config,
+        .help = help,
+        TRAIN_STAGE_OPTIONS(input_options, own), .schedule = 1,
+        .state = &p, .setup = sft_setup, .free = sft_state_free, .columns = "val_loss",
+        .step = sft_step, .after = sft_after, .finish = sft_finish,
+    };
+    return train_stage_main(&stage, argc, argv);
 }
