@@ -63,16 +63,17 @@ int sft_fill_batch(LmBatch *b, const SftSet *set, const size_t *idx, int B, int 
         T = len > T ? len : T;
     }
     if (T > b->max_T) T = b->max_T;
-    for (int i = 0; i < B; i++) {
-        const SftExample *e = &set->ex[idx[i]];
-        int *in = b->inputs + i * T, *tg = b->targets + i * T;
-        float *w = b->weights + i * T;
-        for (int t = 0; t < T; t++) {
-            int real = t + 1 < e->n;
-            in[t] = real ? e->ids[t] : pad_id;
-            tg[t] = real ? e->ids[t + 1] : pad_id;
-            w[t] = real && t + 1 >= e->response_start ? 1.0f : 0.0f;
-        }
-    }
+    for (int i = 0; i < B; i++) sft_fill_row(b, i, T, &set->ex[idx[i]], pad_id);
     return T;
+}
+
+void sft_fill_row(LmBatch *b, int row, int T, const SftExample *e, int pad_id) {
+    int *in = b->inputs + (size_t)row * T, *tg = b->targets + (size_t)row * T;
+    float *w = b->weights + (size_t)row * T;
+    for (int t = 0; t < T; t++) {
+        int real = t + 1 < e->n;
+        in[t] = real ? e->ids[t] : pad_id;
+        tg[t] = real ? e->ids[t + 1] : pad_id;
+        w[t] = real && t + 1 >= e->response_start ? 1.0f : 0.0f;
+    }
 }

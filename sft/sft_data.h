@@ -34,5 +34,9 @@ void sft_free(SftSet *set);
 // cannot leak into real tokens: attention is causal, so a real token never
 // sees a later pad. Returns T, the longest row (at most b->max_T).
 int sft_fill_batch(LmBatch *b, const SftSet *set, const size_t *idx, int B, int pad_id);
+// One example as row `row` of a batch of T-token rows, laid out as above (an
+// example longer than T + 1 tokens is cut at T); shared with DPO's batches so
+// both stages train on the same layout.
+void sft_fill_row(LmBatch *b, int row, int T, const SftExample *e, int pad_id);
 
 #endif
