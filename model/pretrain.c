@@ -273,8 +273,6 @@ int main(int argc, char **argv) {
     Error err;
     if (data_dir_file(corpus, sizeof corpus, "fortunes.jsonl", &err)) error_exit("pretrain", &err);
     Settings s = {.data = corpus};
-    run_settings_defaults(&s.run);
-    apply_config(&s, "tiny", &err);
     const RunOptionHelp help = {
         .config = "defaults and model shape: smoke, tiny or small",
         .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",

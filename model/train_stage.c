@@ -138,6 +138,9 @@ static RunFolderRequest folder_request(const TrainStage *st, const char **inputs
 
 int train_stage_main(const TrainStage *st, int argc, char **argv) {
     Error err;
+    // The defaults every stage starts from: the shared ones, then its tiny config.
+    run_settings_defaults(st->run);
+    if (st->apply_config(st->settings, "tiny", &err)) error_exit(st->prog, &err);
     CliOption opts[RUN_MAX_OPTIONS];
     int n_opts = run_training_options(opts, st->run, &st->help, st->inputs, st->n_inputs, st->schedule, st->own,
                                       st->n_own);

@@ -47,7 +47,8 @@ typedef struct {
 typedef struct {
     // The command line.
     const char *prog, *summary;
-    void *settings;   // the stage's Settings, holding `RunSettings run`
+    void *settings;   // the stage's Settings, holding `RunSettings run`: run_settings_defaults, then
+                      // apply_config "tiny", then the command line set them
     RunSettings *run; // &settings->run
     int (*apply_config)(void *settings, const char *name, Error *err);
     RunOptionHelp help;

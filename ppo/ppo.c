@@ -16,15 +16,10 @@
 #include "common/progress.h"
 #include "data/chat_template.h"
 #include "model/train_stage.h"
-#include "ppo/heldout.h"
+#include "ppo/heldout_log.h"
 #include "ppo/ppo_core.h"
 #include "ppo/ppo_update.h"
 #include "ppo/rollout.h"
-
-// The held-out figures of a finished run (a run file: model/run_folder.c),
-// and the policy's along training, one row per evaluation.
-static const char HELDOUT_REPORT[] = "heldout.json";
-static const char HELDOUT_CSV[] = "heldout.csv";
 
 typedef struct {
     RunSettings run; // the options every training stage has (model/run.h); a step is an iteration
@@ -61,10 +56,7 @@ typedef struct {
     CkptHeader h, rm_h;
     PromptSet train, eval;
     Rollout r;
-    Rollout held;                // the held-out sample
-    AnnotatorParts *held_parts;  // its gold's parts
-    Heldout heldout;             // how it is drawn and read (ppo/heldout.h)
-    CsvWriter held_csv;          // DIR/heldout.csv
+    HeldoutLog held;             // heldout.csv and heldout.json (ppo/heldout_log.h)
     ScoreScratch sc;
     KVCache kv;
     PpoBuffers buf;
@@ -82,10 +74,9 @@ static void ppo_free(void *state) {
     annotator_free(p->ann);
     gpt_free(&p->policy), gpt_free(&p->ref), gpt_free(&p->rm);
     prompts_free(&p->train), prompts_free(&p->eval);
-    rollout_free(&p->r), rollout_free(&p->held);
-    free(p->held_parts);
+    rollout_free(&p->r);
+    heldout_log_free(&p->held);
     kvcache_free(&p->kv);
-    csv_close(&p->held_csv);
     ppo_buffers_free(&p->buf);
     free(p->perm);
 }
@@ -120,15 +111,13 @@ static int ppo_setup(void *state, const void *settings, TrainTarget *t, Error *e
     int n_prompts = s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n, n_held = n_prompts * s->eval_samples;
     int n_roll = s->run.batch > n_held ? s->run.batch : n_held, rm_ctx = p->rm.config.max_seq_len;
     if (rollout_alloc(&p->r, s->run.batch, s->max_new, rm_ctx, err) ||
-        rollout_alloc(&p->held, n_held, s->max_new, rm_ctx, err) ||
         ppo_buffers_alloc(&p->buf, mb, ctx, n_roll, s->max_new, tokenizer_special(p->tok, TOK_PAD), err))
         return -1;
-    p->held_parts = calloc((size_t)n_held, sizeof *p->held_parts);
-    if (!p->held_parts) return error_set(err, "out of memory");
     p->sc = (ScoreScratch){mb, p->buf.inputs, p->buf.lens, p->buf.order};
     // The held-out seed is not the training seed, whose draws the rollouts used.
-    p->heldout = (Heldout){&p->policy, &p->ref, &p->rm, &p->rm_h, p->tok, p->ann, &p->eval, &p->kv, &p->sc, n_prompts,
+    const Heldout held = {&p->policy, &p->ref, &p->rm, &p->rm_h, p->tok, p->ann, &p->eval, &p->kv, &p->sc, n_prompts,
                      s->eval_samples, s->hp.temperature, (uint64_t)s->run.seed + 1};
+    if (heldout_log_alloc(&p->held, &held, s->max_new, err)) return -1;
     p->perm = malloc(p->train.n * sizeof(size_t));
     if (!p->perm) return error_set(err, "out of memory");
     p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
@@ -153,27 +142,6 @@ static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, Ite
     ppo_advantages(r, B, &s->hp, (float)p->kl.beta, it);
     ppo_epochs(&p->policy, r, &p->train, &p->buf, &s->hp, B, step, rng, &it->up);
     kl_controller_update(&p->kl, it->kl, B);
-    return 0;
-}
-
-// The held-out sample of `from` (the policy or the reference), read and
-// summed up into f. SIGINT/SIGTERM is checked between its phases, which are
-// seconds long. Returns 0, 1 when a signal stopped it, -1 on error.
-static int evaluate_on_heldout(Ppo *p, GPT *from, HeldoutFigures *f, Error *err) {
-    heldout_sample(&p->heldout, &p->held, from);
-    if (run_stop_requested()) return 1;
-    if (heldout_read(&p->heldout, &p->held, p->held_parts, err)) return -1;
-    *f = heldout_figures(&p->held, p->held_parts, p->heldout.samples, from == &p->ref);
-    return run_stop_requested() ? 1 : 0;
-}
-
-// The policy's held-out row of heldout.csv at `step` (--eval-every). Returns
-// 0, 1 when a signal stopped it (no row: a resumed run evaluates again), -1.
-static int evaluate_along(Ppo *p, long step, Error *err) {
-    HeldoutFigures f;
-    int rc = evaluate_on_heldout(p, &p->policy, &f, err);
-    if (rc) return rc;
-    heldout_csv_row(&p->held_csv, step, &f);
     return 0;
 }
 
@@ -208,76 +176,16 @@ static void write_samples(Ppo *p, const Settings *s, long step) {
     fclose(fp);
 }
 
-// DIR/heldout.json: the held-out figures and what they measure. Its presence
-// says the run's final report is written (RunLoop.final_report).
-static int write_heldout_json(const Ppo *p, const Settings *s, const HeldoutFigures *pol, const HeldoutFigures *ref,
-                              Error *err) {
-    cJSON *o = cJSON_CreateObject();
-    jsonl_add_number(o, "step", s->run.steps);
-    jsonl_add_number(o, "prompts", p->heldout.n_prompts);
-    jsonl_add_number(o, "samples_per_prompt", p->heldout.samples);
-    jsonl_add_number(o, "seed", (double)p->heldout.seed);
-    jsonl_add_number(o, "temperature", s->hp.temperature);
-    jsonl_add_number(o, "max_new", s->max_new);
-    jsonl_add_number(o, "batch", s->run.batch);
-    cJSON_AddItemToObject(o, "policy", heldout_figures_json(pol));
-    cJSON_AddItemToObject(o, "reference", heldout_figures_json(ref));
-    char *text = cJSON_Print(o), path[4096];
-    cJSON_Delete(o);
-    if (!text) return error_set(err, "out of memory writing %s/%s", s->run.out, HELDOUT_REPORT);
-    int rc = path_join(path, sizeof path, s->run.out, HELDOUT_REPORT, err) ||
-             write_file_atomic(path, text, strlen(text), err);
-    cJSON_free(text);
-    return rc ? -1 : 0;
-}
-
-// The held-out evaluation after the last step: the policy's last row of
-// heldout.csv, and heldout.json with the reference beside it. Returns 0, 1
-// when SIGINT or SIGTERM stopped it (model.bin is complete; --resume runs
-// the evaluation alone), -1 on error.
+// The held-out evaluation after the last step (heldout_log_finish).
 static int ppo_finish(void *state, double seconds, Error *err) {
     Ppo *p = state;
     const Settings *s = p->s;
     double t0 = now_seconds();
-    HeldoutFigures pol, ref;
-    const Heldout *h = &p->heldout;
-    // What the figures measure, in evaluate's terms: evaluate --samples N
-    // --n-prompts P --seed SEED with these settings draws these responses.
-    printf("ppo: evaluating on %d held-out prompts, %d samples each (seed %llu, temperature %g, max-new %d, "
-           "batch %d)...\n", h->n_prompts, h->samples, (unsigned long long)h->seed, s->hp.temperature, s->max_new,
-           s->run.batch);
-    fflush(stdout); // a user (or a test) waiting to interrupt the evaluation sees it start
-    int rc = evaluate_on_heldout(p, &p->policy, &pol, err);
-    if (rc == 0) rc = evaluate_on_heldout(p, &p->ref, &ref, err);
-    if (rc < 0) return -1;
-    if (rc > 0) {
-        printf("\nppo: interrupted during the held-out evaluation; %s/model.bin is complete (step %d); run the "
-               "evaluation alone with --resume %s\n", s->run.out, s->run.steps, s->run.out);
-        return 1;
-    }
-    printf("ppo: held-out gold score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.gold, pol.gold_se, ref.gold, ref.gold_se);
-    printf("ppo: held-out reward-model score %.3f ± %.3f (reference %.3f ± %.3f)\n", pol.score, pol.score_se, ref.score, ref.score_se);
-    printf("ppo: held-out KL(policy || reference) %.3f ± %.3f nats per response (full vocabulary; k1 %.3f); "
-           "end-token rate %.1f%% (reference %.1f%%)\n", pol.kl_full, pol.kl_full_se, pol.kl, 100 * pol.end_rate,
-           100 * ref.end_rate);
-    printf("ppo: the reward model orders pairs of the policy's samples as gold does %.1f%% ± %.1f of the time "
-           "(the reference's: %.1f%% ± %.1f)\n", 100 * pol.agreement, 100 * pol.agreement_se, 100 * ref.agreement,
-           100 * ref.agreement_se);
-    heldout_csv_row(&p->held_csv, s->run.steps, &pol);
-    if (write_heldout_json(p, s, &pol, &ref, err)) return -1;
-    printf("ppo: done in %.1f s; wrote %s/model.bin, %s/%s and %s/%s\n", seconds + now_seconds() - t0, s->run.out, s->run.out,
-           HELDOUT_CSV, s->run.out, HELDOUT_REPORT);
+    int rc = heldout_log_finish(&p->held, s->run.steps, err);
+    if (rc) return rc;
+    printf("ppo: done in %.1f s; wrote %s/model.bin, %s/%s and %s/%s\n", seconds + now_seconds() - t0, s->run.out,
+           s->run.out, HELDOUT_CSV, s->run.out, HELDOUT_REPORT);
     return 0;
-}
-
-// DIR/heldout.csv: a fresh run starts it; a resumed one drops the rows from
-// its step on, which it writes again (an evaluation interrupted at that step
-// left none, the final one may have left one without heldout.json).
-static int open_heldout_csv(Ppo *p, const Settings *s, uint64_t step, Error *err) {
-    char path[4096];
-    if (path_join(path, sizeof path, s->run.out, HELDOUT_CSV, err)) return -1;
-    if (step > 0 && csv_truncate_after(path, (double)step - 0.5, err)) return -1;
-    return csv_open(&p->held_csv, path, HELDOUT_CSV_HEADER, step > 0, err);
 }
 
 // The start of the run, fresh or resumed: the controller's beta as it was,
@@ -290,9 +198,9 @@ static int ppo_begin(void *state, uint64_t step, Error *err) {
     printf("ppo: %zu training prompts, %zu held-out; kl_coef %.4f", p->train.n, p->eval.n, p->kl.beta);
     if (s->target_kl > 0) printf(" (adaptive: target %g, horizon %g samples)", p->kl.target, p->kl.horizon);
     printf("\n");
-    if (open_heldout_csv(p, s, step, err)) return -1;
+    if (heldout_log_open(&p->held, "ppo", s->run.out, step, err)) return -1;
     if (s->eval_every && (long)step % s->eval_every == 0 && (long)step < s->run.steps)
-        return evaluate_along(p, (long)step, err);
+        return heldout_log_row(&p->held, (long)step, err);
     return 0;
 }
 
@@ -325,7 +233,7 @@ static int ppo_after(void *state, uint64_t step, StepReport *rep, Error *err) {
              it->kl, it->gold, it->length, rep->tok_per_s);
     p->values.kl_beta = p->kl.beta;
     if (s->keep_every && step % s->keep_every == 0 && keep_checkpoint(p, s, step, err)) return -1;
-    if (s->eval_every && step % s->eval_every == 0 && (long)step < s->run.steps && evaluate_along(p, (long)step, err) < 0)
+    if (s->eval_every && step % s->eval_every == 0 && (long)step < s->run.steps && heldout_log_row(&p->held, (long)step, err) < 0)
         return -1;
     return 0;
 }
@@ -354,8 +262,6 @@ int main(int argc, char **argv) {
                   .kl_coef = 0.05f, .horizon = 0,
                   .hp = {.gamma = 1.0f, .lambda = 0.95f, .clip = 0.2f, .value_clip = 0.2f, .vf_coef = 0.1f,
                          .grad_clip = 1.0f, .temperature = 1.0f, .missing_eos_penalty = 1.0f}};
-    run_settings_defaults(&s.run); // its seed; ppo's optimiser settings are in hp
-    apply_config(&s, "tiny", &err);
     const RunOptionHelp help = {
         .config = "defaults: smoke, tiny or small (the shape comes from --policy)",
         .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
@@ -393,9 +299,7 @@ int main(int argc, char **argv) {
         {"weight-decay", CLI_FLOAT, &s.hp.weight_decay, 0, 10, "AdamW weight decay (block matrices only)"},
         {"temperature", CLI_FLOAT, &s.hp.temperature, 0.01, 10, "sampling temperature; log-probabilities use the same"},
         {"missing-eos-penalty", CLI_FLOAT, &s.hp.missing_eos_penalty, 0, 100, "subtracted from the score of a response with no end token"},
-        {"eval-n", CLI_INT, &s.eval_n, 1, 100000, "held-out prompts in each held-out evaluation"},
-        {"eval-samples", CLI_INT, &s.eval_samples, 1, 1000, "samples per held-out prompt (2 or more: the reward model's agreement with gold on pairs)"},
-        {"eval-every", CLI_INT, &s.eval_every, 0, 10000000, "iterations between held-out evaluations into heldout.csv, from step 0 (0: the final one only)"},
+        HELDOUT_LOG_OPTIONS(&s.eval_n, &s.eval_samples, &s.eval_every, "iterations"),
         {"keep-every", CLI_INT, &s.keep_every, 0, 10000000, "keep the policy every this many iterations as model_step<N>.bin (0: none)"},
         {"sample-every", CLI_INT, &s.sample_every, 1, 10000000, "iterations between sample tables in samples.txt"},
     };

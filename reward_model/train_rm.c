@@ -300,9 +300,6 @@ static int train_rm_finish(void *state, double seconds, Error *err) {
 
 int main(int argc, char **argv) {
     Settings s = {0};
-    run_settings_defaults(&s.run);
-    Error err;
-    apply_config(&s, "tiny", &err);
     const RunOptionHelp help = {
         .config = "defaults: smoke, tiny or small (the shape comes from --init)",
         .out = "run folder for model.bin, metrics.csv, config.txt (--resume DIR sets it)",

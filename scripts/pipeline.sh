@@ -2,10 +2,15 @@
 # Installs what is missing, builds, and runs every stage of minirlhf on one
 # configuration, then prints a summary (also written to RUN/summary.md).
 #
-#   ./scripts/pipeline.sh [--config smoke|tiny|small] [--out runs/NAME] [--seed N] [--from STAGE] [--until STAGE]
-#                         [--mixed]
+#   ./scripts/pipeline.sh [--config smoke|tiny|small] [--out runs/NAME] [--seed N] [--method ppo|dpo]
+#                         [--from STAGE] [--until STAGE] [--mixed]
 #
-# Stages, in order: bpe pretrain sft prefs train_rm ppo evaluate. --from STAGE
+# Stages, in order: bpe pretrain sft prefs train_rm ppo evaluate. With
+# --method dpo (default ppo) the policy is trained by dpo on the preference
+# pairs instead of by ppo against the reward model (which is still trained,
+# for the evaluation): bpe pretrain sft prefs train_rm dpo evaluate, and
+# evaluate writes to RUN/eval_dpo, so one run folder can hold both methods'
+# policies from the same SFT model and pairs (--method dpo --from dpo). --from STAGE
 # starts there and reuses the outputs of the earlier stages in the run folder;
 # --until STAGE stops after it. RUN/pipeline.txt records the seed and config
 # each stage was made with; a --from whose earlier stages were made with
@@ -28,14 +33,14 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 . "$ROOT/scripts/common.sh"
 
-STAGES="bpe pretrain sft prefs train_rm ppo evaluate"
-config=tiny; out=""; seed=1337; from=bpe; until=evaluate; mixed=0
+config=tiny; out=""; seed=1337; from=bpe; until=evaluate; mixed=0; method=ppo
 usage() { awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; } # the header comment
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) config="${2:?--config needs a value}"; shift 2 ;;
     --out) out="${2:?--out needs a value}"; shift 2 ;;
     --seed) seed="${2:?--seed needs a value}"; shift 2 ;;
+    --method) method="${2:?--method needs a value}"; shift 2 ;;
     --from) from="${2:?--from needs a value}"; shift 2 ;;
     --until) until="${2:?--until needs a value}"; shift 2 ;;
     --mixed) mixed=1; shift ;;
@@ -43,6 +48,10 @@ while [ $# -gt 0 ]; do
     *) echo "pipeline.sh: unknown option '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+case "$method" in
+  ppo|dpo) STAGES="bpe pretrain sft prefs train_rm $method evaluate" ;;
+  *) echo "pipeline.sh: --method must be ppo or dpo" >&2; exit 2 ;;
+esac
 case "$config" in
   smoke) vocab=512; pairs=128 ;;
   tiny) vocab=2048; pairs=16000 ;;
@@ -70,8 +79,10 @@ if [[ "$out" == *[[:cntrl:]]* ]]; then
   exit 2
 fi
 
-# Each stage's folder in the run (train_rm writes the reward model to rm/).
-folder() { case "$1" in bpe) echo bpe ;; train_rm) echo rm ;; evaluate) echo eval ;; *) echo "$1" ;; esac; }
+# Each stage's folder in the run (train_rm writes the reward model to rm/;
+# evaluate of a dpo policy writes to eval_dpo/, beside ppo's eval/).
+eval_folder=eval; [ "$method" = dpo ] && eval_folder=eval_dpo
+folder() { case "$1" in bpe) echo bpe ;; train_rm) echo rm ;; evaluate) echo "$eval_folder" ;; *) echo "$1" ;; esac; }
 
 # made_with STAGE: "SEED CONFIG" the stage in the run folder was made with,
 # from RUN/pipeline.txt ("STAGE seed N config NAME", written as the pipeline
@@ -127,6 +138,7 @@ stopped() {
   local name="$1" dir="$2" rc="$3" next cont
   next=$(next_stage "$name")
   cont=$(printf '%q ' "$ROOT/scripts/pipeline.sh" --config "$config" --out "$out" --seed "$seed")
+  [ "$method" = dpo ] && cont="$cont--method dpo "
   [ "$mixed" = 1 ] && cont="$cont--mixed "
   if [ "$rc" = 3 ] && [ -f "$dir/model.bin" ]; then
     echo "pipeline.sh: stage $name stopped before its last step (exit 3); its checkpoint is in $dir. Resume it with:" >&2
@@ -200,12 +212,19 @@ run_all() {
     --prompts "$data/prompts_train.jsonl" --data-dir "$data" --temperature2 0.7 --out "$out/prefs" --force || return 0
   run_stage train_rm "$bin/train_rm" --config "$config" --seed "$seed" --init "$out/sft/model.bin" --tokenizer "$tok" \
     --pairs "$out/prefs/prefs.jsonl" --val "$out/prefs/prefs_val.jsonl" --out "$out/rm" --force || return 0
-  run_stage ppo "$bin/ppo" --config "$config" --seed "$seed" --policy "$out/sft/model.bin" --rm "$out/rm/model.bin" \
-    --tokenizer "$tok" --prompts "$data/prompts_train.jsonl" --eval-prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$out/ppo" --force || return 0
-  run_stage evaluate "$bin/evaluate" --config "$config" --seed "$seed" --policy "$out/ppo/model.bin" \
+  if [ "$method" = ppo ]; then
+    run_stage ppo "$bin/ppo" --config "$config" --seed "$seed" --policy "$out/sft/model.bin" --rm "$out/rm/model.bin" \
+      --tokenizer "$tok" --prompts "$data/prompts_train.jsonl" --eval-prompts "$data/prompts_eval.jsonl" \
+      --data-dir "$data" --out "$out/ppo" --force || return 0
+  else
+    # The reward model only evaluates the policy (heldout.csv); dpo trains on the pairs.
+    run_stage dpo "$bin/dpo" --config "$config" --seed "$seed" --init "$out/sft/model.bin" --rm "$out/rm/model.bin" \
+      --tokenizer "$tok" --pairs "$out/prefs/prefs.jsonl" --val "$out/prefs/prefs_val.jsonl" \
+      --eval-prompts "$data/prompts_eval.jsonl" --data-dir "$data" --out "$out/dpo" --force || return 0
+  fi
+  run_stage evaluate "$bin/evaluate" --config "$config" --seed "$seed" --policy "$out/$method/model.bin" \
     --ref "$out/sft/model.bin" --rm "$out/rm/model.bin" --tokenizer "$tok" --prompts "$data/prompts_eval.jsonl" \
-    --data-dir "$data" --out "$out/eval" --dump "$out/eval/dump.jsonl" --force || return 0
+    --data-dir "$data" --out "$out/$eval_folder" --dump "$out/$eval_folder/dump.jsonl" --force || return 0
 }
 run_all
 
@@ -216,7 +235,8 @@ figure() { grep -h "$2" "$out/$(folder "$1")/log.txt" 2>/dev/null | tail -1 | se
 plot_curves() {
   [ -f "$out/pretrain/metrics.csv" ] || return 0
   has() { if [ -f "$out/$1/metrics.csv" ]; then echo 1; else echo 0; fi; }
-  plot training "$out" "$(has sft)" "$(has rm)" "$(has ppo)" && echo "$out/training.png"
+  # The PPO panels: a dpo run's curves are in dpo/metrics.csv and dpo/heldout.csv.
+  plot training "$out" "$(has sft)" "$(has rm)" "$([ "$method" = ppo ] && has ppo || echo 0)" && echo "$out/training.png"
 }
 plots=$(plot_curves || true)
 
@@ -253,6 +273,7 @@ done
       prefs) r=$(figure prefs "label noise") ;;
       train_rm) r=$(figure train_rm "final:") ;;
       ppo) r="$(figure ppo "held-out gold score"); $(figure ppo "held-out reward-model score"); $(figure ppo "KL(policy"); $(figure ppo "orders pairs")" ;;
+      dpo) r="$(figure dpo "held-out pairs:"); $(figure dpo "held-out log-prob"); $(figure dpo "held-out gold score"); $(figure dpo "held-out reward-model score"); $(figure dpo "KL(policy")" ;;
       evaluate) r="$(figure evaluate "gold win rate"); $(figure evaluate "reward model agrees" | sed 's/^ *//; s/  */ /g') (policy, reference)" ;;
       *) r=$(tail -1 "$out/$(folder "$s")/log.txt") ;;
     esac

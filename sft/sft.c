@@ -117,61 +117,15 @@ static float validation_loss(Sft *p, int B) {
     return (float)(loss_sum / weight_sum);
 }
 
-// Samples one response (temperature 1, up to the context) for each of `count`
-// validation prompts from `first`, kv->slots at a time. out_tokens holds
-// count * ctx ids and lps kv->slots * ctx floats of scratch; returns how many
-// responses ended with the end token.
-static int sample_responses(const GPT *m, KVCache *kv, const SftSet *val, size_t first, int count,
-                            int eot, uint64_t seed, int *out_tokens, int *out_lens, float *lps) {
-    int ctx = m->config.max_seq_len, ended = 0;
-    SamplerConfig sc = {1.0f, 0, 1.0f};
-    Rng rng;
-    rng_seed(&rng, seed);
-    for (int at = 0; at < count; at += kv->slots) {
-        int B = count - at < kv->slots ? count - at : kv->slots;
-        const int *prompts[64];
-        int lens[64];
-        for (int i = 0; i < B; i++) {
-            const SftExample *e = &val->ex[(first + at + i) % val->n];
-            prompts[i] = e->ids, lens[i] = e->response_start;
-        }
-        generate(m, kv, prompts, lens, B, ctx, eot, &sc, &rng, out_tokens + (size_t)at * ctx, lps, out_lens + at);
-        for (int i = 0; i < B; i++)
-            ended += out_lens[at + i] > 0 && out_tokens[(size_t)(at + i) * ctx + out_lens[at + i] - 1] == eot;
-    }
-    return ended;
-}
-
 // Writes a few held-out prompts with the model's responses to samples.txt.
 static void write_samples(Sft *p, const Settings *s, long step) {
-    // Four held-out prompts, or all of them when the held-out file has fewer
-    // (sft_load refuses a file with none).
-    int N = p->val.n < 4 ? (int)p->val.n : 4;
-    int ctx = p->m.config.max_seq_len, eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
-    int *tokens = p->gen_tokens, *lens = p->gen_lens;
-    sample_responses(&p->m, &p->kv, &p->val, 0, N, eot, (uint64_t)s->run.seed + (uint64_t)step, tokens, lens,
-                     p->gen_lps);
-    char path[4096];
-    Error err;
-    FILE *fp = path_join(path, sizeof path, s->run.out, "samples.txt", &err) ? NULL : fopen(path, "a");
-    if (fp) fprintf(fp, "== step %ld (temperature 1) ==\n", step);
-    for (int i = 0; fp && i < N; i++) {
-        const SftExample *e = &p->val.ex[i];
-        char *prompt = NULL, *response = NULL;
-        size_t len;
-        if (tokenizer_decode(p->tok, e->ids, e->response_start, &prompt, &len, &err) == 0 &&
-            chat_response_text(p->tok, tokens + (size_t)i * ctx, lens[i], &response, &err) == 0) {
-            int ended = lens[i] > 0 && tokens[(size_t)i * ctx + lens[i] - 1] == eot;
-            fprintf(fp, "prompt:   %s\nresponse: %s%s\n", prompt, response, ended ? "" : " [no end token]");
-        }
-        free(prompt), free(response);
-    }
-    if (fp) fclose(fp);
+    sft_append_samples(s->run.out, step, &p->m, &p->kv, p->tok, &p->val, (uint64_t)s->run.seed + (uint64_t)step,
+                       p->gen_tokens, p->gen_lens, p->gen_lps);
 }
 
 // End-token rate of the model over the first n (at most eval_prompts) held-out prompts.
 static double end_rate(Sft *p, int n, int eot, uint64_t seed) {
-    int ended = sample_responses(&p->m, &p->kv, &p->val, 0, n, eot, seed, p->gen_tokens, p->gen_lens, p->gen_lps);
+    int ended = sft_sample_responses(&p->m, &p->kv, &p->val, 0, n, eot, seed, p->gen_tokens, p->gen_lens, p->gen_lps);
     return (double)ended / n;
 }
 
@@ -243,8 +197,6 @@ int main(int argc, char **argv) {
         data_dir_file(val_pairs, sizeof val_pairs, "sft_val.jsonl", &err))
         error_exit("sft", &err);
     Settings s = {.data = pairs, .val = val_pairs};
-    run_settings_defaults(&s.run);
-    apply_config(&s, "tiny", &err);
     const RunOptionHelp help = {
         .config = "defaults: smoke, tiny or small (the shape comes from --init)",
         .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",

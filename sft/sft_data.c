@@ -1,8 +1,10 @@
 #include "sft/sft_data.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/fileio.h"
 #include "common/jsonl.h"
 #include "data/chat_template.h"
 
@@ -76,4 +78,48 @@ void sft_fill_row(LmBatch *b, int row, int T, const SftExample *e, int pad_id) {
         tg[t] = real ? e->ids[t + 1] : pad_id;
         w[t] = real && t + 1 >= e->response_start ? 1.0f : 0.0f;
     }
+}
+
+int sft_sample_responses(const GPT *m, KVCache *kv, const SftSet *set, size_t first, int count, int eot,
+                         uint64_t seed, int *out_tokens, int *out_lens, float *lps) {
+    int ctx = m->config.max_seq_len, ended = 0;
+    SamplerConfig sc = {1.0f, 0, 1.0f};
+    Rng rng;
+    rng_seed(&rng, seed);
+    for (int at = 0; at < count; at += kv->slots) {
+        int B = count - at < kv->slots ? count - at : kv->slots;
+        const int *prompts[64];
+        int lens[64];
+        for (int i = 0; i < B; i++) {
+            const SftExample *e = &set->ex[(first + at + i) % set->n];
+            prompts[i] = e->ids, lens[i] = e->response_start;
+        }
+        generate(m, kv, prompts, lens, B, ctx, eot, &sc, &rng, out_tokens + (size_t)at * ctx, lps, out_lens + at);
+        for (int i = 0; i < B; i++)
+            ended += out_lens[at + i] > 0 && out_tokens[(size_t)(at + i) * ctx + out_lens[at + i] - 1] == eot;
+    }
+    return ended;
+}
+
+void sft_append_samples(const char *out_dir, long step, const GPT *m, KVCache *kv, const Tokenizer *tok,
+                        const SftSet *set, uint64_t seed, int *tokens, int *lens, float *lps) {
+    int N = set->n < 4 ? (int)set->n : 4;
+    int ctx = m->config.max_seq_len, eot = tokenizer_special(tok, TOK_ENDOFTEXT);
+    sft_sample_responses(m, kv, set, 0, N, eot, seed, tokens, lens, lps);
+    char path[4096];
+    Error err;
+    FILE *fp = path_join(path, sizeof path, out_dir, "samples.txt", &err) ? NULL : fopen(path, "a");
+    if (fp) fprintf(fp, "== step %ld (temperature 1) ==\n", step);
+    for (int i = 0; fp && i < N; i++) {
+        const SftExample *e = &set->ex[i];
+        char *prompt = NULL, *response = NULL;
+        size_t len;
+        if (tokenizer_decode(tok, e->ids, e->response_start, &prompt, &len, &err) == 0 &&
+            chat_response_text(tok, tokens + (size_t)i * ctx, lens[i], &response, &err) == 0) {
+            int ended = lens[i] > 0 && tokens[(size_t)i * ctx + lens[i] - 1] == eot;
+            fprintf(fp, "prompt:   %s\nresponse: %s%s\n", prompt, response, ended ? "" : " [no end token]");
+        }
+        free(prompt), free(response);
+    }
+    if (fp) fclose(fp);
 }

@@ -4,8 +4,10 @@
 #define SFT_SFT_DATA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/error.h"
+#include "model/generate.h"
 #include "model/lm_batch.h"
 #include "tokenizer/tokenizer.h"
 
@@ -38,5 +40,19 @@ int sft_fill_batch(LmBatch *b, const SftSet *set, const size_t *idx, int B, int 
 // example longer than T + 1 tokens is cut at T); shared with DPO's batches so
 // both stages train on the same layout.
 void sft_fill_row(LmBatch *b, int row, int T, const SftExample *e, int pad_id);
+
+// Samples one response (temperature 1, up to the context) for each of `count`
+// prompts of set from `first` (wrapping around), kv->slots at a time.
+// out_tokens holds count * ctx ids, out_lens count, lps kv->slots * ctx floats
+// of scratch; returns how many responses ended with the end token.
+int sft_sample_responses(const GPT *m, KVCache *kv, const SftSet *set, size_t first, int count, int eot,
+                         uint64_t seed, int *out_tokens, int *out_lens, float *lps);
+
+// Appends to out_dir/samples.txt a block "== step N (temperature 1) ==" with
+// the first four prompts of set (all, when it has fewer) and the model's
+// responses; tokens, lens and lps as sft_sample_responses wants them for
+// four prompts. A file that cannot be written is passed over: samples are a log.
+void sft_append_samples(const char *out_dir, long step, const GPT *m, KVCache *kv, const Tokenizer *tok,
+                        const SftSet *set, uint64_t seed, int *tokens, int *lens, float *lps);
 
 #endif

@@ -143,6 +143,29 @@ static void test_pipeline_and_sweep_write_every_file(void **state) {
     snprintf(path, sizeof path, "%s/sweep/beta_0.5/model.bin", f->dir);
     CkptHeader h;
     assert_int_equal(ckpt_verify(path, &h, &err), 0);
+    // --method dpo over the same run: dpo trains from the same SFT model and
+    // pairs, evaluate writes eval_dpo/ and leaves ppo's eval/ as it was.
+    char *ppo_eval = dir_snapshot_at(f->dir, "run/eval");
+    rc = run_cmd(out, sizeof out, "cd %s && MINIRLHF_BIN=%s %sscripts/pipeline.sh --config smoke --out %s/run "
+                 "--method dpo --from dpo", f->dir, f->bin, f->root, f->dir);
+    printf("%s", strstr(out, "# minirlhf run") ? strstr(out, "# minirlhf run") : out);
+    assert_int_equal(rc, 0);
+    snprintf(path, sizeof path, "%s/run/dpo/model.bin", f->dir);
+    assert_int_equal(ckpt_verify(path, &h, &err), 0);
+    assert_string_equal(h.stage, "dpo");
+    assert_int_equal(h.kind, CKPT_POLICY);
+    snprintf(path, sizeof path, "%s/run/dpo/heldout.csv", f->dir);
+    assert_true(csv_rows(path) >= 2);
+    snprintf(path, sizeof path, "%s/run/eval_dpo/eval.json", f->dir);
+    assert_true(file_exists(path));
+    char *ppo_eval_after = dir_snapshot_at(f->dir, "run/eval");
+    assert_string_equal(ppo_eval, ppo_eval_after);
+    free(ppo_eval), free(ppo_eval_after);
+    snprintf(path, sizeof path, "%s/run/summary.md", f->dir);
+    assert_int_equal(run_cmd(out, sizeof out, "grep -c '^| dpo | [0-9]* | [0-9.]* | held-out pairs: loss' %s", path), 0);
+    assert_int_equal(atoi(out), 1);
+    assert_int_equal(run_cmd(out, sizeof out, "%sscripts/pipeline.sh --method sgd", f->root), 2);
+    assert_non_null(strstr(out, "--method must be ppo or dpo"));
     // Bad arguments are refused before anything runs.
     assert_int_equal(run_cmd(out, sizeof out, "%sscripts/kl_sweep.sh --betas 0,abc", f->root), 2);
     assert_non_null(strstr(out, "'abc' in --betas is not a number"));
