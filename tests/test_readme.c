@@ -27,7 +27,7 @@ enum { OUT_N = 1 << 16, ERR_N = 1 << 12 };
 // What decides what a stage computes (git pathspecs; "*" also matches "/").
 // README states this list in words beside its run table.
 static const char *const STAGE_PATHS[] = {
-    "model/*.[ch]",        "tokenizer/*.[ch]", "sft/*.[ch]",   "reward_model/*.[ch]", "ppo/*.[ch]",
+    "model/*.[ch]",        "tokenizer/*.[ch]", "sft/*.[ch]",   "reward_model/*.[ch]", "ppo/*.[ch]", "dpo/*.[ch]",
     "evaluate/*.[ch]",     "data/*.[ch]",      "data/*.jsonl", "data/*.tsv",          "common/*.[ch]",
     "scripts/pipeline.sh", "CMakeLists.txt",
 };
