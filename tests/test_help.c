@@ -82,6 +82,7 @@ static const Program PROGRAMS[] = {
     {"prefs", "prefs", "policy tokenizer out "},
     {"train_rm", "train_rm", "init tokenizer pairs val out "},
     {"ppo", "ppo", "policy rm tokenizer out "},
+    {"dpo", "dpo", "init tokenizer pairs val out "},
     {"evaluate", "evaluate", "policy ref rm tokenizer "},
     {"sample", "sample", "model tokenizer "},
     {"score", "score", ""}, // --rm or --gold: checked apart (test_usage_errors_exit_2)

@@ -97,12 +97,23 @@ static void test_ppo_resumes_after_signals(void **state) {
     interrupt_and_resume(f, "ppo", args, "KILL", 15);
 }
 
+static void test_dpo_resumes_after_signals(void **state) {
+    Fixture *f = *state;
+    char args[2048];
+    snprintf(args, sizeof args, "--config smoke --steps 400 --save-every 7 --val-every 1000 --sample-every 1000 "
+             "--init sft/model.bin --tokenizer tok.bin --pairs prefs/prefs.jsonl --val prefs/prefs_val.jsonl "
+             "--data-dir %s", f->data);
+    interrupt_and_resume(f, "dpo", args, "INT", 20);
+    interrupt_and_resume(f, "dpo", args, "KILL", 30);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pretrain_resumes_after_sigkill),
         cmocka_unit_test(test_sft_resumes_after_signals),
         cmocka_unit_test(test_train_rm_resumes_after_signals),
         cmocka_unit_test(test_ppo_resumes_after_signals),
+        cmocka_unit_test(test_dpo_resumes_after_signals),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
