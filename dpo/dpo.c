@@ -4,10 +4,10 @@
 // implicit rewards beta (log pi(y|x) - log pi_ref(y|x)) of the two responses
 // (dpo/dpo_loss.h). The frozen reference's log-probabilities of every pair
 // are computed once, before the first step. The policy is saved as a policy
-// checkpoint (kind "policy", like ppo's, with a zero scalar head), which
-// evaluate, sample and ckpt read like ppo's. A reward model (--rm), when
-// given, is used for the held-out evaluation alone (heldout.csv and
-// heldout.json, as ppo writes them).
+// checkpoint (kind "policy", like ppo's; from an SFT model its scalar head is
+// zero and stays so), which evaluate, sample and ckpt read like ppo's. A
+// reward model (--rm), when given, is used for the held-out evaluation alone
+// (heldout.csv and heldout.json, as ppo writes them).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,7 @@
 #include "dpo/dpo_batch.h"
 #include "model/train_stage.h"
 #include "ppo/heldout_log.h"
+#include "ppo/policy_models.h"
 
 typedef struct {
     RunSettings run; // the options every training stage has (model/run.h)
@@ -59,10 +60,8 @@ typedef struct {
 
 typedef struct {
     const Settings *s;
-    Tokenizer *tok;
+    PolicyModels m; // tokenizer, policy, reference, reward model (ppo/policy_models.h)
     Annotator *ann;
-    GPT policy, ref, rm;
-    CkptHeader h, rm_h;
     RefPairs train, val;
     LmBatch batch;         // (2B, ctx): B chosen rows, then their B rejected ones
     double *ref_c, *ref_r; // (B) the reference log-probs of the batch's pairs
@@ -87,9 +86,8 @@ static void ref_pairs_free(RefPairs *rp) {
 
 static void dpo_state_free(void *state) {
     Dpo *p = state;
-    tokenizer_free(p->tok);
+    policy_models_free(&p->m);
     annotator_free(p->ann);
-    gpt_free(&p->policy), gpt_free(&p->ref), gpt_free(&p->rm);
     ref_pairs_free(&p->train), ref_pairs_free(&p->val);
     lm_batch_free(&p->batch);
     free(p->ref_c), free(p->ref_r), free(p->seq), free(p->perm), free(p->idx);
@@ -103,9 +101,9 @@ static void dpo_state_free(void *state) {
 // The reference's sequence log-probabilities of every pair of rp, B pairs at
 // a time, shortest first.
 static void reference_logps(Dpo *p, RefPairs *rp) {
-    int B = p->s->run.batch, pad = tokenizer_special(p->tok, TOK_PAD);
+    int B = p->s->run.batch, pad = tokenizer_special(p->m.tok, TOK_PAD);
     GPT *trained = p->batch.m;
-    p->batch.m = &p->ref; // the batch's buffers serve the reference's forward pass
+    p->batch.m = &p->m.ref; // the batch's buffers serve the reference's forward pass
     for (size_t at = 0; at < rp->set.n; at += B) {
         int rows = rp->set.n - at < (size_t)B ? (int)(rp->set.n - at) : B;
         int T = dpo_fill_rows(&p->batch, &rp->set, rp->by_len + at, rows, pad);
@@ -120,7 +118,7 @@ static void reference_logps(Dpo *p, RefPairs *rp) {
 
 static int ref_pairs_load(Dpo *p, RefPairs *rp, const char *path, Error *err) {
     memset(rp, 0, sizeof *rp);
-    if (dpo_load(&rp->set, p->tok, path, p->policy.config.max_seq_len, err)) return -1;
+    if (dpo_load(&rp->set, p->m.tok, path, p->m.policy.config.max_seq_len, err)) return -1;
     size_t n = rp->set.n;
     rp->ref_chosen = malloc(n * sizeof(double)), rp->ref_rejected = malloc(n * sizeof(double));
     rp->by_len = malloc(n * sizeof(size_t)), rp->pair_len = malloc(n * sizeof(int));
@@ -134,44 +132,20 @@ static int ref_pairs_load(Dpo *p, RefPairs *rp, const char *path, Error *err) {
     return 0;
 }
 
-// The models: the policy from --init (its scalar head zeroed, as ppo's
-// value head starts), the frozen reference (--ref, or --init again), and
-// with --rm the reward model of the held-out evaluation.
-static int load_models(Dpo *p, const Settings *s, TrainTarget *t, Error *err) {
-    CkptTokenizer tk = {s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
-    unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
-    CkptHeader init, ref_h;
-    const char *ref_path = s->ref ? s->ref : s->init;
-    if (run_load_model(&p->policy, &init, s->init, lm_or_policy, &tk, err) ||
-        run_load_model(&p->ref, &ref_h, ref_path, lm_or_policy, &tk, err) ||
-        (s->rm && run_load_model(&p->rm, &p->rm_h, s->rm, 1u << CKPT_RM, &tk, err)))
-        return -1;
-    if (memcmp(&p->policy.config, &p->ref.config, sizeof(GPTConfig)) ||
-        (s->rm && p->rm.config.max_seq_len < p->policy.config.max_seq_len))
-        return error_set(err, "%s and %s have different model shapes", s->init, s->ref ? s->ref : s->rm);
-    memset(p->policy.params.headw, 0, (p->policy.config.n_embd + 1) * sizeof(float));
-    // A resumed run must see the tokenizer, reference and reward model it started with.
-    *t = (TrainTarget){&p->policy, &p->h, tk, {ref_path, ref_h.fingerprint}, {s->rm, s->rm ? p->rm_h.fingerprint : 0},
-                       s->rm ? HELDOUT_REPORT : NULL, NULL, s->sample_every};
-    if (ckpt_header_init(&p->h, CKPT_POLICY, &p->policy.config, "dpo", err)) return -1;
-    p->h.tokenizer_fp = tk.fingerprint;
-    return ckpt_set_parent(&p->h, s->init, init.fingerprint, err);
-}
-
 // The held-out prompts' sample (with --rm): kv->slots responses at a time,
 // read as ppo reads its own (ppo/heldout_log.h).
 static int heldout_setup(Dpo *p, const Settings *s, Error *err) {
-    int ctx = p->policy.config.max_seq_len, rows = 2 * s->run.batch;
+    int ctx = p->m.policy.config.max_seq_len, rows = 2 * s->run.batch;
     if (annotator_load(&p->ann, s->data_dir, err) ||
-        prompts_load(&p->eval, p->tok, p->ann, s->eval_prompts, ctx, 1, err) ||
-        gpt_alloc_activations(&p->rm, rows, p->rm.config.max_seq_len, err))
+        prompts_load(&p->eval, p->m.tok, p->ann, s->eval_prompts, ctx, 1, err) ||
+        gpt_alloc_activations(&p->m.rm, rows, p->m.rm.config.max_seq_len, err))
         return -1;
     int n_prompts = s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n, n = n_prompts * s->eval_samples;
     p->sc = (ScoreScratch){rows, malloc((size_t)rows * ctx * sizeof(int)), malloc(rows * sizeof(int)),
                            malloc(n * sizeof(int))};
     if (!p->sc.inputs || !p->sc.lens || !p->sc.order) return error_set(err, "out of memory");
     // The held-out seed is not the training seed, whose draws pick the pairs.
-    const Heldout held = {&p->policy, &p->ref, &p->rm, &p->rm_h, p->tok, p->ann, &p->eval, &p->kv, &p->sc, n_prompts,
+    const Heldout held = {&p->m.policy, &p->m.ref, &p->m.rm, &p->m.rm_h, p->m.tok, p->ann, &p->eval, &p->kv, &p->sc, n_prompts,
                           s->eval_samples, 1.0f, (uint64_t)s->run.seed + 1};
     return heldout_log_alloc(&p->held, &held, s->max_new, err);
 }
@@ -180,7 +154,7 @@ static int heldout_setup(Dpo *p, const Settings *s, Error *err) {
 // answers; the ids stay the pairs'.
 static int sample_prompts(Dpo *p, Error *err) {
     size_t n = p->val.set.n;
-    int ctx = p->policy.config.max_seq_len;
+    int ctx = p->m.policy.config.max_seq_len;
     p->prompts = (SftSet){malloc(n * sizeof(SftExample)), n, 0};
     p->gen_tokens = malloc((size_t)4 * ctx * sizeof(int));
     p->gen_lens = malloc(4 * sizeof(int));
@@ -197,10 +171,12 @@ static int dpo_setup(void *state, const void *settings, TrainTarget *t, Error *e
     const Settings *s = settings;
     memset(p, 0, sizeof *p);
     p->s = s, p->perm_epoch = -1;
-    if (tokenizer_load(&p->tok, s->tokenizer, err) || load_models(p, s, t, err)) return -1;
-    int ctx = p->policy.config.max_seq_len, B = s->run.batch;
-    if (gpt_alloc_training(&p->policy, 2 * B, ctx, err) || gpt_alloc_activations(&p->ref, 2 * B, ctx, err) ||
-        lm_batch_alloc(&p->batch, &p->policy, 2 * B, ctx, err) || kvcache_create(&p->kv, &p->policy.config, 2 * B, err))
+    if (policy_models_load(&p->m, s->tokenizer, s->init, s->ref, s->rm, "dpo", err)) return -1;
+    *t = (TrainTarget){&p->m.policy, &p->m.h, p->m.tk, p->m.ref_in, p->m.rm_in, s->rm ? HELDOUT_REPORT : NULL,
+                       NULL, s->sample_every};
+    int ctx = p->m.policy.config.max_seq_len, B = s->run.batch;
+    if (gpt_alloc_training(&p->m.policy, 2 * B, ctx, err) || gpt_alloc_activations(&p->m.ref, 2 * B, ctx, err) ||
+        lm_batch_alloc(&p->batch, &p->m.policy, 2 * B, ctx, err) || kvcache_create(&p->kv, &p->m.policy.config, 2 * B, err))
         return -1;
     p->ref_c = malloc(B * sizeof(double)), p->ref_r = malloc(B * sizeof(double));
     p->seq = malloc(2 * B * sizeof(double)), p->idx = malloc(B * sizeof(size_t));
@@ -221,7 +197,7 @@ static int dpo_setup(void *state, const void *settings, TrainTarget *t, Error *e
 // The DPO figures of every pair of rp under the policy as it is now, B
 // pairs at a time (means over the pairs).
 static DpoStats evaluate_pairs(Dpo *p, RefPairs *rp) {
-    int B = p->s->run.batch, pad = tokenizer_special(p->tok, TOK_PAD);
+    int B = p->s->run.batch, pad = tokenizer_special(p->m.tok, TOK_PAD);
     DpoStats sum = {0};
     for (size_t at = 0; at < rp->set.n; at += B) {
         int rows = rp->set.n - at < (size_t)B ? (int)(rp->set.n - at) : B;
@@ -269,7 +245,7 @@ static int dpo_step(void *state, uint64_t step, Rng *rng, StepReport *rep, Error
                                    step * B + i, p->perm, &p->perm_epoch);
         p->ref_c[i] = p->train.ref_chosen[p->idx[i]], p->ref_r[i] = p->train.ref_rejected[p->idx[i]];
     }
-    int T = dpo_fill_rows(&p->batch, &p->train.set, p->idx, B, tokenizer_special(p->tok, TOK_PAD));
+    int T = dpo_fill_rows(&p->batch, &p->train.set, p->idx, B, tokenizer_special(p->m.tok, TOK_PAD));
     DpoStats d = dpo_batch_loss(&p->batch, B, T, p->ref_c, p->ref_r, s->beta, 1);
     rep->loss = (float)d.loss;
     stats_columns(&d, rep->cols);
@@ -289,7 +265,7 @@ static int dpo_after(void *state, uint64_t step, StepReport *rep, Error *err) {
         stats_columns(&p->last_val, rep->cols + 7);
     }
     if (train_stage_due(step, s->sample_every, s->run.steps))
-        sft_append_samples(s->run.out, (long)step, &p->policy, &p->kv, p->tok, &p->prompts,
+        sft_append_samples(s->run.out, (long)step, &p->m.policy, &p->kv, p->m.tok, &p->prompts,
                            (uint64_t)s->run.seed + (uint64_t)step, p->gen_tokens, p->gen_lens, p->gen_lps);
     snprintf(rep->status, sizeof rep->status, "loss %.3f | margin %.2f | acc %.0f%% | val acc %.1f%% | %.0f tok/s",
              rep->loss, rep->cols[2], 100 * rep->cols[3], 100 * p->last_val.accuracy, rep->tok_per_s);
@@ -333,10 +309,8 @@ int main(int argc, char **argv) {
     if (data_dir_file(eval_prompts, sizeof eval_prompts, "prompts_eval.jsonl", &err)) error_exit("dpo", &err);
     Settings s = {.eval_prompts = eval_prompts, .data_dir = data_dir_default(), .beta = 0.1f, .eval_samples = 2};
     const RunOptionHelp help = {
-        .config = "defaults: smoke, tiny or small (the shape comes from --init)",
         .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt, heldout.csv (--resume DIR sets it)",
         .seed = "seed for the order of pairs and sampling",
-        .steps = "optimiser steps",
         .batch = "pairs per step (2 x batch sequences)",
         .batch_max = 128,
     };
@@ -360,8 +334,7 @@ int main(int argc, char **argv) {
     Dpo p;
     const TrainStage stage = {
         .prog = "dpo", .summary = "Trains a policy on preference pairs with Direct Preference Optimisation.",
-        .settings = &s, .run = &s.run, .apply_config = apply_config, .help = help,
-        TRAIN_STAGE_OPTIONS(input_options, own), .schedule = 1, .check = dpo_check,
+        TRAIN_STAGE_COMMAND(s, help, input_options, own), .schedule = 1, .check = dpo_check,
         .state = &p, .setup = dpo_setup, .free = dpo_state_free,
         .columns = "reward_chosen,reward_rejected,margin,accuracy,logp_chosen,logp_rejected,val_loss,"
                    "val_reward_chosen,val_reward_rejected,val_margin,val_accuracy,val_logp_chosen,val_logp_rejected",

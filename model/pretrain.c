@@ -21,7 +21,8 @@ typedef struct {
 } Settings;
 
 // Defaults per named configuration; the smoke run takes seconds.
-static int apply_config(Settings *s, const char *name, Error *err) {
+static int apply_config(void *settings, const char *name, Error *err) {
+    Settings *s = settings;
     s->run.config = name;
     if (!strcmp(name, "smoke")) {
         s->run.steps = 60, s->run.batch = 4, s->run.lr = 3e-3f, s->run.warmup = 10, s->eval_every = 20;
@@ -36,10 +37,6 @@ static int apply_config(Settings *s, const char *name, Error *err) {
         return error_set(err, "--config: unknown config '%s' (expected smoke, tiny or small)", name);
     }
     return 0;
-}
-
-static int apply_config_cb(void *settings, const char *name, Error *err) {
-    return apply_config(settings, name, err);
 }
 
 typedef struct {
@@ -277,7 +274,6 @@ int main(int argc, char **argv) {
         .config = "defaults and model shape: smoke, tiny or small",
         .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
         .seed = "seed for initialisation and batches",
-        .steps = "optimiser steps",
         .batch = "sequences per step (each one context long)",
     };
     const CliOption input_options[] = {
@@ -291,9 +287,7 @@ int main(int argc, char **argv) {
     Pretrain p;
     const TrainStage stage = {
         .prog = "pretrain", .summary = "Pretrains a language model on a JSONL corpus.",
-        .settings = &s, .run = &s.run, .apply_config = apply_config_cb,
-        .help = help,
-        TRAIN_STAGE_OPTIONS(input_options, own), .schedule = 1,
+        TRAIN_STAGE_COMMAND(s, help, input_options, own), .schedule = 1,
         .state = &p, .setup = pretrain_setup, .free = pretrain_free, .columns = "val_loss",
         .begin = pretrain_begin, .step = pretrain_step, .after = pretrain_after, .finish = pretrain_finish,
     };

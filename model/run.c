@@ -136,7 +136,7 @@ int run_training_options(CliOption *opts, RunSettings *r, const RunOptionHelp *h
         {"force", CLI_FLAG, &r->force, 0, 0, "start afresh over another run's files in --out, removing them"},
         {"seed", CLI_INT, &r->seed, 0, 2147483647, help->seed},
         {"threads", CLI_INT, &r->threads, 0, 256, "threads (0: all cores)"},
-        {"steps", CLI_INT, &r->steps, 1, 10000000, help->steps},
+        {"steps", CLI_INT, &r->steps, 1, 10000000, help->steps ? help->steps : "optimiser steps"},
         {"batch", CLI_INT, &r->batch, 1, help->batch_max ? help->batch_max : 1024, help->batch},
     };
     const CliOption optimiser[] = {
@@ -153,7 +153,8 @@ int run_training_options(CliOption *opts, RunSettings *r, const RunOptionHelp *h
          help->stop_after ? help->stop_after : "stop (as on SIGINT) after this step, exit status 3; 0: off"},
     };
     int n = 0;
-    opts[n++] = (CliOption){"config", CLI_STRING, &r->config, 0, 0, help->config};
+    const char *config = help->config ? help->config : "defaults: smoke, tiny or small (the shape comes from --init)";
+    opts[n++] = (CliOption){"config", CLI_STRING, &r->config, 0, 0, config};
     for (int i = 0; i < n_inputs; i++) opts[n++] = inputs[i];
     for (size_t i = 0; i < sizeof head / sizeof *head; i++) opts[n++] = head[i];
     for (size_t i = 0; schedule && i < sizeof optimiser / sizeof *optimiser; i++) opts[n++] = optimiser[i];

@@ -42,10 +42,10 @@ void run_settings_defaults(RunSettings *r);
 
 // What the common options mean in one stage.
 typedef struct {
-    const char *config; // --config: what the names set
+    const char *config; // --config: what the names set (NULL: defaults, the shape from --init)
     const char *out;    // --out: the files of the run folder
     const char *seed;   // --seed: what it draws
-    const char *steps;  // --steps: what a step is
+    const char *steps;  // --steps: what a step is (NULL: optimiser steps)
     const char *batch;  // --batch: what a batch holds
     int batch_max;      // the largest --batch (0: 1024)
     const char *save_every, *stop_after; // NULL: "steps between checkpoints", "... after this step ..."

@@ -81,10 +81,12 @@ typedef struct {
     int (*finish)(void *state, double seconds, Error *err);
 } TrainStage;
 
-// The stage's input and own option tables (arrays) in a TrainStage initialiser.
-#define TRAIN_STAGE_OPTIONS(inputs_, own_)                                                                    \
-    .inputs = (inputs_), .n_inputs = (int)(sizeof(inputs_) / sizeof *(inputs_)), .own = (own_),               \
-    .n_own = (int)(sizeof(own_) / sizeof *(own_))
+// A TrainStage initialiser's command-line fields: the Settings variable s_
+// (with its RunSettings run and the file's apply_config), the RunOptionHelp
+// help_, and the input and own option tables (arrays).
+#define TRAIN_STAGE_COMMAND(s_, help_, inputs_, own_)                                                             \
+    .settings = &(s_), .run = &(s_).run, .apply_config = apply_config, .help = (help_), .inputs = (inputs_),       \
+    .n_inputs = (int)(sizeof(inputs_) / sizeof *(inputs_)), .own = (own_), .n_own = (int)(sizeof(own_) / sizeof *(own_))
 
 // Runs the stage's command: parses argv, trains, and returns the exit status
 // (0 done, EXIT_STOPPED stopped with a checkpoint to resume); errors are

@@ -17,6 +17,7 @@
 #include "data/chat_template.h"
 #include "model/train_stage.h"
 #include "ppo/heldout_log.h"
+#include "ppo/policy_models.h"
 #include "ppo/ppo_core.h"
 #include "ppo/ppo_update.h"
 #include "ppo/rollout.h"
@@ -50,10 +51,8 @@ static int apply_config(void *settings, const char *name, Error *err) {
 
 typedef struct {
     const Settings *s;
-    Tokenizer *tok;
+    PolicyModels m; // tokenizer, policy, reference, reward model (ppo/policy_models.h)
     Annotator *ann;
-    GPT policy, ref, rm;
-    CkptHeader h, rm_h;
     PromptSet train, eval;
     Rollout r;
     HeldoutLog held;             // heldout.csv and heldout.json (ppo/heldout_log.h)
@@ -70,9 +69,8 @@ typedef struct {
 
 static void ppo_free(void *state) {
     Ppo *p = state;
-    tokenizer_free(p->tok);
+    policy_models_free(&p->m);
     annotator_free(p->ann);
-    gpt_free(&p->policy), gpt_free(&p->ref), gpt_free(&p->rm);
     prompts_free(&p->train), prompts_free(&p->eval);
     rollout_free(&p->r);
     heldout_log_free(&p->held);
@@ -86,46 +84,35 @@ static int ppo_setup(void *state, const void *settings, TrainTarget *t, Error *e
     const Settings *s = settings;
     memset(p, 0, sizeof *p);
     p->s = s, p->perm_epoch = -1;
-    if (tokenizer_load(&p->tok, s->tokenizer, err) || annotator_load(&p->ann, s->data_dir, err)) return -1;
-    CkptTokenizer tk = {s->tokenizer, tokenizer_fingerprint(p->tok), tokenizer_vocab_size(p->tok)};
-    unsigned lm_or_policy = (1u << CKPT_LM) | (1u << CKPT_POLICY);
-    CkptHeader init, ref_h;
-    const char *ref_path = s->ref ? s->ref : s->policy;
-    if (run_load_model(&p->policy, &init, s->policy, lm_or_policy, &tk, err) ||
-        run_load_model(&p->ref, &ref_h, ref_path, lm_or_policy, &tk, err) ||
-        run_load_model(&p->rm, &p->rm_h, s->rm, 1u << CKPT_RM, &tk, err))
+    if (policy_models_load(&p->m, s->tokenizer, s->policy, s->ref, s->rm, "ppo", err) ||
+        annotator_load(&p->ann, s->data_dir, err))
         return -1;
-    // A resumed run must see the tokenizer, reference and reward model it started with.
-    *t = (TrainTarget){&p->policy, &p->h, tk, {ref_path, ref_h.fingerprint}, {s->rm, p->rm_h.fingerprint},
-                       HELDOUT_REPORT, &p->values, s->sample_every};
-    if (memcmp(&p->policy.config, &p->ref.config, sizeof(GPTConfig)) || p->rm.config.max_seq_len < p->policy.config.max_seq_len)
-        return error_set(err, "%s and %s have different model shapes", s->policy, s->ref ? s->ref : s->rm);
-    if (init.kind == CKPT_LM) memset(p->policy.params.headw, 0, (p->policy.config.n_embd + 1) * sizeof(float));
-    int ctx = p->policy.config.max_seq_len, mb = s->hp.minibatch;
-    if (prompts_load(&p->train, p->tok, p->ann, s->prompts, ctx, 1, err) ||
-        prompts_load(&p->eval, p->tok, p->ann, s->eval_prompts, ctx, 1, err))
+    *t = (TrainTarget){&p->m.policy, &p->m.h, p->m.tk, p->m.ref_in, p->m.rm_in, HELDOUT_REPORT, &p->values,
+                       s->sample_every};
+    int ctx = p->m.policy.config.max_seq_len, mb = s->hp.minibatch;
+    if (prompts_load(&p->train, p->m.tok, p->ann, s->prompts, ctx, 1, err) ||
+        prompts_load(&p->eval, p->m.tok, p->ann, s->eval_prompts, ctx, 1, err))
         return -1;
-    if (gpt_alloc_training(&p->policy, mb, ctx, err) || gpt_alloc_activations(&p->ref, mb, ctx, err) ||
-        gpt_alloc_activations(&p->rm, mb, ctx, err) || kvcache_create(&p->kv, &p->policy.config, s->run.batch, err))
+    if (gpt_alloc_training(&p->m.policy, mb, ctx, err) || gpt_alloc_activations(&p->m.ref, mb, ctx, err) ||
+        gpt_alloc_activations(&p->m.rm, mb, ctx, err) || kvcache_create(&p->kv, &p->m.policy.config, s->run.batch, err))
         return -1;
     int n_prompts = s->eval_n < (int)p->eval.n ? s->eval_n : (int)p->eval.n, n_held = n_prompts * s->eval_samples;
-    int n_roll = s->run.batch > n_held ? s->run.batch : n_held, rm_ctx = p->rm.config.max_seq_len;
+    int n_roll = s->run.batch > n_held ? s->run.batch : n_held, rm_ctx = p->m.rm.config.max_seq_len;
     if (rollout_alloc(&p->r, s->run.batch, s->max_new, rm_ctx, err) ||
-        ppo_buffers_alloc(&p->buf, mb, ctx, n_roll, s->max_new, tokenizer_special(p->tok, TOK_PAD), err))
+        ppo_buffers_alloc(&p->buf, mb, ctx, n_roll, s->max_new, tokenizer_special(p->m.tok, TOK_PAD), err))
         return -1;
     p->sc = (ScoreScratch){mb, p->buf.inputs, p->buf.lens, p->buf.order};
     // The held-out seed is not the training seed, whose draws the rollouts used.
-    const Heldout held = {&p->policy, &p->ref, &p->rm, &p->rm_h, p->tok, p->ann, &p->eval, &p->kv, &p->sc, n_prompts,
-                     s->eval_samples, s->hp.temperature, (uint64_t)s->run.seed + 1};
+    const Heldout held = {&p->m.policy, &p->m.ref,   &p->m.rm, &p->m.rm_h,      p->m.tok,
+                          p->ann,       &p->eval,    &p->kv,   &p->sc,          n_prompts,
+                          s->eval_samples, s->hp.temperature, (uint64_t)s->run.seed + 1};
     if (heldout_log_alloc(&p->held, &held, s->max_new, err)) return -1;
     p->perm = malloc(p->train.n * sizeof(size_t));
     if (!p->perm) return error_set(err, "out of memory");
-    p->eot = tokenizer_special(p->tok, TOK_ENDOFTEXT);
+    p->eot = tokenizer_special(p->m.tok, TOK_ENDOFTEXT);
     p->kl = (KlController){s->kl_coef, s->target_kl, s->horizon};
     p->values.kl_beta = p->kl.beta;
-    if (ckpt_header_init(&p->h, CKPT_POLICY, &p->policy.config, "ppo", err)) return -1;
-    p->h.tokenizer_fp = tk.fingerprint;
-    return ckpt_set_parent(&p->h, s->policy, init.fingerprint, err);
+    return 0;
 }
 
 
@@ -136,11 +123,11 @@ static int ppo_iteration(Ppo *p, const Settings *s, uint64_t step, Rng *rng, Ite
     int B = s->run.batch;
     for (int i = 0; i < B; i++)
         r->prompt[i] = (int)shuffled_index(p->train.n, (uint64_t)s->run.seed, step * B + i, p->perm, &p->perm_epoch);
-    rollout_generate(r, &p->policy, &p->kv, &p->train, s->hp.temperature, p->eot, rng);
-    if (rollout_decode(r, &p->train, p->tok, p->ann, NULL, err)) return -1;
-    rollout_score(r, &p->train, &p->policy, &p->ref, &p->rm, &p->rm_h, s->hp.temperature, p->buf.pad, &p->sc);
+    rollout_generate(r, &p->m.policy, &p->kv, &p->train, s->hp.temperature, p->eot, rng);
+    if (rollout_decode(r, &p->train, p->m.tok, p->ann, NULL, err)) return -1;
+    rollout_score(r, &p->train, &p->m.policy, &p->m.ref, &p->m.rm, &p->m.rm_h, s->hp.temperature, p->buf.pad, &p->sc);
     ppo_advantages(r, B, &s->hp, (float)p->kl.beta, it);
-    ppo_epochs(&p->policy, r, &p->train, &p->buf, &s->hp, B, step, rng, &it->up);
+    ppo_epochs(&p->m.policy, r, &p->train, &p->buf, &s->hp, B, step, rng, &it->up);
     kl_controller_update(&p->kl, it->kl, B);
     return 0;
 }
@@ -150,9 +137,9 @@ static int keep_checkpoint(Ppo *p, const Settings *s, uint64_t step, Error *err)
     char name[64], path[4096];
     snprintf(name, sizeof name, "model_step%llu.bin", (unsigned long long)step);
     if (path_join(path, sizeof path, s->run.out, name, err)) return -1;
-    CkptHeader h = p->h;
+    CkptHeader h = p->m.h;
     h.step = step;
-    return ckpt_save(path, &h, p->policy.params_memory, err);
+    return ckpt_save(path, &h, p->m.policy.params_memory, err);
 }
 
 // Appends a table of a few rollouts (prompt, response, score, KL, gold).
@@ -168,7 +155,7 @@ static void write_samples(Ppo *p, const Settings *s, long step) {
         char *text = NULL;
         double kl = 0;
         for (int k = 0; k < r->resp_len[i]; k++) kl += r->logp[(size_t)i * r->max_new + k] - r->ref_logp[(size_t)i * r->max_new + k];
-        if (chat_response_text(p->tok, r->resp + (size_t)i * r->max_new, r->resp_len[i], &text, &err) == 0)
+        if (chat_response_text(p->m.tok, r->resp + (size_t)i * r->max_new, r->resp_len[i], &text, &err) == 0)
             fprintf(fp, "%-8.3f %-8.3f %-7.3f %s | %s%s\n", r->score[i], kl, r->gold[i], p->train.text[r->prompt[i]], text,
                     r->ended[i] ? "" : " [no end token]");
         free(text);
@@ -306,8 +293,7 @@ int main(int argc, char **argv) {
     Ppo p;
     const TrainStage stage = {
         .prog = "ppo", .summary = "Optimises a policy against a reward model with PPO under a KL penalty.",
-        .settings = &s, .run = &s.run, .apply_config = apply_config, .help = help,
-        TRAIN_STAGE_OPTIONS(input_options, own), .check = ppo_check,
+        TRAIN_STAGE_COMMAND(s, help, input_options, own), .check = ppo_check,
         .state = &p, .setup = ppo_setup, .free = ppo_free,
         .columns = "score,rlhf_reward,kl,kl_k3,kl_full,kl_coef,entropy,policy_loss,value_loss,approxkl,clipfrac,"
                    "value_clipfrac,explained_var,response_length,end_rate,gold",

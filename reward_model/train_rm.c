@@ -301,10 +301,8 @@ static int train_rm_finish(void *state, double seconds, Error *err) {
 int main(int argc, char **argv) {
     Settings s = {0};
     const RunOptionHelp help = {
-        .config = "defaults: smoke, tiny or small (the shape comes from --init)",
         .out = "run folder for model.bin, metrics.csv, config.txt (--resume DIR sets it)",
         .seed = "seed for the order of pairs",
-        .steps = "optimiser steps",
         .batch = "pairs per step",
     };
     const CliOption input_options[] = {
@@ -320,9 +318,7 @@ int main(int argc, char **argv) {
     TrainRm p;
     const TrainStage stage = {
         .prog = "train_rm", .summary = "Trains a Bradley-Terry reward model on preference pairs.",
-        .settings = &s, .run = &s.run, .apply_config = apply_config,
-        .help = help,
-        TRAIN_STAGE_OPTIONS(input_options, own), .schedule = 1,
+        TRAIN_STAGE_COMMAND(s, help, input_options, own), .schedule = 1,
         .state = &p, .setup = train_rm_setup, .free = train_rm_free,
         .columns = "accuracy,val_loss,val_accuracy,val_gold_accuracy,margin,reward_mean,reward_std",
         .step = train_rm_step, .after = train_rm_after, .finish = train_rm_finish,

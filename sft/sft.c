@@ -198,10 +198,8 @@ int main(int argc, char **argv) {
         error_exit("sft", &err);
     Settings s = {.data = pairs, .val = val_pairs};
     const RunOptionHelp help = {
-        .config = "defaults: smoke, tiny or small (the shape comes from --init)",
         .out = "run folder for model.bin, metrics.csv, config.txt, samples.txt (--resume DIR sets it)",
         .seed = "seed for the order of pairs and sampling",
-        .steps = "optimiser steps",
         .batch = "pairs per step",
     };
     const CliOption input_options[] = {
@@ -217,9 +215,7 @@ int main(int argc, char **argv) {
     Sft p;
     const TrainStage stage = {
         .prog = "sft", .summary = "Fine-tunes a language model on prompt/response pairs (loss on responses only).",
-        .settings = &s, .run = &s.run, .apply_config = apply_config,
-        .help = help,
-        TRAIN_STAGE_OPTIONS(input_options, own), .schedule = 1,
+        TRAIN_STAGE_COMMAND(s, help, input_options, own), .schedule = 1,
         .state = &p, .setup = sft_setup, .free = sft_state_free, .columns = "val_loss",
         .step = sft_step, .after = sft_after, .finish = sft_finish,
     };
